@@ -1,0 +1,95 @@
+"""Batched colour maps for `make_image`: (B, H, W[, C]) arrays -> (B, H, W, 3) uint8 pictures."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["auto_to_image", "class_palette", "classes_to_image", "depth_to_image", "flow_to_image",
+           "gray_to_image", "normals_to_image", "unit_to_image"]
+
+IGNORE_CLASS = 255
+
+
+def _lut(colormap: int) -> np.ndarray:
+    ramp = np.arange(256, dtype=np.uint8).reshape(-1, 1)
+    return cv2.cvtColor(cv2.applyColorMap(ramp, colormap), cv2.COLOR_BGR2RGB).reshape(256, 3)
+
+
+_VIRIDIS = _lut(cv2.COLORMAP_VIRIDIS)
+
+
+def unit_to_image(x: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] (1 or 3 channels) drawn as grey or colour."""
+    img = (np.clip(np.nan_to_num(x.astype(np.float32)), 0, 1) * 255 + 0.5).astype(np.uint8)
+    return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 3 else img
+
+
+def gray_to_image(x: np.ndarray) -> np.ndarray:
+    """Binary or grey maps, (B, H, W) or (B, H, W, 1), scaled by each frame's maximum."""
+    x = x.reshape(x.shape[:3]).astype(np.float32)
+    peak = np.maximum(x.reshape(len(x), -1).max(axis=1, initial=0), 1e-12)[:, None, None]
+    return unit_to_image(x / peak)
+
+
+def depth_to_image(depth: np.ndarray) -> np.ndarray:
+    """Per-frame 2nd..98th percentile stretch through viridis; invalid depth (<=0, NaN, inf) is black."""
+    depth = depth.reshape(depth.shape[:3]).astype(np.float32)
+    out = np.zeros((*depth.shape, 3), np.uint8)
+    for i, d in enumerate(depth):
+        valid = np.isfinite(d) & (d > 0)
+        if not valid.any():
+            continue
+        lo, hi = np.percentile(d[valid], [2, 98])
+        norm = np.clip((d - lo) / max(hi - lo, 1e-12), 0, 1)
+        out[i] = np.where(valid[..., None], _VIRIDIS[(norm * 255).astype(np.uint8)], 0)
+    return out
+
+
+def normals_to_image(normals: np.ndarray) -> np.ndarray:
+    """Unit normals in [-1, 1] drawn as (n + 1) / 2; zero vectors (invalid) stay black."""
+    n = normals.astype(np.float32)
+    valid = np.any(n != 0, axis=-1, keepdims=True)
+    return np.where(valid, unit_to_image((n + 1) / 2), 0).astype(np.uint8)
+
+
+def flow_to_image(flow: np.ndarray) -> np.ndarray:
+    """Direction as hue, magnitude (relative to each frame's 99th percentile) as value."""
+    out = np.empty((*flow.shape[:3], 3), np.uint8)
+    for i, f in enumerate(flow.astype(np.float32)):
+        mag, ang = cv2.cartToPolar(f[..., 0], f[..., 1], angleInDegrees=True)
+        scale = max(float(np.percentile(mag, 99)), 1e-6)
+        hsv = np.stack([ang / 2, np.full_like(mag, 255), np.clip(mag / scale, 0, 1) * 255], -1).astype(np.uint8)
+        out[i] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return out
+
+
+def class_palette(n: int) -> np.ndarray:
+    """Distinct, deterministic colours: golden-ratio hue steps at two brightness levels."""
+    hues = (np.arange(n) * 0.61803398875 % 1.0 * 180).astype(np.uint8)
+    vals = np.where(np.arange(n) % 2 == 0, 255, 170).astype(np.uint8)
+    hsv = np.stack([hues, np.full(n, 200, np.uint8), vals], -1)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+
+
+def classes_to_image(classes: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+    """Class maps through `class_palette`; the ignore index 255 is black."""
+    classes = classes.reshape(classes.shape[:3])
+    palette = np.zeros((256 if classes.dtype == np.uint8 else int(classes.max(initial=0)) + 1, 3), np.uint8)
+    n = min(num_classes or len(palette), len(palette))
+    palette[:n] = class_palette(n)
+    if len(palette) > IGNORE_CLASS and (num_classes or 0) <= IGNORE_CLASS:
+        palette[IGNORE_CLASS] = 0
+    return palette[classes]
+
+
+def auto_to_image(x: np.ndarray) -> np.ndarray:
+    """A sensible picture for an array of unknown meaning, by its dtype and channels."""
+    channels = x.shape[3] if x.ndim == 4 else 1
+    if channels == 3:
+        return x.astype(np.uint8) if x.dtype == np.uint8 else unit_to_image(x)
+    if channels == 2:
+        return flow_to_image(x)
+    if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
+        return gray_to_image(x) if x.max(initial=0) <= 1 else classes_to_image(x)
+    return depth_to_image(x)

@@ -1,0 +1,48 @@
+"""Typed run configuration: YAML is parsed into these frozen records; raw dicts stop at the loader."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["OUTPUT_FORMATS", "RepresentationCfg", "RunCfg", "stable_hash"]
+
+OUTPUT_FORMATS = ("npz", "png", "jpg")
+
+
+def stable_hash(obj: Any) -> str:
+    """Hash of a JSON-able object that does not depend on key order."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RepresentationCfg:
+    name: str
+    type: str
+    # graph: a list (filled into the type's inputs in order) or a {input: dependency name} mapping
+    dependencies: tuple[str, ...] | dict[str, str] = ()
+    parameters: dict[str, Any] = field(default_factory=dict)
+    # storage
+    output_formats: tuple[str, ...] = ("npz",)
+    compress: bool = False
+    output_size: tuple[int, int] | None = None  # (height, width); None: the video's resolution
+    # execution
+    batch_size: int = 1
+    device: str = "cpu"
+
+    def dependency_names(self) -> tuple[str, ...]:
+        deps = self.dependencies
+        return tuple(deps.values()) if isinstance(deps, dict) else tuple(deps)
+
+
+@dataclass(frozen=True)
+class RunCfg:
+    representations: tuple[RepresentationCfg, ...]
+    config_hash: str
+    source: str = "<dict>"
+
+    def by_name(self) -> dict[str, RepresentationCfg]:
+        return {r.name: r for r in self.representations}

@@ -1,0 +1,114 @@
+"""YAML -> RunCfg. Every rejection names the offending key path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._cfg import OUTPUT_FORMATS, RepresentationCfg, RunCfg, stable_hash
+from .errors import ConfigError
+
+__all__ = ["load_config", "parse_config", "parse_output_formats"]
+
+_GLOBAL_KEYS = {"batch_size", "output_formats", "compress", "device", "output_size", "representations"}
+_REPR_KEYS = {"type", "dependencies", "parameters", "batch_size", "output_formats", "compress", "device",
+              "output_size"}
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunCfg:
+    """Read a YAML config safely; `overrides` (from the CLI) replace the global section's values."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+    return parse_config(raw, overrides=overrides, source=str(path))
+
+
+def parse_config(raw: Any, overrides: Mapping[str, Any] | None = None, source: str = "<dict>") -> RunCfg:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: the config must be a mapping with a 'representations' key")
+    raw = {**raw, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    unknown = set(raw) - _GLOBAL_KEYS
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key(s) {sorted(unknown)}; known: {sorted(_GLOBAL_KEYS)}")
+    reprs = raw.get("representations")
+    if not isinstance(reprs, Mapping) or not reprs:
+        raise ConfigError(f"{source}: 'representations' must be a non-empty mapping of name -> definition")
+
+    defaults = RepresentationCfg(name="", type="")
+    defaults = _apply_common(defaults, raw, "")
+    cfgs = []
+    for name, body in reprs.items():
+        key = f"representations.{name}"
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"{key}: a name must be letters, digits, '_' or '-'")
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"{key}: expected a mapping with at least 'type'")
+        unknown = set(body) - _REPR_KEYS
+        if unknown:
+            raise ConfigError(f"{key}: unknown key(s) {sorted(unknown)}; known: {sorted(_REPR_KEYS)}")
+        if not isinstance(body.get("type"), str):
+            raise ConfigError(f"{key}.type: missing; every representation needs a 'type'")
+        params = body.get("parameters") or {}
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"{key}.parameters: expected a mapping")
+        cfg = replace(defaults, name=name, type=body["type"], parameters=dict(params),
+                      dependencies=_parse_dependencies(body.get("dependencies"), key))
+        cfgs.append(_apply_common(cfg, body, f"{key}."))
+    return RunCfg(representations=tuple(cfgs), config_hash=stable_hash(raw), source=source)
+
+
+def parse_output_formats(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}: expected a list of formats from {OUTPUT_FORMATS}")
+    bad = [v for v in value if v not in OUTPUT_FORMATS]
+    if bad:
+        raise ConfigError(f"{key}: unknown format(s) {bad}; known: {list(OUTPUT_FORMATS)}")
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_dependencies(value: Any, key: str) -> tuple[str, ...] | dict[str, str]:
+    if value is None:
+        return ()
+    if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return dict(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{key}.dependencies: expected a list of representation names or an "
+                      f"{{input: name}} mapping, got {value!r}")
+
+
+def _apply_common(cfg: RepresentationCfg, body: Mapping[str, Any], prefix: str) -> RepresentationCfg:
+    """Settings shared by the global section and each representation (the latter win)."""
+    changes: dict[str, Any] = {}
+    if "batch_size" in body:
+        bs = body["batch_size"]
+        if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
+            raise ConfigError(f"{prefix}batch_size: expected a positive integer, got {bs!r}")
+        changes["batch_size"] = bs
+    if "output_formats" in body:
+        changes["output_formats"] = parse_output_formats(body["output_formats"], f"{prefix}output_formats")
+    if "compress" in body:
+        if not isinstance(body["compress"], bool):
+            raise ConfigError(f"{prefix}compress: expected true or false")
+        changes["compress"] = body["compress"]
+    if "device" in body:
+        if not isinstance(body["device"], str):
+            raise ConfigError(f"{prefix}device: expected a string such as 'cpu' or 'cuda:0'")
+        changes["device"] = body["device"]
+    if "output_size" in body:
+        size = body["output_size"]
+        if size is not None and not (isinstance(size, (list, tuple)) and len(size) == 2
+                                     and all(isinstance(v, int) and v > 0 for v in size)):
+            raise ConfigError(f"{prefix}output_size: expected [height, width] in pixels or null, got {size!r}")
+        changes["output_size"] = None if size is None else (int(size[0]), int(size[1]))
+    return replace(cfg, **changes)

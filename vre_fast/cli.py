@@ -1,0 +1,90 @@
+"""Command line: `vre-fast run`, `vre-fast metadata rebuild`, `vre-fast list`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from ._builder import build_graph
+from ._config_loader import load_config, parse_output_formats
+from ._registry import list_representations
+from .errors import VreError
+from .runner import RunOptions, parse_frames, run
+from .store import rebuild_metadata
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vre-fast", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"vre-fast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="compute a representation graph over a video into an output directory")
+    p.add_argument("video", type=Path)
+    p.add_argument("--config", "-c", type=Path, required=True, help="YAML graph config")
+    p.add_argument("--output", "-o", type=Path, required=True, help="output directory (created, resumable)")
+    p.add_argument("--frames", type=parse_frames, default=(None, None), help="A..B (B excluded), A.., ..B or N")
+    p.add_argument("--batch-size", type=int, help="default batch size (a representation's own wins)")
+    p.add_argument("--output-formats", help="default formats, comma separated: npz,png,jpg")
+    p.add_argument("--compress", action="store_true", default=None, help="compressed npz by default")
+    p.add_argument("--device", help="default device, e.g. cpu or cuda:0")
+    p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
+                   help="stop at the first failing frame (default) or record it and go on")
+    p.add_argument("--write-workers", type=int, default=2, help="threads encoding and writing files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("metadata", help="metadata tools")
+    msub = p.add_subparsers(dest="metadata_command", required=True)
+    r = msub.add_parser("rebuild", help="regenerate every representation's metadata from the files on disk")
+    r.add_argument("output", type=Path)
+    r.add_argument("--config", "-c", type=Path, help="config, for representations whose metadata is gone")
+
+    sub.add_parser("list", help="list the representation types")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args, argv)
+        if args.command == "metadata":
+            return _rebuild(args)
+        print("\n".join(list_representations()))
+        return 0
+    except VreError as exc:
+        print(f"vre-fast: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vre-fast: interrupted; finished frames are kept, run again to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    overrides = {"batch_size": args.batch_size, "compress": args.compress, "device": args.device}
+    if args.output_formats is not None:
+        overrides["output_formats"] = list(parse_output_formats(args.output_formats, "--output-formats"))
+    cfg = load_config(args.config, overrides=overrides)
+    options = RunOptions(frames=args.frames, on_error=args.on_error, write_workers=args.write_workers,
+                         progress=not args.no_progress, argv=("vre-fast", *argv))
+    run(args.video, cfg, args.output, options)
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    definitions = {}
+    if args.config is not None:
+        definitions = {n.name: n.representation.definition() for n in build_graph(load_config(args.config)).nodes}
+    dirs = sorted(d for d in args.output.iterdir() if d.is_dir() and not d.name.startswith(".")) \
+        if args.output.is_dir() else []
+    if not dirs:
+        raise VreError(f"{args.output}: no representation directories to rebuild")
+    for d in dirs:
+        report = rebuild_metadata(d, definitions.get(d.name))
+        print(f"{d.name}: {report['frames']} frames"
+              + (f"; unreadable, left out: {', '.join(report['unreadable'])}" if report["unreadable"] else ""))
+    return 0

@@ -1,0 +1,248 @@
+"""The batch pipeline: decode -> compute (graph order, batched) -> encode/compress -> atomic write.
+
+Decoding runs in a thread ahead of compute, writes in a small thread pool behind it; both are
+connected by bounded queues, so memory stays flat whatever the video's length, and a slow disk
+slows compute down instead of piling results up. The executor knows nothing of any particular
+representation: it only calls the `Representation` contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .._builder import GraphNode
+from ..errors import RepresentationError
+from ..representation import ComputeBatch
+from ..sources import VideoSource
+from ..store import FrameFiles, RepresentationMetadata
+from .plan import Plan
+from .resize import resize_batch
+
+__all__ = ["BatchExecutor", "NodeRuntime", "NodeStats"]
+
+logger = logging.getLogger("vre_fast")
+
+
+@dataclass
+class NodeStats:
+    computed: int = 0
+    loaded: int = 0
+    failed_frames: set[int] = field(default_factory=set)
+    compute_seconds: float = 0.0
+    set_up: bool = False
+
+
+@dataclass
+class NodeRuntime:
+    """A graph node bound to this run: where it writes, its output size, its counters."""
+
+    node: GraphNode
+    output_size: tuple[int, int]
+    files: FrameFiles
+    metadata: RepresentationMetadata | None  # None: not stored (a pure dependency)
+    stats: NodeStats = field(default_factory=NodeStats)
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+
+class _DecodeStage:
+    """Decodes the frames of each chunk (plus t+1 where needed) in a thread, a bounded queue ahead."""
+
+    _END = object()
+
+    def __init__(self, source: VideoSource, chunks: list[list[int]], next_frame: bool, max_queued: int):
+        self._source, self._chunks, self._next_frame = source, chunks, next_frame
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vre-decode", daemon=True)
+
+    def __iter__(self) -> Iterator[tuple[list[int], dict[int, np.ndarray]]]:
+        self._thread.start()
+        while (item := self._queue.get()) is not self._END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _run(self) -> None:
+        last = self._source.num_frames - 1
+        try:
+            for chunk in self._chunks:
+                wanted = set(chunk) | ({min(f + 1, last) for f in chunk} if self._next_frame else set())
+                frames = dict(self._source.read(wanted))
+                if not self._put((chunk, frames)):
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+        self._put(self._END)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+class _WriteStage:
+    """Runs write jobs in a thread pool; `submit` blocks while `max_pending` jobs are in flight."""
+
+    def __init__(self, workers: int, max_pending: int):
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vre-write")
+        self._slots = threading.BoundedSemaphore(max_pending)
+        self._errors: list[BaseException] = []
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._slots.acquire()
+        self._pool.submit(job).add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        self._slots.release()
+        if future.exception() is not None:
+            self._errors.append(future.exception())
+
+    def raise_errors(self) -> None:
+        if self._errors:
+            raise self._errors[0]
+
+    def close(self) -> None:
+        """Waits for every submitted write: finished work is never dropped, even when stopping."""
+        self._pool.shutdown(wait=True)
+
+
+class BatchExecutor:
+    def __init__(self, runtimes: list[NodeRuntime], plan: Plan, source: VideoSource,
+                 on_error: Literal["stop", "skip"] = "stop", write_workers: int = 2, prefetch: int = 2,
+                 on_chunk: Callable[[int], None] | None = None):
+        self.runtimes, self.plan, self.source = runtimes, plan, source
+        self.on_error = on_error
+        self._last_frame = source.num_frames - 1
+        self._writer = _WriteStage(write_workers, max_pending=4 * write_workers)
+        self._prefetch = prefetch
+        self._on_chunk = on_chunk or (lambda n: None)
+
+    def run(self) -> None:
+        chunk_size = max(rt.node.cfg.batch_size for rt in self.runtimes)
+        frames = self.plan.frames
+        chunks = [frames[i:i + chunk_size] for i in range(0, len(frames), chunk_size)]
+        next_frame = any(rt.node.representation.needs_next_frame and self.plan.compute[rt.name]
+                         for rt in self.runtimes)
+        decode = _DecodeStage(self.source, chunks, next_frame, self._prefetch)
+        try:
+            for chunk, decoded in decode:
+                self._compute_chunk(chunk, decoded)
+                self._writer.raise_errors()
+                self._on_chunk(len(chunk))
+        finally:
+            decode.close()
+            self._writer.close()
+            for rt in self.runtimes:
+                if rt.stats.set_up:
+                    rt.node.representation.teardown()
+        self._writer.raise_errors()
+
+    # -- compute ---------------------------------------------------------------------------------------
+    def _compute_chunk(self, chunk: list[int], frames: dict[int, np.ndarray]) -> None:
+        outputs: dict[str, dict[int, np.ndarray]] = {}
+        failed: dict[str, set[int]] = {}
+        for rt in self.runtimes:
+            outputs[rt.name], failed[rt.name] = {}, set()
+            for f in (f for f in chunk if f in self.plan.load[rt.name]):
+                outputs[rt.name][f] = rt.node.representation.decode(rt.files.read(f))
+                rt.stats.loaded += 1
+            ready = []
+            for f in (f for f in chunk if f in self.plan.compute[rt.name]):
+                bad = [dep for dep in rt.node.inputs.values() if f in failed[dep]]
+                if bad:
+                    self._fail(rt, f, RuntimeError(f"dependency '{bad[0]}' failed on this frame"), failed)
+                else:
+                    ready.append(f)
+            for i in range(0, len(ready), rt.node.cfg.batch_size):
+                self._compute_batch(rt, ready[i:i + rt.node.cfg.batch_size], frames, outputs, failed)
+
+    def _compute_batch(self, rt: NodeRuntime, indices: list[int], frames: dict[int, np.ndarray],
+                       outputs: dict[str, dict[int, np.ndarray]], failed: dict[str, set[int]]) -> None:
+        try:
+            stored, decoded, seconds = self._run_node(rt, indices, frames, outputs)
+        except Exception as exc:
+            if len(indices) == 1:
+                self._fail(rt, indices[0], exc, failed)
+            else:  # retry frame by frame so only the failing frame is lost and it can be named
+                for f in indices:
+                    self._compute_batch(rt, [f], frames, outputs, failed)
+            return
+        for i, f in enumerate(indices):
+            outputs[rt.name][f] = decoded[i]
+            if f in self.plan.write[rt.name]:
+                self._writer.submit(_WriteJob(rt, f, stored[i], decoded[i], seconds / len(indices)))
+
+    def _run_node(self, rt: NodeRuntime, indices: list[int], frames: dict[int, np.ndarray],
+                  outputs: dict[str, dict[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, float]:
+        rep = rt.node.representation
+        if not rt.stats.set_up:
+            rep.setup(rt.node.cfg.device)
+            rt.stats.set_up = True
+        batch = ComputeBatch(
+            indices=indices,
+            frames=np.stack([frames[f] for f in indices]),
+            next_frames=(np.stack([frames[min(f + 1, self._last_frame)] for f in indices])
+                         if rep.needs_next_frame else None),
+            inputs={role: np.stack([outputs[dep][f] for f in indices]) for role, dep in rt.node.inputs.items()},
+        )
+        start = time.perf_counter()
+        raw = rep.compute(batch)
+        if not isinstance(raw, np.ndarray) or raw.ndim < 3 or len(raw) != len(indices):
+            raise ValueError(f"compute returned {type(raw).__name__} {getattr(raw, 'shape', '')} for a batch of "
+                             f"{len(indices)} frames; expected (B, H, W[, C])")
+        stored = rep.encode(resize_batch(raw, rt.output_size, rep.interpolation))
+        decoded = rep.decode(stored)
+        seconds = time.perf_counter() - start
+        rt.stats.compute_seconds += seconds
+        rt.stats.computed += len(indices)
+        return stored, decoded, seconds
+
+    def _fail(self, rt: NodeRuntime, frame: int, exc: BaseException, failed: dict[str, set[int]]) -> None:
+        if self.on_error == "stop":
+            raise RepresentationError(rt.name, frame, exc) from exc
+        logger.warning("representation '%s' failed on frame %d: %s: %s", rt.name, frame, type(exc).__name__, exc)
+        failed[rt.name].add(frame)
+        rt.stats.failed_frames.add(frame)
+        if rt.metadata is not None:
+            rt.metadata.record_failure(frame, f"{type(exc).__name__}: {exc}")
+
+
+@dataclass
+class _WriteJob:
+    """Encode to image formats, compress, write atomically, then record: in a writer thread."""
+
+    rt: NodeRuntime
+    frame: int
+    stored: np.ndarray
+    decoded: np.ndarray
+    seconds: float
+
+    def __call__(self) -> None:
+        cfg = self.rt.node.cfg
+        images = [fmt for fmt in cfg.output_formats if fmt != "npz"]
+        picture = self.rt.node.representation.make_image(self.decoded[None])[0] if images else None
+        self.rt.files.write(self.frame, self.stored if "npz" in cfg.output_formats else None,
+                            {fmt: picture for fmt in images}, cfg.compress)
+        assert self.rt.metadata is not None
+        self.rt.metadata.record(self.frame, self.seconds, cfg.output_formats)

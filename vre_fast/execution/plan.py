@@ -1,0 +1,39 @@
+"""Which frames each node computes, loads back from disk, or writes, given what is already done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._builder import RepresentationGraph
+
+__all__ = ["Plan", "make_plan"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    frames: list[int]  # frames at least one node computes, ascending: the frames to decode
+    compute: dict[str, frozenset[int]]
+    load: dict[str, frozenset[int]]  # done on disk and needed by a dependant that computes
+    write: dict[str, frozenset[int]]  # stored nodes' missing frames
+    already_done: dict[str, int]
+
+
+def make_plan(graph: RepresentationGraph, requested: list[int], done: dict[str, set[int]]) -> Plan:
+    """Walks the graph from the leaves up: a node computes its own missing frames plus the frames its
+    computing dependants need and the disk does not have; a learned node with nothing to compute is
+    therefore never set up."""
+    wanted = set(requested)
+    compute: dict[str, frozenset[int]] = {}
+    load: dict[str, frozenset[int]] = {}
+    write: dict[str, frozenset[int]] = {}
+    for node in reversed(graph.nodes):
+        on_disk = done.get(node.name, set()) if node.stored else set()
+        loadable = on_disk if "npz" in node.cfg.output_formats else set()  # images are not read back
+        missing = wanted - on_disk if node.stored else set()
+        needed = set().union(*(compute[d.name] for d in graph.dependants(node.name)))
+        compute[node.name] = frozenset(missing | (needed - loadable))
+        load[node.name] = frozenset(needed & loadable)
+        write[node.name] = frozenset(missing)
+    frames = sorted(set().union(*compute.values()))
+    already = {n.name: len(wanted & done.get(n.name, set())) for n in graph.nodes if n.stored}
+    return Plan(frames=frames, compute=compute, load=load, write=write, already_done=already)

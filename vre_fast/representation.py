@@ -1,0 +1,98 @@
+"""The representation contract: what a node computes, how it is stored, read back and drawn.
+
+The runtime owns batching, resizing, storage and scheduling; a subclass overrides only
+`compute` (and, where the defaults do not fit, `encode` / `decode` / `make_image` / `setup`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from .kernels import colormaps
+
+__all__ = ["ComputeBatch", "Input", "NoParams", "Representation"]
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """Parameters of a representation that takes none."""
+
+
+@dataclass(frozen=True)
+class Input:
+    """A dependency slot; YAML `dependencies` fill these in order, or by role when given as a mapping."""
+
+    role: str
+    optional: bool = False
+
+
+@dataclass
+class ComputeBatch:
+    indices: list[int]
+    frames: np.ndarray  # (B, H, W, 3) uint8 video frames
+    next_frames: np.ndarray | None  # frames t+1 (the last frame repeats at the end) if needs_next_frame
+    inputs: dict[str, np.ndarray]  # role -> decoded dependency output at this run's output size
+
+
+class Representation(ABC):
+    """One node of the graph. Do not override the constructor; declare `Params` and `inputs` instead."""
+
+    Params: ClassVar[type] = NoParams
+    inputs: ClassVar[tuple[Input, ...]] = ()
+    needs_next_frame: ClassVar[bool] = False  # compute also gets frame t+1 (batch.next_frames)
+    # resizing to the output size; "auto": nearest for integer outputs, linear for floats
+    interpolation: ClassVar[Literal["auto", "linear", "nearest"]] = "auto"
+    storage_dtype: ClassVar[Any] = np.float16
+
+    def __init__(self, name: str, params: Any, dependencies: dict[str, Representation]):
+        self.name = name
+        self.params = params
+        self.dependencies = dependencies
+        self.validate_dependencies()
+
+    # -- hooks a subclass may override -------------------------------------------------------------
+    def validate_dependencies(self) -> None:
+        """Called once at graph build time; raise ValueError when a dependency cannot feed this node."""
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """Class names when the output is a class map; dependants resolve class names through this."""
+        return None
+
+    def setup(self, device: str) -> None:
+        """Called by the runtime only when this node has frames to compute (learned ones load weights)."""
+
+    def teardown(self) -> None:
+        """Called by the runtime after the last batch; frees what `setup` took."""
+
+    @abstractmethod
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        """(B, h, w[, C]) output for `batch`; any h, w: the runtime resizes to the output size."""
+
+    def encode(self, output: np.ndarray) -> np.ndarray:
+        """The compact array stored in npz/<frame>.npz."""
+        return output.astype(self.storage_dtype, copy=False)
+
+    def decode(self, stored: np.ndarray) -> np.ndarray:
+        """What dependants receive; also applied to freshly computed outputs, so a dependant sees the same
+        values whether its input was computed in this run or read back from disk."""
+        return stored
+
+    def make_image(self, decoded: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) uint8 picture of a batch of decoded outputs."""
+        return colormaps.auto_to_image(decoded)
+
+    # -- used by the runtime -----------------------------------------------------------------------
+    def definition(self) -> dict[str, Any]:
+        """Everything that determines the stored values; a change means the stored frames are stale."""
+        return {"type": self.type_name, "parameters": asdict(self.params),
+                "inputs": {role: dep.definition() for role, dep in self.dependencies.items()}}
+
+    type_name: ClassVar[str] = ""  # set by the registry
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

@@ -1,0 +1,69 @@
+"""Camera normals from any depth dependency by a per-pixel SVD plane fit (see kernels.normals_svd).
+
+Stored as float16 unit vectors in [-1, 1] in the camera frame (x right, y down, z forward),
+pointing away from the camera; undefined pixels are (0, 0, 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._registry import register_representation
+from ..kernels import colormaps
+from ..kernels.normals_svd import intrinsics_from_fov, normals_svd_numpy
+from ..representation import ComputeBatch, Input, Representation
+
+
+@dataclass(frozen=True)
+class NormalsSvdParams:
+    window_size: int = 11
+    # camera: a diagonal FOV (degrees) of a sensor of sensor_size (width, height) pixels, as in VRE ...
+    sensor_fov: float | None = None
+    sensor_size: tuple[int, int] | None = None
+    # ... or pinhole intrinsics (fx, fy, cx, cy) in pixels of the depth map this node receives
+    intrinsics: tuple[float, float, float, float] | None = None
+    # fit on every n-th pixel, then resize back to the output size
+    input_downsample_step: int = 1
+    min_valid: int = 3
+
+    def __post_init__(self) -> None:
+        if self.window_size < 3 or self.window_size % 2 == 0:
+            raise ValueError(f"window_size must be odd and >= 3, got {self.window_size}")
+        if (self.sensor_fov is None) == (self.intrinsics is None):
+            raise ValueError("give exactly one of 'sensor_fov' (with optional 'sensor_size') or 'intrinsics'")
+        if self.sensor_fov is not None and not 0 < self.sensor_fov < 180:
+            raise ValueError(f"sensor_fov must be in (0, 180) degrees, got {self.sensor_fov}")
+        if self.input_downsample_step < 1:
+            raise ValueError(f"input_downsample_step must be >= 1, got {self.input_downsample_step}")
+        if self.min_valid < 3:
+            raise ValueError(f"min_valid must be >= 3 (a plane needs 3 points), got {self.min_valid}")
+
+
+@register_representation("normals_svd")
+class NormalsSvd(Representation):
+    Params = NormalsSvdParams
+    inputs = (Input("depth"),)
+    interpolation = "nearest"  # keeps unit length and crisp invalid regions
+
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        depth = batch.inputs["depth"]
+        if depth.ndim == 4:
+            if depth.shape[-1] != 1:
+                raise ValueError(f"expected a single-channel depth map, got shape {depth.shape[1:]}")
+            depth = depth[..., 0]
+        step = self.params.input_downsample_step
+        return normals_svd_numpy(depth[:, ::step, ::step], self._intrinsics(depth.shape[1:3], step),
+                                 self.params.window_size, self.params.min_valid)
+
+    def _intrinsics(self, hw: tuple[int, int], step: int) -> tuple[float, float, float, float]:
+        p = self.params
+        if p.intrinsics is not None:
+            fx, fy, cx, cy = p.intrinsics
+        else:
+            fx, fy, cx, cy = intrinsics_from_fov(p.sensor_fov, p.sensor_size or (hw[1], hw[0]), (hw[1], hw[0]))
+        return fx / step, fy / step, cx / step, cy / step
+
+    def make_image(self, decoded: np.ndarray) -> np.ndarray:
+        return colormaps.normals_to_image(decoded)

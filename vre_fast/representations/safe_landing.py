@@ -1,0 +1,61 @@
+"""Safe-landing mask: flat enough surfaces (normals), optionally restricted to safe classes.
+
+Geometric part as in Dronescapes2: a pixel is safe where its camera normal is within
+`max_angle_deg` of `reference_axis` (the ground's normal in the camera frame under VRE's
+convention of normals pointing away from the camera: +y, down the image, for a camera
+looking forward over the ground). With a `semantic` input, the pixel's class must also be
+one of `safe_classes`. Undefined normals (zero vectors) are never safe.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._registry import register_representation
+from ..kernels import colormaps
+from ..representation import ComputeBatch, Input, Representation
+from ._classes import membership, resolve_class_ids
+
+
+@dataclass(frozen=True)
+class SafeLandingParams:
+    max_angle_deg: float = 30.0
+    reference_axis: tuple[float, float, float] = (0.0, 1.0, 0.0)
+    safe_classes: tuple[int | str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_angle_deg <= 90:
+            raise ValueError(f"max_angle_deg must be in (0, 90], got {self.max_angle_deg}")
+        if not any(self.reference_axis):
+            raise ValueError("reference_axis must not be the zero vector")
+
+
+@register_representation("safe_landing")
+class SafeLanding(Representation):
+    Params = SafeLandingParams
+    inputs = (Input("normals"), Input("semantic", optional=True))
+    interpolation = "nearest"
+    storage_dtype = np.uint8
+
+    def validate_dependencies(self) -> None:
+        semantic = self.dependencies.get("semantic")
+        if (semantic is None) != (not self.params.safe_classes):
+            raise ValueError("'safe_classes' and a 'semantic' dependency go together: give both or neither")
+        self._safe_ids = resolve_class_ids(self.params.safe_classes, semantic) if semantic else []
+
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        normals = batch.inputs["normals"].astype(np.float32)
+        axis = np.asarray(self.params.reference_axis, np.float32)
+        axis /= np.linalg.norm(axis)
+        length = np.linalg.norm(normals, axis=-1)
+        cosine = (normals @ axis) / np.maximum(length, 1e-12)
+        safe = (length > 0) & (cosine >= math.cos(math.radians(self.params.max_angle_deg)))
+        if "semantic" in batch.inputs:
+            safe &= membership(batch.inputs["semantic"], self._safe_ids)
+        return safe.astype(np.uint8)
+
+    def make_image(self, decoded: np.ndarray) -> np.ndarray:
+        return colormaps.unit_to_image(decoded)

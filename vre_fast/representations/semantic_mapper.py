@@ -1,0 +1,67 @@
+"""Maps the classes of one segmentation onto another label set (e.g. Mapillary -> Dronescapes).
+
+`mapping` is ordered: {new class name: [source class ids or names]}; the i-th key becomes
+class i. Source classes mapped nowhere become 255 (ignore).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._registry import register_representation
+from ..kernels import colormaps
+from ..kernels.colormaps import IGNORE_CLASS
+from ..representation import ComputeBatch, Input, Representation
+from ._classes import resolve_class_ids
+
+
+@dataclass(frozen=True)
+class SemanticMapperParams:
+    mapping: dict[str, tuple[int | str, ...]]
+
+    def __post_init__(self) -> None:
+        if not self.mapping:
+            raise ValueError("mapping must name at least one new class")
+        if len(self.mapping) >= IGNORE_CLASS:
+            raise ValueError(f"at most {IGNORE_CLASS - 1} new classes fit a uint8 class map")
+
+
+@register_representation("semantic_mapper")
+class SemanticMapper(Representation):
+    Params = SemanticMapperParams
+    inputs = (Input("semantic"),)
+    interpolation = "nearest"
+    storage_dtype = np.uint8
+
+    def validate_dependencies(self) -> None:
+        source = self.dependencies["semantic"]
+        self._source_to_new: dict[int, int] = {}
+        for new_id, (new_name, items) in enumerate(self.params.mapping.items()):
+            for src in resolve_class_ids(items, source):
+                if src in self._source_to_new:
+                    raise ValueError(f"source class {src} is mapped twice (to "
+                                     f"'{self.classes[self._source_to_new[src]]}' and '{new_name}')")
+                self._source_to_new[src] = new_id
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.params.mapping)
+
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        src = batch.inputs["semantic"]
+        src = src.reshape(src.shape[:3])
+        if not np.issubdtype(src.dtype, np.integer):
+            raise ValueError(f"expected an integer class map from '{self.dependencies['semantic'].name}', "
+                             f"got {src.dtype}")
+        lut = np.full(max(int(src.max(initial=0)) + 1, max(self._source_to_new) + 1), IGNORE_CLASS, np.uint8)
+        for s, n in self._source_to_new.items():
+            lut[s] = n
+        return lut[src]
+
+    def definition(self) -> dict:
+        return {**super().definition(), "classes": list(self.classes)}  # mapping order sets the ids
+
+    def make_image(self, decoded: np.ndarray) -> np.ndarray:
+        return colormaps.classes_to_image(decoded, len(self.classes))

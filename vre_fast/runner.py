@@ -1,0 +1,166 @@
+"""`vre-fast run`: one video, one graph, one output directory; resumable and safe to run in parallel."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tqdm import tqdm
+
+from ._builder import build_graph
+from ._cfg import RunCfg
+from .errors import VideoError
+from .execution import BatchExecutor, NodeRuntime, Plan, make_plan
+from .sources import VideoSource
+from .store import FrameFiles, RepresentationMetadata, RunRecord
+from .store.run_record import new_run_id
+
+__all__ = ["RunOptions", "RunResult", "parse_frames", "run"]
+
+logger = logging.getLogger("vre_fast")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    frames: tuple[int | None, int | None] = (None, None)  # [start, stop); None: the video's ends
+    on_error: Literal["stop", "skip"] = "stop"
+    write_workers: int = 2
+    prefetch_chunks: int = 2
+    progress: bool = True
+    argv: tuple[str, ...] = ()
+
+
+@dataclass
+class RunResult:
+    run_id: str | None
+    computed_frames: int
+    record: RunRecord | None
+    runtimes: list[NodeRuntime] = field(default_factory=list)
+
+
+def parse_frames(text: str) -> tuple[int | None, int | None]:
+    """'A..B' (B excluded), 'A..', '..B' or a single frame 'N'."""
+    try:
+        if ".." not in text:
+            n = int(text)
+            return n, n + 1
+        a, b = text.split("..", 1)
+        start, stop = (int(a) if a else None), (int(b) if b else None)
+    except ValueError:
+        raise ValueError(f"--frames expects A..B (B excluded), A.., ..B or N; got {text!r}") from None
+    if (start is not None and start < 0) or (start is not None and stop is not None and stop <= start):
+        raise ValueError(f"--frames {text!r} is an empty or negative range")
+    return start, stop
+
+
+def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions()) -> RunResult:
+    graph = build_graph(cfg)  # every config error surfaces before the video is opened
+    out_dir = Path(out_dir)
+    with VideoSource(video) as source:
+        start, stop = options.frames
+        start, stop = start or 0, source.num_frames if stop is None else stop
+        if stop > source.num_frames:
+            raise VideoError(f"{source.path}: --frames {start}..{stop} goes past the end of the video "
+                             f"({source.num_frames} frames)")
+        requested = list(range(start, stop))
+        run_id = new_run_id()
+        runtimes = [NodeRuntime(node=node, output_size=node.cfg.output_size or (source.height, source.width),
+                                files=FrameFiles(out_dir / node.name),
+                                metadata=RepresentationMetadata(out_dir / node.name, node.name,
+                                                                node.representation.definition())
+                                if node.stored else None)
+                    for node in graph.nodes]
+        opened = []
+        try:
+            for rt in runtimes:
+                if rt.metadata is not None:
+                    rt.metadata.open(run_id)
+                    opened.append(rt.metadata)
+                    rt.files.make_dirs(rt.node.cfg.output_formats)
+            done = {rt.name: rt.metadata.done(rt.node.cfg.output_formats) for rt in runtimes if rt.metadata}
+            plan = make_plan(graph, requested, done)
+            if not plan.frames:
+                print(f"Nothing to compute: frames {start}..{stop} of all {len(done)} stored representations are "
+                      f"already in {out_dir}.", file=sys.stderr)
+                return RunResult(run_id=None, computed_frames=0, record=None, runtimes=runtimes)
+            record = RunRecord(run_id=run_id, argv=list(options.argv), video=str(source.path),
+                               config_hash=cfg.config_hash, config=cfg.source, frames_requested=[start, stop])
+            record.save(out_dir)
+            _execute(runtimes, plan, source, options, record, out_dir)
+        finally:
+            for metadata in opened:
+                metadata.close()
+    _print_summary(runtimes, plan.already_done)
+    return RunResult(run_id=run_id, computed_frames=len(plan.frames), record=record, runtimes=runtimes)
+
+
+def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, options: RunOptions, record: RunRecord,
+             out_dir: Path) -> None:
+    log_handler = logging.FileHandler(out_dir / ".logs" / f"run-{record.run_id}.log")
+    log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+    logger.addHandler(log_handler)
+    logger.setLevel(logging.INFO)
+    logger.info("run %s: %s frames to compute of %s requested; argv=%s", record.run_id, len(plan.frames),
+                record.frames_requested, record.argv)
+    bar = tqdm(total=len(plan.frames), unit="frame", disable=not options.progress, dynamic_ncols=True)
+
+    def on_chunk(n: int) -> None:
+        bar.update(n)
+        bar.set_postfix({rt.name: f"{rt.stats.computed / rt.stats.compute_seconds:.0f}/s"
+                         for rt in runtimes if rt.stats.compute_seconds > 0}, refresh=False)
+
+    executor = BatchExecutor(runtimes, plan, source, on_error=options.on_error,
+                             write_workers=options.write_workers, prefetch=options.prefetch_chunks,
+                             on_chunk=on_chunk)
+    try:
+        executor.run()
+        record.status = "completed"
+    except KeyboardInterrupt:
+        record.status, record.error = "interrupted", "KeyboardInterrupt"
+        raise
+    except Exception as exc:
+        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        logger.error("run %s failed: %s", record.run_id, record.error)
+        raise
+    finally:
+        bar.close()
+        record.ended = time.time()
+        record.representations = {rt.name: {
+            "type": rt.node.cfg.type, "computed": rt.stats.computed, "loaded": rt.stats.loaded,
+            "failed": len(rt.stats.failed_frames), "already_done": plan.already_done.get(rt.name, 0),
+            "compute_seconds": round(rt.stats.compute_seconds, 6),
+            "seconds_per_frame": round(rt.stats.compute_seconds / rt.stats.computed, 6) if rt.stats.computed else None,
+        } for rt in runtimes}
+        record.frames_failed = len(set().union(*(rt.stats.failed_frames for rt in runtimes)))
+        record.frames_done = _frames_done(runtimes, plan, record.run_id)
+        record.save(out_dir)
+        logger.info("run %s %s", record.run_id, record.status)
+        logger.removeHandler(log_handler)
+        log_handler.close()
+
+
+def _frames_done(runtimes: list[NodeRuntime], plan: Plan, run_id: str) -> int:
+    """Planned frames that every stored node it had to write has recorded in this run."""
+    done = set(plan.frames)
+    for rt in runtimes:
+        if rt.metadata is not None:
+            mine = {f for f, entry in rt.metadata.frames.items() if entry["run_id"] == run_id}
+            done -= plan.write[rt.name] - mine
+    return len(done)
+
+
+def _print_summary(runtimes: list[NodeRuntime], already_done: dict[str, int]) -> None:
+    header = f"{'representation':<24} {'type':<22} {'computed':>8} {'loaded':>7} {'skipped':>7} {'failed':>6} " \
+             f"{'ms/frame':>9} {'frames/s':>9}"
+    lines = [header, "-" * len(header)]
+    for rt in runtimes:
+        s = rt.stats
+        ms = f"{1000 * s.compute_seconds / s.computed:.2f}" if s.computed else "-"
+        fps = f"{s.computed / s.compute_seconds:.1f}" if s.computed and s.compute_seconds > 0 else "-"
+        lines.append(f"{rt.name:<24} {rt.node.cfg.type:<22} {s.computed:>8} {s.loaded:>7} "
+                     f"{already_done.get(rt.name, 0):>7} {len(s.failed_frames):>6} {ms:>9} {fps:>9}")
+    print("\n".join(lines), file=sys.stderr)

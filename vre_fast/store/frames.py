@@ -1,0 +1,56 @@
+"""One representation's per-frame files: npz/<frame>.npz (key arr_0) and png|jpg/<frame>.<ext>."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import StoreError
+from .atomic import atomic_write_bytes
+
+__all__ = ["FrameFiles"]
+
+JPEG_QUALITY = 95
+
+
+class FrameFiles:
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def path(self, fmt: str, frame: int) -> Path:
+        return self.directory / fmt / f"{frame}.{fmt}"
+
+    def make_dirs(self, formats: tuple[str, ...]) -> None:
+        for fmt in formats:
+            (self.directory / fmt).mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame: int, stored: np.ndarray | None, image: np.ndarray | None, compress: bool) -> None:
+        """Writes the npz (if `stored`) and the image formats present in `image` ({fmt: HxWx3})."""
+        if stored is not None:
+            buf = io.BytesIO()
+            (np.savez_compressed if compress else np.savez)(buf, arr_0=stored)
+            atomic_write_bytes(self.path("npz", frame), buf.getbuffer())
+        for fmt, picture in (image or {}).items():
+            params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if fmt == "jpg" else []
+            ok, encoded = cv2.imencode(f".{fmt}", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), params)
+            if not ok:
+                raise StoreError(f"cannot encode frame {frame} of {self.directory.name} as {fmt}")
+            atomic_write_bytes(self.path(fmt, frame), encoded.data)
+
+    def read(self, frame: int) -> np.ndarray:
+        path = self.path("npz", frame)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return data["arr_0"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"cannot read {path}: {exc} (run `vre-fast metadata rebuild` if files were "
+                             f"changed by hand)") from None
+
+    def frames_on_disk(self, fmt: str) -> dict[int, Path]:
+        folder = self.directory / fmt
+        if not folder.is_dir():
+            return {}
+        return {int(p.stem): p for p in folder.glob(f"*.{fmt}") if p.stem.isdigit()}

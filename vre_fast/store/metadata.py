@@ -1,0 +1,227 @@
+"""Per-representation metadata: the source of truth for which frames are done.
+
+Layout in OUT/<name>/:
+  .metadata.json            compacted state: definition + {frame: entry} + {frame: failure}
+  .metadata.journal/<run>.jsonl  one append-only journal per run, held under an flock while it runs
+  .metadata.lock            serialises compaction between processes
+
+A run appends one line per finished frame to its own journal (after the frame's files are
+renamed into place), so concurrent runs never overwrite each other's entries and a SIGKILL
+loses at most frames whose files are then simply recomputed. Readers merge the json with
+every journal; compaction folds in its own journal and those of dead runs (lock free).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreError
+from .atomic import atomic_write_bytes, locked
+from .frames import FrameFiles
+
+__all__ = ["RepresentationMetadata", "rebuild_metadata"]
+
+METADATA = ".metadata.json"
+JOURNALS = ".metadata.journal"
+LOCK = ".metadata.lock"
+
+
+class RepresentationMetadata:
+    def __init__(self, directory: Path, name: str, definition: dict[str, Any]):
+        self.directory = directory
+        self.name = name
+        self.definition = definition
+        self.frames: dict[int, dict[str, Any]] = {}
+        self.failed: dict[int, dict[str, Any]] = {}
+        self._journal: Any = None
+        self._journal_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def open(self, run_id: str) -> None:
+        """Checks the definition against the one on disk (or records it) and starts this run's journal."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / JOURNALS).mkdir(exist_ok=True)
+        with locked(self.directory / LOCK):
+            state = self._read_json()
+            if state is None:
+                self._write_json({"name": self.name, "definition": self.definition, "frames": {}, "failed": {}})
+            elif state.get("definition") != self.definition:
+                raise StoreError(_definition_conflict(self.directory, self.definition, state.get("definition")))
+            self._load(state)
+            self._journal = open(self.directory / JOURNALS / f"{run_id}.jsonl", "ab", buffering=0)
+            fcntl.flock(self._journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.run_id = run_id
+
+    def close(self) -> None:
+        """Fsyncs and folds this run's journal (and dead runs' journals) into the json."""
+        if self._journal is None:
+            return
+        with locked(self.directory / LOCK):
+            os.fsync(self._journal.fileno())
+            own = Path(self._journal.name)
+            self._journal.close()  # releases our journal lock; the metadata lock keeps others out
+            self._journal = None
+            state = self._read_json() or {"name": self.name, "definition": self.definition}
+            merged = _Merged(state)
+            for journal in sorted((self.directory / JOURNALS).glob("*.jsonl")):
+                if journal == own or _owner_is_gone(journal):
+                    merged.add_journal(journal)
+                    merged.consumed.append(journal)
+            self._write_json(merged.to_json())
+            for journal in merged.consumed:
+                journal.unlink(missing_ok=True)
+
+    # -- queries ---------------------------------------------------------------------------------------
+    def done(self, formats: tuple[str, ...]) -> set[int]:
+        """Frames whose entry lists every one of `formats`."""
+        wanted = set(formats)
+        return {f for f, e in self.frames.items() if wanted <= set(e["formats"])}
+
+    # -- updates (thread-safe; called by the write stage) ----------------------------------------------
+    def record(self, frame: int, duration: float | None, formats: tuple[str, ...]) -> None:
+        entry = {"run_id": self.run_id, "duration": duration, "formats": list(formats), "time": time.time()}
+        self._append({"frame": frame, **entry})
+        self.frames[frame] = entry
+        self.failed.pop(frame, None)
+
+    def record_failure(self, frame: int, error: str) -> None:
+        entry = {"run_id": self.run_id, "error": error, "time": time.time()}
+        self._append({"frame": frame, "failed": True, **entry})
+        self.failed[frame] = entry
+
+    def _append(self, line: dict[str, Any]) -> None:
+        data = (json.dumps(line) + "\n").encode()
+        with self._journal_lock:
+            os.write(self._journal.fileno(), data)  # one write() per line: a kill never tears a line
+
+    # -- disk ------------------------------------------------------------------------------------------
+    def _load(self, state: dict[str, Any]) -> None:
+        merged = _Merged(state)
+        for journal in (self.directory / JOURNALS).glob("*.jsonl"):
+            merged.add_journal(journal)
+        self.frames, self.failed = merged.frames, merged.failed
+
+    def _read_json(self) -> dict[str, Any] | None:
+        path = self.directory / METADATA
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{path} is unreadable ({exc}); run `vre-fast metadata rebuild` on the output "
+                             f"directory") from None
+
+    def _write_json(self, state: dict[str, Any]) -> None:
+        atomic_write_bytes(self.directory / METADATA, json.dumps(state, indent=1).encode())
+
+
+class _Merged:
+    """Entries from the json plus journals; per frame the latest event (success or failure) wins."""
+
+    def __init__(self, state: dict[str, Any]):
+        self.header = {k: state[k] for k in ("name", "definition") if k in state}
+        self.frames = {int(k): v for k, v in state.get("frames", {}).items()}
+        self.failed = {int(k): v for k, v in state.get("failed", {}).items()}
+        self.consumed: list[Path] = []
+
+    def add_journal(self, path: Path) -> None:
+        try:
+            lines = path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return  # compacted by another process meanwhile
+        for raw in lines:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue  # a torn last line after a power loss
+            frame = int(line.pop("frame"))
+            failed = line.pop("failed", False)
+            latest = max((e["time"] for e in (self.frames.get(frame), self.failed.get(frame)) if e), default=-1)
+            if line["time"] < latest:
+                continue
+            if failed:
+                self.frames.pop(frame, None)
+                self.failed[frame] = line
+            else:
+                self.failed.pop(frame, None)
+                self.frames[frame] = line
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header, "frames": {str(k): self.frames[k] for k in sorted(self.frames)},
+                "failed": {str(k): self.failed[k] for k in sorted(self.failed)}}
+
+
+def _owner_is_gone(journal: Path) -> bool:
+    with open(journal, "ab") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return True
+
+
+def _definition_conflict(directory: Path, ours: dict[str, Any], theirs: Any) -> str:
+    diffs = _diff(theirs or {}, ours)
+    shown = "; ".join(diffs[:5]) + (" ..." if len(diffs) > 5 else "")
+    return (f"representation '{directory.name}' in {directory.parent} was computed with a different definition "
+            f"({shown}). Refusing to mix outputs: write to another output directory, rename the "
+            f"representation, or delete {directory}")
+
+
+def _diff(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _diff(old.get(key, "<unset>"), new.get(key, "<unset>"), f"{path}.{key}" if path else key)
+        return out
+    return [] if old == new else [f"{path}: {old!r} on disk, {new!r} now"]
+
+
+def rebuild_metadata(directory: Path, definition: dict[str, Any] | None) -> dict[str, Any]:
+    """Regenerates OUT/<name>/.metadata.json from the files on disk; unreadable npz files are left out.
+
+    Returns a report {"frames": n, "unreadable": [paths]}.
+    """
+    files = FrameFiles(directory)
+    with locked(directory / LOCK):
+        meta = RepresentationMetadata(directory, directory.name, definition or {})
+        old = meta._read_json() if (directory / METADATA).exists() else None
+        definition = definition or (old or {}).get("definition")
+        if definition is None:
+            raise StoreError(f"{directory}: no metadata to take the definition from; pass --config so the "
+                             f"definition of '{directory.name}' can be rebuilt")
+        formats: dict[int, list[str]] = {}
+        unreadable = []
+        for fmt in ("npz", "png", "jpg"):
+            for frame, path in files.frames_on_disk(fmt).items():
+                if fmt == "npz" and not _npz_ok(path):
+                    unreadable.append(str(path))
+                    continue
+                formats.setdefault(frame, []).append(fmt)
+        now = time.time()
+        state = {"name": directory.name, "definition": definition,
+                 "frames": {str(f): {"run_id": "rebuilt", "duration": None, "formats": formats[f], "time": now}
+                            for f in sorted(formats)}, "failed": {}}
+        meta._write_json(state)
+        for journal in (directory / JOURNALS).glob("*.jsonl"):
+            if _owner_is_gone(journal):
+                journal.unlink()
+    return {"frames": len(formats), "unreadable": unreadable}
+
+
+def _npz_ok(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            data["arr_0"]
+        return True
+    except Exception:  # any failure to load means the file does not count
+        return False
