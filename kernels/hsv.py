@@ -22,7 +22,7 @@ def hsv_numpy(rgb: np.ndarray) -> np.ndarray:
 
 
 def hsv_opencv(rgb: np.ndarray) -> np.ndarray:
-    """OpenCV's float path (hue in degrees) rescaled; agrees with `hsv_numpy` to ~1e-6."""
+    """OpenCV's float path (hue in degrees) rescaled; agrees with `hsv_numpy` to 1e-5."""
     flat = rgb.reshape(-1, *rgb.shape[-3:]) if rgb.ndim == 4 else rgb[None]
     out = np.empty(flat.shape, np.float32)
     for i, frame in enumerate(flat):

@@ -24,7 +24,7 @@ def topological_order(dependencies: Mapping[str, Sequence[str]]) -> list[str]:
             return
         if state.get(node) == "visiting":
             cycle = path[path.index(node):] + [node]
-            raise GraphError(f"dependency cycle: {' -> '.join(cycle)}")
+            raise GraphError(f"dependency cycle (x -> y: x depends on y): {' -> '.join(cycle)}")
         state[node] = "visiting"
         for dep in dependencies[node]:
             visit(dep, path + [node])

@@ -52,7 +52,8 @@ class RepresentationMetadata:
         with locked(self.directory / LOCK):
             state = self._read_json()
             if state is None:
-                self._write_json({"name": self.name, "definition": self.definition, "frames": {}, "failed": {}})
+                state = {"name": self.name, "definition": self.definition, "frames": {}, "failed": {}}
+                self._write_json(state)
             elif state.get("definition") != self.definition:
                 raise StoreError(_definition_conflict(self.directory, self.definition, state.get("definition")))
             self._load(state)
