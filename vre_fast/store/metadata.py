@@ -38,7 +38,7 @@ class RepresentationMetadata:
     def __init__(self, directory: Path, name: str, definition: dict[str, Any]):
         self.directory = directory
         self.name = name
-        self.definition = definition
+        self.definition = json.loads(json.dumps(definition))  # as it reads back: tuples become lists
         self.frames: dict[int, dict[str, Any]] = {}
         self.failed: dict[int, dict[str, Any]] = {}
         self._journal: Any = None
