@@ -34,7 +34,8 @@ def _box_sum(a: np.ndarray, radius: int) -> np.ndarray:
         pad[axis] = (1, 0)
         prefix = np.pad(np.cumsum(a, axis=axis), pad)
         idx = np.arange(n)
-        a = prefix.take(np.minimum(idx + radius + 1, n), axis=axis) - prefix.take(np.maximum(idx - radius, 0), axis=axis)
+        hi, lo = np.minimum(idx + radius + 1, n), np.maximum(idx - radius, 0)
+        a = prefix.take(hi, axis=axis) - prefix.take(lo, axis=axis)
     return a
 
 
@@ -53,7 +54,8 @@ def normals_svd_numpy(depth: np.ndarray, intrinsics: Intrinsics, window_size: in
                                         ((np.arange(h) - cy) / fy)[:, None], np.ones((1, 1))), -1)
     p = d[..., None] * rays  # (B, H, W, 3); invalid points are 0 and weigh 0 below
     iu = np.triu_indices(3)
-    features = np.concatenate([valid[..., None].astype(np.float64), p, (p[..., :, None] * p[..., None, :])[..., iu[0], iu[1]]], -1)
+    products = (p[..., :, None] * p[..., None, :])[..., iu[0], iu[1]]  # xx, xy, xz, yy, yz, zz
+    features = np.concatenate([valid[..., None].astype(np.float64), p, products], -1)
     sums = _box_sum(features, window_size // 2)
     count, s1 = sums[..., 0], sums[..., 1:4]
     s2 = np.empty((*count.shape, 3, 3))

@@ -101,3 +101,9 @@ def test_every_representation_file_registers_a_type():
             continue
         module = importlib.import_module(f"vre_fast.representations.{info.name}")
         assert any(cls.__module__ == module.__name__ for cls in _representation_classes.values()), info.name
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_configs_build(path: Path):
+    assert build_graph(load_config(path)).nodes

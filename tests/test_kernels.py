@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from vre_fast.kernels import colormaps
 from vre_fast.kernels.hsv import hsv_numpy, hsv_opencv
 from vre_fast.kernels.normals_svd import intrinsics_from_fov, normals_svd_numpy

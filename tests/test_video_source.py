@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_video
 
 from vre_fast import VideoError
 from vre_fast.sources import VideoSource
-
-from conftest import make_video
 
 
 @pytest.mark.parametrize("indices", [

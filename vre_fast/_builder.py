@@ -142,9 +142,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
             if len(value) == len(args):
                 return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    elif origin is dict:
-        if isinstance(value, Mapping):
-            return {_coerce(k, args[0], key): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    elif origin is dict and isinstance(value, Mapping):
+        return {_coerce(k, args[0], key): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
     raise ConfigError(f"{key}: expected {_describe(hint)}, got {value!r}")
 
 

@@ -57,7 +57,7 @@ class RepresentationMetadata:
             elif state.get("definition") != self.definition:
                 raise StoreError(_definition_conflict(self.directory, self.definition, state.get("definition")))
             self._load(state)
-            self._journal = open(self.directory / JOURNALS / f"{run_id}.jsonl", "ab", buffering=0)
+            self._journal = open(self.directory / JOURNALS / f"{run_id}.jsonl", "ab", buffering=0)  # noqa: SIM115
             fcntl.flock(self._journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.run_id = run_id
 
