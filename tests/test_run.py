@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import av
@@ -261,3 +263,31 @@ def test_cli_run_and_errors(video: Path, tmp_path: Path, capsys):
     cfg.write_text(yaml.safe_dump({"representations": {"a": {"type": "hsv", "dependencies": ["b"]}}}))
     assert main(["run", str(video), "-c", str(cfg), "-o", str(out)]) == 1
     assert "vre-fast: error: representations.a.dependencies" in capsys.readouterr().err
+
+
+def test_normals_computed_downsampled_are_resized_back(video: Path, tmp_path: Path):
+    write_plane_depth(tmp_path / "depth", 24, 48, 64)
+    out = tmp_path / "out"
+    do_run(video, out, {
+        "depth": {"type": "external", "parameters": {"path": str(tmp_path / "depth")}, "output_formats": []},
+        "normals": {"type": "normals_svd", "dependencies": ["depth"],
+                    "parameters": {"sensor_fov": 75, "sensor_size": [3840, 2160], "window_size": 3,
+                                   "input_downsample_step": 2}}}, frames=(0, 2))
+    normals = npz(out, "normals", 1).astype(np.float32)
+    assert normals.shape == (48, 64, 3)
+    valid = np.any(normals != 0, -1)
+    assert valid.mean() > 0.9
+    unit = normals[valid] / np.linalg.norm(normals[valid], axis=-1, keepdims=True)  # float16 storage
+    cos = unit @ np.array([0.0, 0.8, 0.6])
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 0.5
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(video: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    (out / "rgb" / "npz").mkdir(parents=True)
+    stale, fresh = out / "rgb" / "npz" / ".3.npz.4194305-1.tmp", out / "rgb" / "npz" / ".4.npz.4194305-1.tmp"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    do_run(video, out, {"rgb": {"type": "rgb"}}, frames=(0, 1))
+    assert not stale.exists() and fresh.exists()  # pid 4194305 exceeds Linux's pid_max: never alive

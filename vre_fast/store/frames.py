@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from pathlib import Path
 
 import cv2
@@ -26,6 +28,7 @@ class FrameFiles:
     def make_dirs(self, formats: tuple[str, ...]) -> None:
         for fmt in formats:
             (self.directory / fmt).mkdir(parents=True, exist_ok=True)
+            _remove_stale_temporaries(self.directory / fmt)
 
     def write(self, frame: int, stored: np.ndarray | None, image: np.ndarray | None, compress: bool) -> None:
         """Writes the npz (if `stored`) and the image formats present in `image` ({fmt: HxWx3})."""
@@ -54,3 +57,22 @@ class FrameFiles:
         if not folder.is_dir():
             return {}
         return {int(p.stem): p for p in folder.glob(f"*.{fmt}") if p.stem.isdigit()}
+
+
+def _remove_stale_temporaries(folder: Path, min_age_s: float = 60.0) -> None:
+    """Deletes temp files left by killed writers: their pid is gone and they are not brand new."""
+    now = time.time()
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2].split("-")[0])
+            os.kill(pid, 0)
+        except (ValueError, IndexError):
+            continue
+        except ProcessLookupError:
+            try:
+                if now - tmp.stat().st_mtime > min_age_s:
+                    tmp.unlink()
+            except FileNotFoundError:
+                pass
+        except PermissionError:
+            continue
