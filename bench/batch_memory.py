@@ -1,0 +1,75 @@
+"""Peak memory and throughput of `vre-fast run` against video length: memory must stay flat.
+
+    python bench/batch_memory.py [--size 480x270] [--lengths 100,400]
+
+Each run is a separate process on a synthetic video (made here, not downloaded); peak RSS comes
+from getrusage of that child. Printed as a table; the ratio column compares with the shortest video.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import yaml
+
+CONFIG = {"batch_size": 8, "output_formats": ["npz"], "representations": {
+    "rgb": {"type": "rgb"}, "hsv": {"type": "hsv"},
+    "edges": {"type": "edges_canny"}, "flow": {"type": "optical_flow_classical", "parameters": {"dis_preset": "fast"}},
+}}
+
+
+def make_video(path: Path, frames: int, width: int, height: int) -> None:
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (height, width + 2 * frames, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[:, 2 * i: 2 * i + width]),
+                                                      format="rgb24")))
+        c.mux(s.encode())
+
+
+def measure(video: Path, cfg: Path, out: Path) -> tuple[float, float]:
+    cmd = [sys.executable, "-c", "import resource, sys; from vre_fast.cli import main; rc = main(sys.argv[1:]); "
+           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)",
+           "run", str(video), "-c", str(cfg), "-o", str(out), "--no-progress"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", default="480x270")
+    parser.add_argument("--lengths", default="100,400")
+    args = parser.parse_args()
+    width, height = map(int, args.size.split("x"))
+    lengths = [int(n) for n in args.lengths.split(",")]
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cfg = root / "cfg.yaml"
+        cfg.write_text(yaml.safe_dump(CONFIG))
+        rows = []
+        for n in lengths:
+            video = root / f"v{n}.mp4"
+            make_video(video, n, width, height)
+            wall, rss = measure(video, cfg, root / f"out{n}")
+            rows.append((n, wall, n / wall, rss))
+    print(f"graph: {', '.join(CONFIG['representations'])} at {width}x{height}, batch 8, npz")
+    print(f"{'frames':>7} {'wall s':>8} {'frames/s':>9} {'peak RSS MiB':>13} {'RSS vs first':>13}")
+    for n, wall, fps, rss in rows:
+        print(f"{n:>7} {wall:>8.2f} {fps:>9.1f} {rss:>13.1f} {rss / rows[0][3]:>13.2f}")
+
+
+if __name__ == "__main__":
+    main()
