@@ -16,26 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
-import numpy as np
 import yaml
+
+from vre_fast.sources.synthetic import drifting_texture, write_video
 
 CONFIG = {"batch_size": 8, "output_formats": ["npz"], "representations": {
     "rgb": {"type": "rgb"}, "hsv": {"type": "hsv"},
     "edges": {"type": "edges_canny"}, "flow": {"type": "optical_flow_classical", "parameters": {"dis_preset": "fast"}},
 }}
-
-
-def make_video(path: Path, frames: int, width: int, height: int) -> None:
-    rng = np.random.default_rng(0)
-    texture = rng.integers(0, 256, (height, width + 2 * frames, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=25)
-        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
-        for i in range(frames):
-            c.mux(s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[:, 2 * i: 2 * i + width]),
-                                                      format="rgb24")))
-        c.mux(s.encode())
 
 
 def measure(video: Path, cfg: Path, out: Path) -> tuple[float, float]:
@@ -62,7 +50,7 @@ def main() -> None:
         rows = []
         for n in lengths:
             video = root / f"v{n}.mp4"
-            make_video(video, n, width, height)
+            write_video(video, drifting_texture(n, height, width))
             wall, rss = measure(video, cfg, root / f"out{n}")
             rows.append((n, wall, n / wall, rss))
     print(f"graph: {', '.join(CONFIG['representations'])} at {width}x{height}, batch 8, npz")

