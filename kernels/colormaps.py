@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numba import njit, prange
+
+from ._dispatch import get_kernel, register_kernel
+from .lookup import apply_lut
 
 __all__ = ["auto_to_image", "class_palette", "classes_to_image", "depth_to_image", "flow_to_image",
-           "gray_to_image", "normals_to_image", "unit_to_image"]
+           "gray_to_image", "normals_image_numba", "normals_image_numpy", "normals_to_image", "unit_to_image"]
 
 IGNORE_CLASS = 255
 
@@ -46,11 +50,35 @@ def depth_to_image(depth: np.ndarray) -> np.ndarray:
     return out
 
 
-def normals_to_image(normals: np.ndarray) -> np.ndarray:
+def normals_to_image(normals: np.ndarray, backend: str = "numba") -> np.ndarray:
     """Unit normals in [-1, 1] drawn as (n + 1) / 2; zero vectors (invalid) stay black."""
+    return get_kernel("normals_image", backend)(normals)
+
+
+@register_kernel("normals_image", "numpy")
+def normals_image_numpy(normals: np.ndarray) -> np.ndarray:
     n = normals.astype(np.float32)
     valid = np.any(n != 0, axis=-1, keepdims=True)
     return np.where(valid, unit_to_image((n + 1) / 2), 0).astype(np.uint8)
+
+
+@register_kernel("normals_image", "numba")
+def normals_image_numba(normals: np.ndarray) -> np.ndarray:
+    flat = np.ascontiguousarray(normals, np.float32).reshape(-1, 3)  # numba has no float16
+    out = np.empty(flat.shape, np.uint8)
+    _normals_image_rows(flat, out)
+    return out.reshape(normals.shape)
+
+
+@njit(parallel=True, cache=True)
+def _normals_image_rows(flat, out):  # noqa: ANN001
+    for i in prange(len(flat)):
+        x, y, z = flat[i, 0], flat[i, 1], flat[i, 2]
+        valid = x != 0 or y != 0 or z != 0
+        for j, v in enumerate((x, y, z)):
+            scaled = (v + np.float32(1)) * np.float32(0.5)
+            scaled = min(max(scaled, np.float32(0)), np.float32(1))
+            out[i, j] = np.uint8(scaled * np.float32(255) + np.float32(0.5)) if valid else np.uint8(0)
 
 
 def flow_to_image(flow: np.ndarray) -> np.ndarray:
@@ -80,7 +108,7 @@ def classes_to_image(classes: np.ndarray, num_classes: int | None = None) -> np.
     palette[:n] = class_palette(n)
     if len(palette) > IGNORE_CLASS and (num_classes or 0) <= IGNORE_CLASS:
         palette[IGNORE_CLASS] = 0
-    return palette[classes]
+    return apply_lut(classes, palette)
 
 
 def auto_to_image(x: np.ndarray) -> np.ndarray:

@@ -1,13 +1,24 @@
-"""RGB -> HSV with every channel in [0, 1] (hue as a fraction of the turn), as VRE defines it."""
+"""RGB (uint8) -> HSV with every channel in [0, 1] (hue as a fraction of the turn), as VRE defines it."""
 
 from __future__ import annotations
 
-import cv2
+from typing import Any
+
 import numpy as np
+from numba import njit, prange
 
-__all__ = ["hsv_numpy", "hsv_opencv"]
+from ._cuda import as_device, cuda, grid_2d
+from ._dispatch import backend_of, get_kernel, register_kernel
+
+__all__ = ["hsv_cuda", "hsv_numba", "hsv_numpy", "rgb_to_hsv"]
 
 
+def rgb_to_hsv(rgb: Any, backend: str | None = None) -> Any:
+    """(..., 3) uint8 -> (..., 3) float32, on the backend where `rgb` lives unless told."""
+    return get_kernel("hsv", backend or backend_of(rgb))(rgb)
+
+
+@register_kernel("hsv", "numpy")
 def hsv_numpy(rgb: np.ndarray) -> np.ndarray:
     """Reference: the textbook hexcone formula in float64, returned as float32."""
     x = rgb.astype(np.float64) / 255.0
@@ -21,13 +32,59 @@ def hsv_numpy(rgb: np.ndarray) -> np.ndarray:
     return np.stack([h, s, v], axis=-1).astype(np.float32)
 
 
-def hsv_opencv(rgb: np.ndarray) -> np.ndarray:
-    """OpenCV's float path (hue in degrees) rescaled; agrees with `hsv_numpy` to 1e-5."""
-    flat = rgb.reshape(-1, *rgb.shape[-3:]) if rgb.ndim == 4 else rgb[None]
-    out = np.empty(flat.shape, np.float32)
-    for i, frame in enumerate(flat):
-        hsv = cv2.cvtColor(frame.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2HSV)
-        hsv[..., 0] *= np.float32(1 / 360)
-        hsv[..., 0][hsv[..., 0] >= 1] -= 1
-        out[i] = hsv
+@njit(inline="always")
+def _hsv_pixel(r: int, g: int, b: int) -> tuple[float, float, float]:
+    """float32 arithmetic; integer comparisons pick the branch exactly as the reference's do."""
+    hi, lo = max(r, g, b), min(r, g, b)
+    delta = hi - lo
+    v = np.float32(hi) * np.float32(1 / 255)
+    if delta == 0:
+        return np.float32(0), np.float32(0), v
+    inv = np.float32(1) / np.float32(delta)
+    if hi == r:
+        h = np.float32(g - b) * inv
+    elif hi == g:
+        h = np.float32(2) + np.float32(b - r) * inv
+    else:
+        h = np.float32(4) + np.float32(r - g) * inv
+    h *= np.float32(1 / 6)
+    if h < 0:
+        h += np.float32(1)
+    return h, np.float32(delta) / np.float32(hi), v
+
+
+@register_kernel("hsv", "numba")
+def hsv_numba(rgb: np.ndarray) -> np.ndarray:
+    """Parallel over rows; agrees with `hsv_numpy` to 1e-6 (float32 arithmetic)."""
+    frames = np.ascontiguousarray(rgb).reshape(-1, *rgb.shape[-2:])
+    out = np.empty(frames.shape, np.float32)
+    _hsv_numba_rows(frames, out)
     return out.reshape(rgb.shape)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _hsv_numba_rows(rows: np.ndarray, out: np.ndarray) -> None:
+    for y in prange(rows.shape[0]):
+        for x in range(rows.shape[1]):
+            h, s, v = _hsv_pixel(np.int32(rows[y, x, 0]), np.int32(rows[y, x, 1]), np.int32(rows[y, x, 2]))
+            out[y, x, 0], out[y, x, 1], out[y, x, 2] = h, s, v
+
+
+@cuda.jit(cache=True)
+def _hsv_cuda_kernel(rgb, out):  # noqa: ANN001 - numba.cuda kernel
+    x, y = cuda.grid(2)
+    if y < rgb.shape[0] and x < rgb.shape[1]:
+        h, s, v = _hsv_pixel(np.int32(rgb[y, x, 0]), np.int32(rgb[y, x, 1]), np.int32(rgb[y, x, 2]))
+        out[y, x, 0], out[y, x, 1], out[y, x, 2] = h, s, v
+
+
+@register_kernel("hsv", "cuda")
+def hsv_cuda(rgb: Any) -> Any:
+    """Device (..., H, W, 3) uint8 -> device float32, without leaving the GPU."""
+    d_rgb = as_device(rgb)
+    flat = d_rgb.reshape(-1, *d_rgb.shape[-3:]) if d_rgb.ndim == 4 else d_rgb.reshape(1, *d_rgb.shape)
+    out = cuda.device_array(flat.shape, np.float32)
+    blocks, threads = grid_2d(*flat.shape[1:3])
+    for i in range(flat.shape[0]):
+        _hsv_cuda_kernel[blocks, threads](flat[i], out[i])
+    return out.reshape(d_rgb.shape)

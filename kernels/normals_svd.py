@@ -10,10 +10,39 @@ neighbours get the zero vector. Normals point away from the camera, as in VRE.
 from __future__ import annotations
 
 import math
+import threading
+from typing import Any
 
 import numpy as np
+from numba import njit, prange
 
-__all__ = ["intrinsics_from_fov", "normals_svd_numpy"]
+from ._cuda import as_device, cuda, grid_2d
+from ._dispatch import backend_of, get_kernel, register_kernel
+
+__all__ = ["depth_to_normals", "intrinsics_from_fov", "normals_cross_cuda", "normals_cross_numba",
+           "normals_cross_numpy", "normals_svd_cuda", "normals_svd_numba", "normals_svd_numpy"]
+
+DEGENERATE = 1e-9  # a fit is undefined when the eigenvalues' pairwise products are this small next to trace^2
+# fastmath without nnan/ninf: invalid depth is told apart by isfinite, which those flags would fold away
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+def depth_to_normals(depth: Any, intrinsics: Intrinsics, window_size: int, method: str = "svd",
+                     min_valid: int = 3, backend: str | None = None) -> Any:
+    """(B, H, W) or (H, W) depth -> (..., 3) float32 normals, on the backend where `depth` lives unless told.
+
+    method "svd": the plane fit over the window; "cross": the cross product of the central differences
+    at +-window_size//2 (cheaper, noisier; undefined where one of the four neighbours is invalid).
+    """
+    _check_window(window_size)
+    kernel = get_kernel(f"normals_{method}", backend or backend_of(depth))
+    return kernel(depth, intrinsics, window_size, min_valid) if method == "svd" else \
+        kernel(depth, intrinsics, window_size)
+
+
+def _check_window(window_size: int) -> None:
+    if window_size < 3 or window_size % 2 == 0:
+        raise ValueError(f"window_size must be odd and >= 3, got {window_size}")
 
 Intrinsics = tuple[float, float, float, float]  # fx, fy, cx, cy in pixels
 
@@ -39,11 +68,12 @@ def _box_sum(a: np.ndarray, radius: int) -> np.ndarray:
     return a
 
 
+@register_kernel("normals_svd", "numpy")
 def normals_svd_numpy(depth: np.ndarray, intrinsics: Intrinsics, window_size: int,
                       min_valid: int = 3) -> np.ndarray:
-    """(B, H, W) or (H, W) depth -> (..., 3) float32 unit normals (zeros where undefined)."""
-    if window_size < 3 or window_size % 2 == 0:
-        raise ValueError(f"window_size must be odd and >= 3, got {window_size}")
+    """Reference: float64 moments by prefix sums, then `np.linalg.eigh` per pixel. A window is degenerate
+    (collinear points) when the eigenvalues' pairwise products are tiny next to the squared trace."""
+    _check_window(window_size)
     squeeze = depth.ndim == 2
     d = np.asarray(depth, np.float64).reshape((-1, *depth.shape[-2:]))
     fx, fy, cx, cy = intrinsics
@@ -66,7 +96,327 @@ def normals_svd_numpy(depth: np.ndarray, intrinsics: Intrinsics, window_size: in
     eigvals, eigvecs = np.linalg.eigh(cov)
     normals = eigvecs[..., :, 0]
     normals = np.where((np.sum(normals * rays, -1) < 0)[..., None], -normals, normals)
-    scale = np.maximum(eigvals[..., 2], 1e-300)
-    defined = valid & (count >= min_valid) & (eigvals[..., 1] > 1e-9 * scale) & (eigvals[..., 2] > 0)
+    trace = eigvals.sum(-1)
+    pairwise = eigvals[..., 0] * eigvals[..., 1] + eigvals[..., 0] * eigvals[..., 2] + eigvals[..., 1] * eigvals[..., 2]
+    defined = valid & (count >= min_valid) & (trace > 0) & (pairwise > DEGENERATE * trace**2)
     out = np.where(defined[..., None], normals, 0.0).astype(np.float32)
     return out[0] if squeeze else out
+
+
+def _rays(h: int, w: int, intrinsics: Intrinsics) -> np.ndarray:
+    fx, fy, cx, cy = intrinsics
+    return np.stack(np.broadcast_arrays(((np.arange(w) - cx) / fx)[None, :], ((np.arange(h) - cy) / fy)[:, None],
+                                        np.ones((1, 1))), -1)
+
+
+@register_kernel("normals_cross", "numpy")
+def normals_cross_numpy(depth: np.ndarray, intrinsics: Intrinsics, window_size: int) -> np.ndarray:
+    """Reference of the cheap variant: n = (P[x+r] - P[x-r]) x (P[y+r] - P[y-r]), oriented like the fit."""
+    _check_window(window_size)
+    squeeze = depth.ndim == 2
+    d = np.asarray(depth, np.float64).reshape((-1, *depth.shape[-2:]))
+    _, h, w = d.shape
+    r = window_size // 2
+    valid = np.isfinite(d) & (d > 0)
+    rays = _rays(h, w, intrinsics)
+    p = np.where(valid, d, 0.0)[..., None] * rays
+    out = np.zeros((*d.shape, 3))
+    dx = p[:, r:-r, 2 * r:] - p[:, r:-r, : -2 * r]
+    dy = p[:, 2 * r:, r:-r] - p[:, : -2 * r, r:-r]
+    n = np.cross(dx, dy)
+    ok = (valid[:, r:-r, 2 * r:] & valid[:, r:-r, : -2 * r] & valid[:, 2 * r:, r:-r] & valid[:, : -2 * r, r:-r]
+          & valid[:, r:-r, r:-r])
+    length = np.linalg.norm(n, axis=-1)
+    ok &= length > 0
+    n = n / np.where(ok, length, 1.0)[..., None]
+    n = np.where((np.sum(n * rays[r:-r, r:-r], -1) < 0)[..., None], -n, n)
+    out[:, r:-r, r:-r] = np.where(ok[..., None], n, 0.0)
+    out = out.astype(np.float32)
+    return out[0] if squeeze else out
+
+
+# -- numba CPU -------------------------------------------------------------------------------------------
+
+@njit(inline="always")
+def _smallest_eigenvalue(a, b, c, d, e, f, t, c1):  # noqa: ANN001, ANN202
+    """Smallest root of det(C - l*I) = -l^3 + t*l^2 - c1*l + c0 (all roots real, >= 0). Newton from 0 climbs
+    monotonically to it, in one or two steps when it is far below the others (a plane); when it has not
+    settled after a few steps (nearly equal eigenvalues), the trigonometric solution is used instead."""
+    c0 = a * (d * f - e * e) - b * (b * f - e * c) + c * (b * e - d * c)
+    lam = 0.0
+    for _ in range(6):
+        step = (((t - lam) * lam - c1) * lam + c0) / (-3.0 * lam * lam + 2.0 * t * lam - c1)
+        lam -= step
+        if abs(step) <= 1e-12 * t:
+            return lam
+    q = t / 3.0
+    p = math.sqrt(max(((a - q) ** 2 + (d - q) ** 2 + (f - q) ** 2 + 2.0 * (b * b + c * c + e * e)) / 6.0, 1e-300))
+    ba, bd, bf, bb, bc, be = (a - q) / p, (d - q) / p, (f - q) / p, b / p, c / p, e / p
+    half_det = 0.5 * (ba * (bd * bf - be * be) - bb * (bb * bf - be * bc) + bc * (bb * be - bd * bc))
+    return q + 2.0 * p * math.cos(math.acos(min(1.0, max(-1.0, half_det))) / 3.0 + 2.0 * math.pi / 3.0)
+
+
+@njit(inline="always")
+def _fit_normal(n, sx, sy, sz, sxx, sxy, sxz, syy, syz, szz, rx, ry, min_valid):  # noqa: ANN001, ANN202
+    """Smallest eigenvector of the window covariance from its moments, in closed form: the longest cross
+    product of two rows of C - l*I for the smallest eigenvalue l; pointing away from the camera along
+    the ray (rx, ry, 1); zeros when undefined."""
+    if n < min_valid:
+        return 0.0, 0.0, 0.0
+    inv_n = 1.0 / n
+    mx, my, mz = sx * inv_n, sy * inv_n, sz * inv_n
+    a, b, c = sxx * inv_n - mx * mx, sxy * inv_n - mx * my, sxz * inv_n - mx * mz
+    d, e, f = syy * inv_n - my * my, syz * inv_n - my * mz, szz * inv_n - mz * mz
+    t = a + d + f
+    c1 = a * d + a * f + d * f - b * b - c * c - e * e  # sum of the eigenvalues' pairwise products
+    if t <= 0.0 or c1 <= DEGENERATE * t * t:
+        return 0.0, 0.0, 0.0  # a single point or collinear points: no plane
+    smallest = _smallest_eigenvalue(a, b, c, d, e, f, t, c1)
+    a -= smallest
+    d -= smallest
+    f -= smallest
+    # rows (a b c), (b d e), (c e f) of C - l*I: each cross product of two is parallel to the eigenvector
+    x0, y0, z0 = b * f - c * e, c * c - a * f, a * e - b * c
+    x1, y1, z1 = b * e - c * d, c * b - a * e, a * d - b * b
+    x2, y2, z2 = d * f - e * e, e * c - b * f, b * e - d * c
+    n0, n1, n2 = x0 * x0 + y0 * y0 + z0 * z0, x1 * x1 + y1 * y1 + z1 * z1, x2 * x2 + y2 * y2 + z2 * z2
+    if n1 > n0 and n1 >= n2:
+        x0, y0, z0, n0 = x1, y1, z1, n1
+    elif n2 > n0:
+        x0, y0, z0, n0 = x2, y2, z2, n2
+    if n0 <= 0.0:
+        return 0.0, 0.0, 0.0
+    inv = 1.0 / math.sqrt(n0)
+    if x0 * rx + y0 * ry + z0 < 0.0:
+        inv = -inv
+    return x0 * inv, y0 * inv, z0 * inv
+
+
+@njit(inline="always")
+def _moments(z, x, y, fx, fy, cx, cy):  # noqa: ANN001, ANN202
+    """The 10 window moments one depth sample contributes: count, x, y, z, xx, xy, xz, yy, yz, zz."""
+    if not (math.isfinite(z) and z > 0):
+        return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    px, py = z * (x - cx) / fx, z * (y - cy) / fy
+    return 1.0, px, py, z, px * px, px * py, px * z, py * py, py * z, z * z
+
+
+@njit(parallel=True, cache=True)
+def _row_window_sums(depth, fx, fy, cx, cy, r, rows):  # noqa: ANN001
+    """rows[k, y, x] = sum of moment k over depth[y, x-r..x+r] (clipped): a running sum per image row."""
+    h, w = depth.shape
+    for y in prange(h):
+        line = np.empty((10, w))
+        for x in range(w):
+            m = _moments(depth[y, x], x, y, fx, fy, cx, cy)
+            for k in range(10):
+                line[k, x] = m[k]
+        for k in range(10):
+            acc = 0.0
+            for x in range(min(r, w - 1) + 1):
+                acc += line[k, x]
+            for x in range(w):
+                rows[k, y, x] = acc
+                if x + r + 1 < w:
+                    acc += line[k, x + r + 1]
+                if x - r >= 0:
+                    acc -= line[k, x - r]
+
+
+@njit(parallel=True, cache=True)
+def _column_window_sums(rows, r, sums):  # noqa: ANN001
+    """sums[k, y] = sum of rows[k, y-r..y+r] (clipped): a running sum of whole rows, a task per moment."""
+    _, h, w = rows.shape
+    for k in prange(10):
+        acc = np.zeros(w)
+        for y in range(min(r, h - 1) + 1):
+            acc += rows[k, y]
+        for y in range(h):
+            sums[k, y] = acc
+            if y + r + 1 < h:
+                acc += rows[k, y + r + 1]
+            if y - r >= 0:
+                acc -= rows[k, y - r]
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _fit_all(depth, s, fx, fy, cx, cy, min_valid, out):  # noqa: ANN001
+    for y in prange(depth.shape[0]):
+        ry = (y - cy) / fy
+        for x in range(depth.shape[1]):
+            z = depth[y, x]
+            nx, ny, nz = 0.0, 0.0, 0.0
+            if math.isfinite(z) and z > 0:
+                nx, ny, nz = _fit_normal(s[0, y, x], s[1, y, x], s[2, y, x], s[3, y, x], s[4, y, x], s[5, y, x],
+                                         s[6, y, x], s[7, y, x], s[8, y, x], s[9, y, x], (x - cx) / fx, ry,
+                                         min_valid)
+            out[y, x, 0], out[y, x, 1], out[y, x, 2] = nx, ny, nz
+
+
+_workspaces = threading.local()
+
+
+def _workspace(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Two (10, H, W) float64 buffers kept per thread: fresh 40 MB allocations for every frame cost more
+    in page faults than the rest of the computation."""
+    if getattr(_workspaces, "shape", None) != shape:
+        _workspaces.shape, _workspaces.buffers = shape, (np.empty((10, *shape)), np.empty((10, *shape)))
+    return _workspaces.buffers
+
+
+@register_kernel("normals_svd", "numba")
+def normals_svd_numba(depth: np.ndarray, intrinsics: Intrinsics, window_size: int,
+                      min_valid: int = 3) -> np.ndarray:
+    """O(1) per pixel in the window size; agrees with the reference to ~1e-5 (float64 running sums)."""
+    _check_window(window_size)
+    frames = np.ascontiguousarray(depth, np.float32).reshape(-1, *depth.shape[-2:])
+    out = np.empty((*frames.shape, 3), np.float32)
+    fx, fy, cx, cy = map(float, intrinsics)
+    rows, sums = _workspace(frames.shape[1:])
+    for i in range(len(frames)):  # window moments by running sums along x then y, then the fit per pixel
+        _row_window_sums(frames[i], fx, fy, cx, cy, window_size // 2, rows)
+        _column_window_sums(rows, window_size // 2, sums)
+        _fit_all(frames[i], sums, fx, fy, cx, cy, min_valid, out[i])
+    return out.reshape((*depth.shape, 3))
+
+
+@njit(inline="always")
+def _point(depth, y, x, fx, fy, cx, cy):  # noqa: ANN001, ANN202
+    z = depth[y, x]
+    if not (math.isfinite(z) and z > 0):
+        return False, 0.0, 0.0, 0.0
+    return True, z * (x - cx) / fx, z * (y - cy) / fy, z
+
+
+@njit(inline="always")
+def _cross_normal(depth, y, x, r, fx, fy, cx, cy):  # noqa: ANN001, ANN202
+    h, w = depth.shape
+    if y < r or x < r or y >= h - r or x >= w - r:
+        return 0.0, 0.0, 0.0
+    ok0, _, _, _ = _point(depth, y, x, fx, fy, cx, cy)
+    ok1, ax, ay, az = _point(depth, y, x + r, fx, fy, cx, cy)
+    ok2, bx, by, bz = _point(depth, y, x - r, fx, fy, cx, cy)
+    ok3, cx_, cy_, cz = _point(depth, y + r, x, fx, fy, cx, cy)
+    ok4, dx, dy, dz = _point(depth, y - r, x, fx, fy, cx, cy)
+    if not (ok0 and ok1 and ok2 and ok3 and ok4):
+        return 0.0, 0.0, 0.0
+    ux, uy, uz = ax - bx, ay - by, az - bz
+    vx, vy, vz = cx_ - dx, cy_ - dy, cz - dz
+    nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+    length = math.sqrt(nx * nx + ny * ny + nz * nz)
+    if length <= 0.0:
+        return 0.0, 0.0, 0.0
+    if nx * (x - cx) / fx + ny * (y - cy) / fy + nz < 0.0:
+        length = -length
+    return nx / length, ny / length, nz / length
+
+
+@njit(parallel=True, cache=True)
+def _normals_cross_frame(depth, fx, fy, cx, cy, r, out):  # noqa: ANN001
+    for y in prange(depth.shape[0]):
+        for x in range(depth.shape[1]):
+            out[y, x, 0], out[y, x, 1], out[y, x, 2] = _cross_normal(depth, y, x, r, fx, fy, cx, cy)
+
+
+@register_kernel("normals_cross", "numba")
+def normals_cross_numba(depth: np.ndarray, intrinsics: Intrinsics, window_size: int) -> np.ndarray:
+    _check_window(window_size)
+    frames = np.ascontiguousarray(depth, np.float32).reshape(-1, *depth.shape[-2:])
+    out = np.empty((*frames.shape, 3), np.float32)
+    fx, fy, cx, cy = map(float, intrinsics)
+    for i in range(len(frames)):
+        _normals_cross_frame(frames[i], fx, fy, cx, cy, window_size // 2, out[i])
+    return out.reshape((*depth.shape, 3))
+
+
+# -- CUDA -------------------------------------------------------------------------------------------------
+# Same four passes on the device: moments, running sums along x (a thread per plane and row), along y
+# (a thread per plane and column), per-pixel fit. Nothing leaves the GPU.
+
+@cuda.jit(cache=True)
+def _moments_cuda(depth, fx, fy, cx, cy, planes):  # noqa: ANN001
+    x, y = cuda.grid(2)
+    if y < depth.shape[0] and x < depth.shape[1]:
+        m = _moments(depth[y, x], x, y, fx, fy, cx, cy)
+        for k in range(10):
+            planes[k, y, x] = m[k]
+
+
+@cuda.jit(cache=True)
+def _running_sum_cuda(src, r, along_x, dst):  # noqa: ANN001
+    """A thread per (plane, line): the (2r+1) window sum along x or y, clipped at the borders."""
+    i = cuda.grid(1)
+    _, h, w = src.shape
+    lines, length = (h, w) if along_x else (w, h)
+    if i >= 10 * lines:
+        return
+    k, line = i // lines, i % lines
+    acc = 0.0
+    for j in range(min(r, length - 1) + 1):
+        acc += src[k, line, j] if along_x else src[k, j, line]
+    for j in range(length):
+        if along_x:
+            dst[k, line, j] = acc
+            if j + r + 1 < length:
+                acc += src[k, line, j + r + 1]
+            if j - r >= 0:
+                acc -= src[k, line, j - r]
+        else:
+            dst[k, j, line] = acc
+            if j + r + 1 < length:
+                acc += src[k, j + r + 1, line]
+            if j - r >= 0:
+                acc -= src[k, j - r, line]
+
+
+@cuda.jit(cache=True)
+def _fit_cuda(depth, s, fx, fy, cx, cy, min_valid, out):  # noqa: ANN001
+    x, y = cuda.grid(2)
+    if y < depth.shape[0] and x < depth.shape[1]:
+        z = depth[y, x]
+        nx, ny, nz = 0.0, 0.0, 0.0
+        if math.isfinite(z) and z > 0:
+            nx, ny, nz = _fit_normal(s[0, y, x], s[1, y, x], s[2, y, x], s[3, y, x], s[4, y, x], s[5, y, x],
+                                     s[6, y, x], s[7, y, x], s[8, y, x], s[9, y, x], (x - cx) / fx,
+                                     (y - cy) / fy, min_valid)
+        out[y, x, 0], out[y, x, 1], out[y, x, 2] = nx, ny, nz
+
+
+@register_kernel("normals_svd", "cuda")
+def normals_svd_cuda(depth: Any, intrinsics: Intrinsics, window_size: int, min_valid: int = 3) -> Any:
+    """Device (B, H, W) or (H, W) float32 depth -> device float32 normals."""
+    _check_window(window_size)
+    d_depth = as_device(depth)
+    frames = d_depth.reshape(-1, *d_depth.shape[-2:])
+    _, h, w = frames.shape
+    out = cuda.device_array((*frames.shape, 3), np.float32)
+    planes, rows = cuda.device_array((10, h, w), np.float64), cuda.device_array((10, h, w), np.float64)
+    fx, fy, cx, cy = map(float, intrinsics)
+    blocks, threads = grid_2d(h, w)
+    r = window_size // 2
+    for i in range(frames.shape[0]):
+        _moments_cuda[blocks, threads](frames[i], fx, fy, cx, cy, planes)
+        _running_sum_cuda[(10 * h + 63) // 64, 64](planes, r, True, rows)
+        _running_sum_cuda[(10 * w + 63) // 64, 64](rows, r, False, planes)
+        _fit_cuda[blocks, threads](frames[i], planes, fx, fy, cx, cy, min_valid, out[i])
+    return out.reshape((*d_depth.shape, 3))
+
+
+@cuda.jit(cache=True)
+def _cross_cuda(depth, fx, fy, cx, cy, r, out):  # noqa: ANN001
+    x, y = cuda.grid(2)
+    if y < depth.shape[0] and x < depth.shape[1]:
+        out[y, x, 0], out[y, x, 1], out[y, x, 2] = _cross_normal(depth, y, x, r, fx, fy, cx, cy)
+
+
+@register_kernel("normals_cross", "cuda")
+def normals_cross_cuda(depth: Any, intrinsics: Intrinsics, window_size: int) -> Any:
+    _check_window(window_size)
+    d_depth = as_device(depth)
+    frames = d_depth.reshape(-1, *d_depth.shape[-2:])
+    out = cuda.device_array((*frames.shape, 3), np.float32)
+    blocks, threads = grid_2d(*frames.shape[1:])
+    fx, fy, cx, cy = map(float, intrinsics)
+    for i in range(frames.shape[0]):
+        _cross_cuda[blocks, threads](frames[i], fx, fy, cx, cy, window_size // 2, out[i])
+    return out.reshape((*d_depth.shape, 3))

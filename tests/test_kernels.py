@@ -5,22 +5,35 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from vre_fast.kernels import colormaps
-from vre_fast.kernels.hsv import hsv_numpy, hsv_opencv
-from vre_fast.kernels.normals_svd import intrinsics_from_fov, normals_svd_numpy
+from vre_fast.kernels._dispatch import get_kernel, register_kernel, registered_backends
+from vre_fast.kernels.hsv import hsv_numba, hsv_numpy, rgb_to_hsv
+from vre_fast.kernels.lookup import apply_lut, lut_numba, lut_numpy
+from vre_fast.kernels.normals_svd import (
+    depth_to_normals,
+    intrinsics_from_fov,
+    normals_cross_numba,
+    normals_cross_numpy,
+    normals_svd_numba,
+    normals_svd_numpy,
+)
+from vre_fast.kernels.safe_landing import safe_landing
+
+BACKENDS = ["numpy", "numba"]
 
 
-def test_hsv_opencv_matches_numpy_reference():
+def test_hsv_numba_matches_numpy_reference():
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (3, 40, 50, 3), dtype=np.uint8)
     rgb[0, :5] = [[255, 0, 1]]  # hue just below a full turn: must not wrap to 1.0
     rgb[0, 5:10] = 128  # grey: hue and saturation 0
-    ref, fast = hsv_numpy(rgb), hsv_opencv(rgb)
+    ref, fast = hsv_numpy(rgb), hsv_numba(rgb)
     assert fast.dtype == np.float32 and fast.shape == rgb.shape
     hue_err = np.abs(ref[..., 0] - fast[..., 0])
     hue_err = np.minimum(hue_err, 1 - hue_err)  # hue is circular
-    assert hue_err.max() < 1e-5
-    np.testing.assert_allclose(fast[..., 1:], ref[..., 1:], atol=1e-5)  # float32 arithmetic in OpenCV
+    assert hue_err.max() < 1e-6
+    np.testing.assert_allclose(fast[..., 1:], ref[..., 1:], atol=1e-6)  # float32 arithmetic
     assert ref.min() >= 0 and ref.max() <= 1 and fast[..., 0].max() < 1
+    assert np.array_equal(rgb_to_hsv(rgb), fast)  # host arrays dispatch to numba
 
 
 def test_hsv_reference_known_colours():
@@ -48,14 +61,15 @@ def _oriented(n: np.ndarray) -> np.ndarray:
     return n if n[2] > 0 else -n
 
 
-def test_normals_of_known_planes():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_normals_of_known_planes(backend: str):
     """Two planes meeting at a crease: mean angular error < 0.5 deg away from the crease."""
     h, w = 60, 80
     intr = intrinsics_from_fov(75, (3840, 2160), (w, h))
     n_left, n_right = _oriented(np.array([0.3, -0.6, 0.7])), _oriented(np.array([-0.2, -0.5, 0.8]))
     left, right = _plane_depth(n_left, 10, intr, h, w), _plane_depth(n_right, 10, intr, h, w)
     depth = np.where(np.arange(w)[None] < w // 2, left, right)
-    out = normals_svd_numpy(depth, intr, window_size=5)
+    out = depth_to_normals(depth, intr, window_size=5, backend=backend)
     np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1, atol=1e-5)
     away = np.abs(np.arange(w) - w // 2) > 3
     err_left = _angles_deg(out[:, : w // 2][:, away[: w // 2]], n_left)
@@ -83,14 +97,16 @@ def _normals_loop_reference(depth: np.ndarray, intr, window_size: int) -> np.nda
                 continue
             pts = np.array(pts)
             _, s, vt = np.linalg.svd(pts - pts.mean(0))
-            if s[1] <= 1e-9 * max(s[0], 1e-300) ** 1:
+            eig = s**2  # eigenvalues of the scatter matrix; collinear when their pairwise products vanish
+            if eig[0] * eig[1] + eig[0] * eig[2] + eig[1] * eig[2] <= 1e-9 * eig.sum() ** 2:
                 continue
             n = vt[-1]
             out[y, x] = n if n @ [(x - cx) / fx, (y - cy) / fy, 1] >= 0 else -n
     return out
 
 
-def test_normals_match_per_pixel_svd_with_holes():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_normals_match_per_pixel_svd_with_holes(backend: str):
     rng = np.random.default_rng(3)
     h, w = 14, 18
     intr = (20.0, 21.0, 9.0, 7.0)
@@ -98,32 +114,104 @@ def test_normals_match_per_pixel_svd_with_holes():
     depth[3:5, 4:7] = 0  # holes: zero, NaN and inf are all invalid
     depth[9, 10] = np.nan
     depth[11, 2] = np.inf
-    fast = normals_svd_numpy(depth, intr, window_size=5)
-    ref = _normals_loop_reference(depth, intr, 5)
+    fast = depth_to_normals(depth.astype(np.float32), intr, window_size=5, backend=backend)
+    ref = _normals_loop_reference(depth.astype(np.float32).astype(np.float64), intr, 5)
     assert np.array_equal(np.any(fast != 0, -1), np.any(ref != 0, -1))
     np.testing.assert_allclose(fast, ref, atol=1e-4)
     assert not np.any(fast[3:5, 4:7]) and not np.any(fast[9, 10]) and not np.any(fast[11, 2])
 
 
-def test_holes_do_not_bend_neighbouring_normals():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_holes_do_not_bend_neighbouring_normals(backend: str):
     """Unlike VRE (zero depth as points at the origin), a hole leaves its neighbours' fits intact."""
     h, w = 40, 50
     intr = intrinsics_from_fov(75, (3840, 2160), (w, h))
     n = _oriented(np.array([0.1, -0.7, 0.7]))
     depth = _plane_depth(n, 8, intr, h, w)
     depth[18:22, 20:25] = 0
-    out = normals_svd_numpy(depth, intr, window_size=7)
+    out = depth_to_normals(depth, intr, window_size=7, backend=backend)
     valid = np.any(out != 0, -1)
     assert not valid[18:22, 20:25].any() and valid.sum() == h * w - 20
     assert _angles_deg(out[valid], n).max() < 0.1
 
 
-def test_normals_window_too_small_or_collinear_is_undefined():
-    depth = np.full((9, 9), np.nan)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_normals_window_too_small_or_collinear_is_undefined(backend: str):
+    depth = np.full((9, 9), np.nan, np.float32)
     depth[4, :] = 3.0  # a single row: every window is collinear
-    assert not np.any(normals_svd_numpy(depth, (10, 10, 4, 4), 3))
+    assert not np.any(depth_to_normals(depth, (10, 10, 4, 4), 3, backend=backend))
     with pytest.raises(ValueError, match="odd"):
-        normals_svd_numpy(depth, (10, 10, 4, 4), 4)
+        depth_to_normals(depth, (10, 10, 4, 4), 4, backend=backend)
+
+
+def _scene(h: int = 54, w: int = 96, seed: int = 0) -> tuple[np.ndarray, tuple]:
+    """Two noisy planes at different distances, holes of zero, NaN and inf depth."""
+    rng = np.random.default_rng(seed)
+    intr = intrinsics_from_fov(75, (3840, 2160), (w, h))
+    left = _plane_depth(_oriented(np.array([0.0, 0.8, 0.6])), 10, intr, h, w)
+    right = _plane_depth(_oriented(np.array([0.5, -0.3, 0.8])), 20, intr, h, w)
+    depth = np.where(np.arange(w)[None] < w // 2, left, right) * (1 + rng.normal(0, 1e-3, (h, w)))
+    depth[10:14, 20:30], depth[30, 40], depth[40, 70] = 0, np.nan, np.inf
+    return depth.astype(np.float32), intr
+
+
+def test_normals_numba_matches_reference_on_a_noisy_scene():
+    depth, intr = _scene()
+    ref, fast = normals_svd_numpy(depth, intr, 11), normals_svd_numba(depth, intr, 11)
+    assert np.array_equal(np.any(ref != 0, -1), np.any(fast != 0, -1))  # same undefined pixels
+    both = np.any(ref != 0, -1)
+    assert _angles_deg(fast[both], ref[both]).mean() < 0.01
+    np.testing.assert_allclose(fast, ref, atol=5e-3)
+
+
+def test_normals_cross_numba_equals_reference():
+    depth, intr = _scene()
+    ref, fast = normals_cross_numpy(depth, intr, 5), normals_cross_numba(depth, intr, 5)
+    assert np.array_equal(np.any(ref != 0, -1), np.any(fast != 0, -1))
+    np.testing.assert_allclose(fast, ref, atol=1e-5)
+    n = _oriented(np.array([0.0, 0.8, 0.6]))
+    valid = np.any(fast != 0, -1)
+    valid[:, 40:] = False
+    assert _angles_deg(fast[valid], n).mean() < 2  # noisier than the fit, still on the plane
+
+
+def test_lookup_numba_equals_numpy_and_rejects_unknown_ids():
+    rng = np.random.default_rng(2)
+    classes = rng.integers(0, 20, (2, 30, 40), dtype=np.uint8)
+    for lut in (rng.integers(0, 255, 20, dtype=np.uint8), rng.integers(0, 255, (20, 3), dtype=np.uint8)):
+        assert np.array_equal(lut_numba(classes, lut), lut_numpy(classes, lut))
+    classes[1, 5, 7] = 42
+    for backend in BACKENDS:
+        with pytest.raises(IndexError, match="42"):
+            apply_lut(classes, np.zeros(20, np.uint8), backend=backend)
+
+
+@pytest.mark.parametrize("with_classes", [False, True])
+def test_safe_landing_numba_equals_numpy(with_classes: bool):
+    rng = np.random.default_rng(4)
+    normals = rng.normal(size=(2, 20, 30, 3)).astype(np.float32)
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+    normals[0, :3] = 0
+    classes = rng.integers(0, 8, (2, 20, 30), dtype=np.uint8) if with_classes else None
+    table = np.array([0, 1, 0, 1, 1], np.uint8) if with_classes else None  # ids 5..7: beyond the table, unsafe
+    ref = safe_landing(normals, (0, 1, 0.2), 40, classes, table, backend="numpy")
+    fast = safe_landing(normals, (0, 1, 0.2), 40, classes, table, backend="numba")
+    assert np.array_equal(ref, fast) and 0 < ref.mean() < 1 and not ref[0, :3].any()
+
+
+def test_normals_image_numba_equals_numpy():
+    rng = np.random.default_rng(5)
+    normals = rng.uniform(-1, 1, (2, 9, 11, 3)).astype(np.float16)
+    normals[0, 0, 0] = 0
+    assert np.array_equal(colormaps.normals_image_numba(normals), colormaps.normals_image_numpy(normals))
+
+
+def test_dispatch_registry_fails_loudly():
+    assert set(registered_backends("normals_svd")) == {"numpy", "numba", "cuda"}
+    with pytest.raises(TypeError, match=r"kernel 'normals_image' has no 'cuda' implementation; registered"):
+        get_kernel("normals_image", "cuda")
+    with pytest.raises(ValueError, match="already has a 'numpy' implementation"):
+        register_kernel("hsv", "numpy")(hsv_numpy)
 
 
 def test_colormaps_shapes_and_invalid_pixels():

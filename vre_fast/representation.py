@@ -14,7 +14,12 @@ import numpy as np
 
 from .kernels import colormaps
 
-__all__ = ["ComputeBatch", "Input", "NoParams", "Representation"]
+__all__ = ["ComputeBatch", "Input", "NoParams", "Representation", "kernel_backend"]
+
+
+def kernel_backend(device: str) -> str:
+    """The kernels' backend for a representation's device: CUDA kernels on "cuda[:n]", numba on the CPU."""
+    return "cuda" if device.startswith("cuda") else "numba"
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class ComputeBatch:
     frames: np.ndarray  # (B, H, W, 3) uint8 video frames
     next_frames: np.ndarray | None  # frames t+1 (the last frame repeats at the end) if needs_next_frame
     inputs: dict[str, np.ndarray]  # role -> decoded dependency output at this run's output size
+    device: str = "cpu"  # the node's device: which kernels to run
 
 
 class Representation(ABC):
@@ -79,8 +85,9 @@ class Representation(ABC):
 
     def decode(self, stored: np.ndarray) -> np.ndarray:
         """What dependants receive; also applied to freshly computed outputs, so a dependant sees the same
-        values whether its input was computed in this run or read back from disk."""
-        return stored
+        values whether its input was computed in this run or read back from disk. float16 storage is
+        widened to float32 (kernels do not compute in float16)."""
+        return stored.astype(np.float32) if stored.dtype == np.float16 else stored
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 picture of a batch of decoded outputs."""

@@ -205,6 +205,7 @@ class BatchExecutor:
             next_frames=(np.stack([frames[min(f + 1, self._last_frame)] for f in indices])
                          if rep.needs_next_frame else None),
             inputs={role: np.stack([outputs[dep][f] for f in indices]) for role, dep in rt.node.inputs.items()},
+            device=rt.node.cfg.device,
         )
         start = time.perf_counter()
         raw = rep.compute(batch)

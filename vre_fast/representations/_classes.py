@@ -28,9 +28,13 @@ def resolve_class_ids(items: Iterable[int | str], source: Representation) -> lis
     return ids
 
 
-def membership(class_map: np.ndarray, ids: list[int]) -> np.ndarray:
-    """Boolean mask of pixels whose class is in `ids`, through a lookup table."""
-    class_map = class_map.reshape(class_map.shape[:3])
-    lut = np.zeros(max(int(class_map.max(initial=0)), max(ids, default=0)) + 1, bool)
-    lut[ids] = True
-    return lut[class_map]
+def class_table(ids: list[int], size: int) -> np.ndarray:
+    """uint8 table, 1 at `ids`, of at least `size` entries (one per possible class id)."""
+    table = np.zeros(max(size, max(ids, default=0) + 1), np.uint8)
+    table[ids] = 1
+    return table
+
+
+def table_size(class_map: np.ndarray) -> int:
+    """Entries a lookup table needs for every id `class_map` can hold."""
+    return 256 if class_map.dtype == np.uint8 else int(class_map.max(initial=0)) + 1

@@ -8,8 +8,10 @@ import numpy as np
 
 from .._registry import register_representation
 from ..kernels import colormaps
-from ..representation import ComputeBatch, Input, Representation
-from ._classes import membership, resolve_class_ids
+from ..kernels._cuda import to_host
+from ..kernels.lookup import apply_lut
+from ..representation import ComputeBatch, Input, Representation, kernel_backend
+from ._classes import class_table, resolve_class_ids, table_size
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class BinaryMask(Representation):
         self._ids = resolve_class_ids(self.params.classes, self.dependencies["semantic"])
 
     def compute(self, batch: ComputeBatch) -> np.ndarray:
-        return membership(batch.inputs["semantic"], self._ids).astype(np.uint8)
+        classes = batch.inputs["semantic"]
+        classes = classes.reshape(classes.shape[:3])
+        return to_host(apply_lut(classes, class_table(self._ids, table_size(classes)), kernel_backend(batch.device)))
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         return colormaps.unit_to_image(decoded)

@@ -6,14 +6,15 @@ import numpy as np
 
 from .._registry import register_representation
 from ..kernels import colormaps
-from ..kernels.hsv import hsv_opencv
-from ..representation import ComputeBatch, Representation
+from ..kernels._cuda import to_host
+from ..kernels.hsv import rgb_to_hsv
+from ..representation import ComputeBatch, Representation, kernel_backend
 
 
 @register_representation("hsv")
 class HSV(Representation):
     def compute(self, batch: ComputeBatch) -> np.ndarray:
-        return hsv_opencv(batch.frames)
+        return to_host(rgb_to_hsv(batch.frames, kernel_backend(batch.device)))
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         return colormaps.unit_to_image(decoded)

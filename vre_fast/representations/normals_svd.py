@@ -7,18 +7,22 @@ pointing away from the camera; undefined pixels are (0, 0, 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from .._registry import register_representation
 from ..kernels import colormaps
-from ..kernels.normals_svd import intrinsics_from_fov, normals_svd_numpy
-from ..representation import ComputeBatch, Input, Representation
+from ..kernels._cuda import to_host
+from ..kernels.normals_svd import depth_to_normals, intrinsics_from_fov
+from ..representation import ComputeBatch, Input, Representation, kernel_backend
 
 
 @dataclass(frozen=True)
 class NormalsSvdParams:
     window_size: int = 11
+    # "svd": plane fit over the window; "cross": cross product of central differences (cheaper, noisier)
+    method: Literal["svd", "cross"] = "svd"
     # camera: a diagonal FOV (degrees) of a sensor of sensor_size (width, height) pixels, as in VRE ...
     sensor_fov: float | None = None
     sensor_size: tuple[int, int] | None = None
@@ -53,9 +57,12 @@ class NormalsSvd(Representation):
             if depth.shape[-1] != 1:
                 raise ValueError(f"expected a single-channel depth map, got shape {depth.shape[1:]}")
             depth = depth[..., 0]
-        step = self.params.input_downsample_step
-        return normals_svd_numpy(depth[:, ::step, ::step], self._intrinsics(depth.shape[1:3], step),
-                                 self.params.window_size, self.params.min_valid)
+        p = self.params
+        step = p.input_downsample_step
+        normals = depth_to_normals(np.ascontiguousarray(depth[:, ::step, ::step], np.float32),
+                                   self._intrinsics(depth.shape[1:3], step), p.window_size, p.method, p.min_valid,
+                                   backend=kernel_backend(batch.device))
+        return to_host(normals)
 
     def _intrinsics(self, hw: tuple[int, int], step: int) -> tuple[float, float, float, float]:
         p = self.params

@@ -9,15 +9,16 @@ one of `safe_classes`. Undefined normals (zero vectors) are never safe.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._registry import register_representation
 from ..kernels import colormaps
-from ..representation import ComputeBatch, Input, Representation
-from ._classes import membership, resolve_class_ids
+from ..kernels._cuda import to_host
+from ..kernels.safe_landing import safe_landing
+from ..representation import ComputeBatch, Input, Representation, kernel_backend
+from ._classes import class_table, resolve_class_ids
 
 
 @dataclass(frozen=True)
@@ -47,15 +48,12 @@ class SafeLanding(Representation):
         self._safe_ids = resolve_class_ids(self.params.safe_classes, semantic) if semantic else []
 
     def compute(self, batch: ComputeBatch) -> np.ndarray:
-        normals = batch.inputs["normals"].astype(np.float32)
-        axis = np.asarray(self.params.reference_axis, np.float32)
-        axis /= np.linalg.norm(axis)
-        length = np.linalg.norm(normals, axis=-1)
-        cosine = (normals @ axis) / np.maximum(length, 1e-12)
-        safe = (length > 0) & (cosine >= math.cos(math.radians(self.params.max_angle_deg)))
-        if "semantic" in batch.inputs:
-            safe &= membership(batch.inputs["semantic"], self._safe_ids)
-        return safe.astype(np.uint8)
+        classes = batch.inputs.get("semantic")
+        if classes is not None:
+            classes = classes.reshape(classes.shape[:3])
+        table = class_table(self._safe_ids, 0) if classes is not None else None
+        return to_host(safe_landing(batch.inputs["normals"], self.params.reference_axis, self.params.max_angle_deg,
+                                    classes, table, kernel_backend(batch.device)))
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         return colormaps.unit_to_image(decoded)

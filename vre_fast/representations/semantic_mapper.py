@@ -12,9 +12,11 @@ import numpy as np
 
 from .._registry import register_representation
 from ..kernels import colormaps
+from ..kernels._cuda import to_host
 from ..kernels.colormaps import IGNORE_CLASS
-from ..representation import ComputeBatch, Input, Representation
-from ._classes import resolve_class_ids
+from ..kernels.lookup import apply_lut
+from ..representation import ComputeBatch, Input, Representation, kernel_backend
+from ._classes import resolve_class_ids, table_size
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,10 @@ class SemanticMapper(Representation):
         if not np.issubdtype(src.dtype, np.integer):
             raise ValueError(f"expected an integer class map from '{self.dependencies['semantic'].name}', "
                              f"got {src.dtype}")
-        lut = np.full(max(int(src.max(initial=0)) + 1, max(self._source_to_new) + 1), IGNORE_CLASS, np.uint8)
+        lut = np.full(max(table_size(src), max(self._source_to_new) + 1), IGNORE_CLASS, np.uint8)
         for s, n in self._source_to_new.items():
             lut[s] = n
-        return lut[src]
+        return to_host(apply_lut(src, lut, kernel_backend(batch.device)))
 
     def definition(self) -> dict:
         return {**super().definition(), "classes": list(self.classes)}  # mapping order sets the ids
