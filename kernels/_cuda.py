@@ -20,9 +20,11 @@ def grid_2d(height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
 
 def as_device(x: Any) -> Any:
     """A numba device array: device objects (numba, CuPy, torch) without a copy, host arrays copied over."""
-    if not cuda.is_cuda_array(x):
-        return cuda.to_device(np.ascontiguousarray(x))
-    return x if hasattr(x, "copy_to_host") else cuda.as_cuda_array(x)
+    if hasattr(x, "copy_to_host"):
+        return x
+    if hasattr(x, "__cuda_array_interface__"):
+        return cuda.as_cuda_array(x)
+    return cuda.to_device(np.ascontiguousarray(x))
 
 
 def to_host(x: Any) -> Any:

@@ -40,7 +40,7 @@ def registered_backends(op: str) -> tuple[str, ...]:
 
 def backend_of(x: Any) -> str:
     """The backend that runs where `x` lives: "cuda" for device arrays, else the CPU fast path "numba"."""
-    return "cuda" if hasattr(x, "__cuda_array_interface__") else "numba"
+    return "cuda" if hasattr(x, "__cuda_array_interface__") or hasattr(x, "copy_to_host") else "numba"
 
 
 def get_kernel(op: str, backend: str, allow_fallback: bool = False) -> Callable[..., Any]:

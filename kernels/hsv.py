@@ -35,7 +35,10 @@ def hsv_numpy(rgb: np.ndarray) -> np.ndarray:
 @njit(inline="always")
 def _hsv_pixel(r: int, g: int, b: int) -> tuple[float, float, float]:
     """float32 arithmetic; integer comparisons pick the branch exactly as the reference's do."""
-    hi, lo = max(r, g, b), min(r, g, b)
+    hi = r if r > g else g  # no min/max builtins: the CUDA target types them differently
+    hi = hi if hi > b else b
+    lo = r if r < g else g
+    lo = lo if lo < b else b
     delta = hi - lo
     v = np.float32(hi) * np.float32(1 / 255)
     if delta == 0:

@@ -150,10 +150,11 @@ def _smallest_eigenvalue(a, b, c, d, e, f, t, c1):  # noqa: ANN001, ANN202
         if abs(step) <= 1e-12 * t:
             return lam
     q = t / 3.0
-    p = math.sqrt(max(((a - q) ** 2 + (d - q) ** 2 + (f - q) ** 2 + 2.0 * (b * b + c * c + e * e)) / 6.0, 1e-300))
+    p = math.sqrt(((a - q) ** 2 + (d - q) ** 2 + (f - q) ** 2 + 2.0 * (b * b + c * c + e * e)) / 6.0 + 1e-300)
     ba, bd, bf, bb, bc, be = (a - q) / p, (d - q) / p, (f - q) / p, b / p, c / p, e / p
     half_det = 0.5 * (ba * (bd * bf - be * be) - bb * (bb * bf - be * bc) + bc * (bb * be - bd * bc))
-    return q + 2.0 * p * math.cos(math.acos(min(1.0, max(-1.0, half_det))) / 3.0 + 2.0 * math.pi / 3.0)
+    half_det = 1.0 if half_det > 1.0 else (-1.0 if half_det < -1.0 else half_det)
+    return q + 2.0 * p * math.cos(math.acos(half_det) / 3.0 + 2.0 * math.pi / 3.0)
 
 
 @njit(inline="always")
@@ -281,27 +282,18 @@ def normals_svd_numba(depth: np.ndarray, intrinsics: Intrinsics, window_size: in
 
 
 @njit(inline="always")
-def _point(depth, y, x, fx, fy, cx, cy):  # noqa: ANN001, ANN202
-    z = depth[y, x]
-    if not (math.isfinite(z) and z > 0):
-        return False, 0.0, 0.0, 0.0
-    return True, z * (x - cx) / fx, z * (y - cy) / fy, z
-
-
-@njit(inline="always")
-def _cross_normal(depth, y, x, r, fx, fy, cx, cy):  # noqa: ANN001, ANN202
-    h, w = depth.shape
-    if y < r or x < r or y >= h - r or x >= w - r:
-        return 0.0, 0.0, 0.0
-    ok0, _, _, _ = _point(depth, y, x, fx, fy, cx, cy)
-    ok1, ax, ay, az = _point(depth, y, x + r, fx, fy, cx, cy)
-    ok2, bx, by, bz = _point(depth, y, x - r, fx, fy, cx, cy)
-    ok3, cx_, cy_, cz = _point(depth, y + r, x, fx, fy, cx, cy)
-    ok4, dx, dy, dz = _point(depth, y - r, x, fx, fy, cx, cy)
-    if not (ok0 and ok1 and ok2 and ok3 and ok4):
-        return 0.0, 0.0, 0.0
-    ux, uy, uz = ax - bx, ay - by, az - bz
-    vx, vy, vz = cx_ - dx, cy_ - dy, cz - dz
+def _cross_normal(zc, zr, zl, zd, zu, x, y, r, fx, fy, cx, cy):  # noqa: ANN001, ANN202
+    """Normal from the depth at (x, y) and at x+-r (zr, zl) and y+-r (zd, zu); zeros if one is invalid.
+    Takes samples, not the array, so CPU and CUDA kernels share it."""
+    for z in (zc, zr, zl, zd, zu):
+        if not (math.isfinite(z) and z > 0):
+            return 0.0, 0.0, 0.0
+    ux = zr * (x + r - cx) / fx - zl * (x - r - cx) / fx
+    uy = (zr - zl) * (y - cy) / fy
+    uz = zr - zl
+    vx = (zd - zu) * (x - cx) / fx
+    vy = zd * (y + r - cy) / fy - zu * (y - r - cy) / fy
+    vz = zd - zu
     nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
     length = math.sqrt(nx * nx + ny * ny + nz * nz)
     if length <= 0.0:
@@ -313,9 +305,14 @@ def _cross_normal(depth, y, x, r, fx, fy, cx, cy):  # noqa: ANN001, ANN202
 
 @njit(parallel=True, cache=True)
 def _normals_cross_frame(depth, fx, fy, cx, cy, r, out):  # noqa: ANN001
-    for y in prange(depth.shape[0]):
-        for x in range(depth.shape[1]):
-            out[y, x, 0], out[y, x, 1], out[y, x, 2] = _cross_normal(depth, y, x, r, fx, fy, cx, cy)
+    h, w = depth.shape
+    for y in prange(h):
+        for x in range(w):
+            nx, ny, nz = 0.0, 0.0, 0.0
+            if r <= y < h - r and r <= x < w - r:
+                nx, ny, nz = _cross_normal(depth[y, x], depth[y, x + r], depth[y, x - r], depth[y + r, x],
+                                           depth[y - r, x], x, y, r, fx, fy, cx, cy)
+            out[y, x, 0], out[y, x, 1], out[y, x, 2] = nx, ny, nz
 
 
 @register_kernel("normals_cross", "numba")
@@ -352,7 +349,7 @@ def _running_sum_cuda(src, r, along_x, dst):  # noqa: ANN001
         return
     k, line = i // lines, i % lines
     acc = 0.0
-    for j in range(min(r, length - 1) + 1):
+    for j in range((r if r < length - 1 else length - 1) + 1):
         acc += src[k, line, j] if along_x else src[k, j, line]
     for j in range(length):
         if along_x:
@@ -405,8 +402,13 @@ def normals_svd_cuda(depth: Any, intrinsics: Intrinsics, window_size: int, min_v
 @cuda.jit(cache=True)
 def _cross_cuda(depth, fx, fy, cx, cy, r, out):  # noqa: ANN001
     x, y = cuda.grid(2)
-    if y < depth.shape[0] and x < depth.shape[1]:
-        out[y, x, 0], out[y, x, 1], out[y, x, 2] = _cross_normal(depth, y, x, r, fx, fy, cx, cy)
+    h, w = depth.shape
+    if y < h and x < w:
+        nx, ny, nz = 0.0, 0.0, 0.0
+        if r <= y < h - r and r <= x < w - r:
+            nx, ny, nz = _cross_normal(depth[y, x], depth[y, x + r], depth[y, x - r], depth[y + r, x],
+                                       depth[y - r, x], x, y, r, fx, fy, cx, cy)
+        out[y, x, 0], out[y, x, 1], out[y, x, 2] = nx, ny, nz
 
 
 @register_kernel("normals_cross", "cuda")

@@ -40,11 +40,10 @@ def safe_landing_numpy(normals: np.ndarray, unit_axis: np.ndarray, cos_min: floa
 
 
 @njit(inline="always")
-def _safe_pixel(nx, ny, nz, ax, ay, az, cos_min, cls, has_classes, table):  # noqa: ANN001, ANN202
+def _safe_pixel(nx, ny, nz, ax, ay, az, cos_min, class_ok):  # noqa: ANN001, ANN202
+    """Scalars only, so CPU and CUDA kernels share it."""
     length = math.sqrt(nx * nx + ny * ny + nz * nz)
-    ok = length > 0 and nx * ax + ny * ay + nz * az >= cos_min * length
-    if ok and has_classes:
-        ok = cls < len(table) and table[cls] != 0
+    ok = class_ok and length > 0 and nx * ax + ny * ay + nz * az >= cos_min * length
     return np.uint8(1) if ok else np.uint8(0)
 
 
@@ -62,18 +61,24 @@ def safe_landing_numba(normals: np.ndarray, unit_axis: np.ndarray, cos_min: floa
 @njit(parallel=True, cache=True)
 def _safe_numba_loop(flat, ax, ay, az, cos_min, cls, has_classes, table, out):  # noqa: ANN001
     for i in prange(len(flat)):
-        c = np.int64(cls[i]) if has_classes else 0
+        class_ok = True
+        if has_classes:
+            c = np.int64(cls[i])
+            class_ok = c < len(table) and table[c] != 0
         out[i] = _safe_pixel(np.float64(flat[i, 0]), np.float64(flat[i, 1]), np.float64(flat[i, 2]), ax, ay, az,
-                             cos_min, c, has_classes, table)
+                             cos_min, class_ok)
 
 
 @cuda.jit(cache=True)
 def _safe_cuda_kernel(normals, ax, ay, az, cos_min, cls, has_classes, table, out):  # noqa: ANN001
     x, y = cuda.grid(2)
     if y < normals.shape[0] and x < normals.shape[1]:
-        c = np.int64(cls[y, x]) if has_classes else 0
+        class_ok = True
+        if has_classes:
+            c = np.int64(cls[y, x])
+            class_ok = c < len(table) and table[c] != 0
         out[y, x] = _safe_pixel(np.float64(normals[y, x, 0]), np.float64(normals[y, x, 1]),
-                                np.float64(normals[y, x, 2]), ax, ay, az, cos_min, c, has_classes, table)
+                                np.float64(normals[y, x, 2]), ax, ay, az, cos_min, class_ok)
 
 
 @register_kernel("safe_landing", "cuda")
