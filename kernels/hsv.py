@@ -65,7 +65,7 @@ def hsv_numba(rgb: np.ndarray) -> np.ndarray:
     return out.reshape(rgb.shape)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
 def _hsv_numba_rows(rows: np.ndarray, out: np.ndarray) -> None:
     for y in prange(rows.shape[0]):
         for x in range(rows.shape[1]):

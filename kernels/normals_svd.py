@@ -10,11 +10,10 @@ neighbours get the zero vector. Normals point away from the camera, as in VRE.
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from ._cuda import as_device, cuda, grid_2d
 from ._dispatch import backend_of, get_kernel, register_kernel
@@ -202,67 +201,62 @@ def _moments(z, x, y, fx, fy, cx, cy):  # noqa: ANN001, ANN202
     return 1.0, px, py, z, px * px, px * py, px * z, py * py, py * z, z * z
 
 
-@njit(parallel=True, cache=True)
-def _row_window_sums(depth, fx, fy, cx, cy, r, rows):  # noqa: ANN001
-    """rows[k, y, x] = sum of moment k over depth[y, x-r..x+r] (clipped): a running sum per image row."""
-    h, w = depth.shape
-    for y in prange(h):
-        line = np.empty((10, w))
-        for x in range(w):
-            m = _moments(depth[y, x], x, y, fx, fy, cx, cy)
-            for k in range(10):
-                line[k, x] = m[k]
+@njit(inline="always")
+def _row_window_sums(depth, y, fx, fy, cx, cy, r, line, dst):  # noqa: ANN001
+    """dst[k, x] = sum of moment k over depth[y, x-r..x+r] (clipped), by a running sum along the row."""
+    w = depth.shape[1]
+    for x in range(w):
+        m = _moments(depth[y, x], x, y, fx, fy, cx, cy)
         for k in range(10):
-            acc = 0.0
-            for x in range(min(r, w - 1) + 1):
-                acc += line[k, x]
+            line[k, x] = m[k]
+    for k in range(10):
+        acc = 0.0
+        for x in range(min(r, w - 1) + 1):
+            acc += line[k, x]
+        for x in range(w):
+            dst[k, x] = acc
+            if x + r + 1 < w:
+                acc += line[k, x + r + 1]
+            if x - r >= 0:
+                acc -= line[k, x - r]
+
+
+@njit(inline="always")
+def _accumulate(acc, rows, sign):  # noqa: ANN001
+    """acc += sign * rows, as plain loops (an array expression here would allocate a temporary)."""
+    for k in range(acc.shape[0]):
+        for x in range(acc.shape[1]):
+            acc[k, x] += sign * rows[k, x]
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True, error_model="numpy")
+def _normals_svd_bands(depth, fx, fy, cx, cy, r, min_valid, bands, out):  # noqa: ANN001
+    """Each band of rows walks down the image keeping the window moments of its current row as running
+    sums over a ring of the 2r+2 latest row sums: every intermediate stays in cache (about 1 MB a band)."""
+    h, w = depth.shape
+    slots = 2 * r + 2
+    for band in prange(bands):
+        y0, y1 = band * h // bands, (band + 1) * h // bands
+        ring, line, acc = np.empty((slots, 10, w)), np.empty((10, w)), np.zeros((10, w))
+        for y in range(max(y0 - r, 0), min(y0 + r, h - 1) + 1):
+            _row_window_sums(depth, y, fx, fy, cx, cy, r, line, ring[y % slots])
+            _accumulate(acc, ring[y % slots], 1.0)
+        for y in range(y0, y1):
+            ry = (y - cy) / fy
             for x in range(w):
-                rows[k, y, x] = acc
-                if x + r + 1 < w:
-                    acc += line[k, x + r + 1]
-                if x - r >= 0:
-                    acc -= line[k, x - r]
-
-
-@njit(parallel=True, cache=True)
-def _column_window_sums(rows, r, sums):  # noqa: ANN001
-    """sums[k, y] = sum of rows[k, y-r..y+r] (clipped): a running sum of whole rows, a task per moment."""
-    _, h, w = rows.shape
-    for k in prange(10):
-        acc = np.zeros(w)
-        for y in range(min(r, h - 1) + 1):
-            acc += rows[k, y]
-        for y in range(h):
-            sums[k, y] = acc
-            if y + r + 1 < h:
-                acc += rows[k, y + r + 1]
-            if y - r >= 0:
-                acc -= rows[k, y - r]
-
-
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _fit_all(depth, s, fx, fy, cx, cy, min_valid, out):  # noqa: ANN001
-    for y in prange(depth.shape[0]):
-        ry = (y - cy) / fy
-        for x in range(depth.shape[1]):
-            z = depth[y, x]
-            nx, ny, nz = 0.0, 0.0, 0.0
-            if math.isfinite(z) and z > 0:
-                nx, ny, nz = _fit_normal(s[0, y, x], s[1, y, x], s[2, y, x], s[3, y, x], s[4, y, x], s[5, y, x],
-                                         s[6, y, x], s[7, y, x], s[8, y, x], s[9, y, x], (x - cx) / fx, ry,
-                                         min_valid)
-            out[y, x, 0], out[y, x, 1], out[y, x, 2] = nx, ny, nz
-
-
-_workspaces = threading.local()
-
-
-def _workspace(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Two (10, H, W) float64 buffers kept per thread: fresh 40 MB allocations for every frame cost more
-    in page faults than the rest of the computation."""
-    if getattr(_workspaces, "shape", None) != shape:
-        _workspaces.shape, _workspaces.buffers = shape, (np.empty((10, *shape)), np.empty((10, *shape)))
-    return _workspaces.buffers
+                z = depth[y, x]
+                nx, ny, nz = 0.0, 0.0, 0.0
+                if math.isfinite(z) and z > 0:
+                    nx, ny, nz = _fit_normal(acc[0, x], acc[1, x], acc[2, x], acc[3, x], acc[4, x], acc[5, x],
+                                             acc[6, x], acc[7, x], acc[8, x], acc[9, x], (x - cx) / fx, ry,
+                                             min_valid)
+                out[y, x, 0], out[y, x, 1], out[y, x, 2] = nx, ny, nz
+            if y + 1 < y1:
+                if y + r + 1 < h:
+                    _row_window_sums(depth, y + r + 1, fx, fy, cx, cy, r, line, ring[(y + r + 1) % slots])
+                    _accumulate(acc, ring[(y + r + 1) % slots], 1.0)
+                if y - r >= 0:
+                    _accumulate(acc, ring[(y - r) % slots], -1.0)
 
 
 @register_kernel("normals_svd", "numba")
@@ -273,11 +267,9 @@ def normals_svd_numba(depth: np.ndarray, intrinsics: Intrinsics, window_size: in
     frames = np.ascontiguousarray(depth, np.float32).reshape(-1, *depth.shape[-2:])
     out = np.empty((*frames.shape, 3), np.float32)
     fx, fy, cx, cy = map(float, intrinsics)
-    rows, sums = _workspace(frames.shape[1:])
-    for i in range(len(frames)):  # window moments by running sums along x then y, then the fit per pixel
-        _row_window_sums(frames[i], fx, fy, cx, cy, window_size // 2, rows)
-        _column_window_sums(rows, window_size // 2, sums)
-        _fit_all(frames[i], sums, fx, fy, cx, cy, min_valid, out[i])
+    bands = min(get_num_threads(), frames.shape[1])
+    for i in range(len(frames)):
+        _normals_svd_bands(frames[i], fx, fy, cx, cy, window_size // 2, min_valid, bands, out[i])
     return out.reshape((*depth.shape, 3))
 
 
@@ -303,7 +295,7 @@ def _cross_normal(zc, zr, zl, zd, zu, x, y, r, fx, fy, cx, cy):  # noqa: ANN001,
     return nx / length, ny / length, nz / length
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _normals_cross_frame(depth, fx, fy, cx, cy, r, out):  # noqa: ANN001
     h, w = depth.shape
     for y in prange(h):
