@@ -97,3 +97,14 @@ def test_external_reads_npz_npy_png_and_names_missing_files(tmp_path: Path):
     assert png.dtype == np.uint8 and (png == 7).all()
     with pytest.raises(FileNotFoundError, match=r"no file for frame 5 in .* \(looked for 000005\.npz, 000005\.npy"):
         rep.compute(ComputeBatch(indices=[5], frames=None, next_frames=None, inputs={}))
+
+
+def test_normals_orientation_and_method_parameters():
+    h, w = 20, 30
+    depth = np.full((1, h, w), 5.0, np.float32)  # a wall facing the camera
+    base = {"d": {"type": "external", "parameters": {"path": "d"}}}
+    for params, expected_z in (({}, 1.0), ({"orientation": "camera"}, -1.0), ({"method": "cross"}, 1.0)):
+        rep = node({**base, "n": {"type": "normals_svd", "dependencies": ["d"],
+                                  "parameters": {"sensor_fov": 60, "window_size": 3, **params}}}, "n")
+        out = rep.compute(batch(depth=depth))
+        np.testing.assert_allclose(out[0, 5:-5, 5:-5, 2], expected_z, atol=1e-6)

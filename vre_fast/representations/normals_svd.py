@@ -1,7 +1,7 @@
 """Camera normals from any depth dependency by a per-pixel SVD plane fit (see kernels.normals_svd).
 
 Stored as float16 unit vectors in [-1, 1] in the camera frame (x right, y down, z forward),
-pointing away from the camera; undefined pixels are (0, 0, 0).
+pointing away from the camera unless `orientation: camera`; undefined pixels are (0, 0, 0).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ class NormalsSvdParams:
     window_size: int = 11
     # "svd": plane fit over the window; "cross": cross product of central differences (cheaper, noisier)
     method: Literal["svd", "cross"] = "svd"
+    # "away" from the camera (VRE's and Dronescapes' convention) or towards the "camera"
+    orientation: Literal["away", "camera"] = "away"
     # camera: a diagonal FOV (degrees) of a sensor of sensor_size (width, height) pixels, as in VRE ...
     sensor_fov: float | None = None
     sensor_size: tuple[int, int] | None = None
@@ -62,7 +64,8 @@ class NormalsSvd(Representation):
         normals = depth_to_normals(np.ascontiguousarray(depth[:, ::step, ::step], np.float32),
                                    self._intrinsics(depth.shape[1:3], step), p.window_size, p.method, p.min_valid,
                                    backend=kernel_backend(batch.device))
-        return to_host(normals)
+        normals = to_host(normals)
+        return -normals if p.orientation == "camera" else normals
 
     def _intrinsics(self, hw: tuple[int, int], step: int) -> tuple[float, float, float, float]:
         p = self.params
