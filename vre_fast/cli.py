@@ -42,6 +42,25 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("output", type=Path)
     r.add_argument("--config", "-c", type=Path, help="config, for representations whose metadata is gone")
 
+    p = sub.add_parser("stream", help="run the graph live: frames in from a source, results out to a sink")
+    p.add_argument("--config", "-c", type=Path, required=True, help="YAML graph config")
+    p.add_argument("--source", required=True,
+                   help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file")
+    p.add_argument("--sink", default="stdout",
+                   help="stdout | stdout:vre | vre-tcp://HOST:PORT[?format=raw] | an FFmpeg URL | a video file | "
+                        "window | null")
+    p.add_argument("--representations", help="comma separated names to output (default: all in the config)")
+    p.add_argument("--size", type=_parse_size, help="WxH: the frame size (needed for stdin, enforced on TCP)")
+    p.add_argument("--policy", choices=["latest", "all"], default="latest",
+                   help="latest: drop frames that arrive while busy (default); all: make the source wait")
+    p.add_argument("--pace", action="store_true", help="read a video file at its native frame rate")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate written into encoded sinks")
+    p.add_argument("--max-clients", type=int, help="vre-tcp source: stop after this many client sessions")
+    p.add_argument("--max-frame-size", type=_parse_size, default=(4320, 7680),
+                   help="vre-tcp source: largest WxH accepted (default 7680x4320)")
+    p.add_argument("--stats-json", type=Path, help="write the latency summary here on exit")
+    p.add_argument("--quiet", action="store_true", help="no log lines on stderr")
+
     sub.add_parser("list", help="list the representation types")
     return parser
 
@@ -54,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, argv)
         if args.command == "metadata":
             return _rebuild(args)
+        if args.command == "stream":
+            return _stream(args)
         print("\n".join(list_representations()))
         return 0
     except VreError as exc:
@@ -72,6 +93,47 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     options = RunOptions(frames=args.frames, on_error=args.on_error, write_workers=args.write_workers,
                          progress=not args.no_progress, argv=("vre-fast", *argv))
     run(args.video, cfg, args.output, options)
+    return 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (height, width)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH such as 960x540, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive WxH, got {text!r}")
+    return h, w
+
+
+def _stream(args: argparse.Namespace) -> int:
+    import json
+    import logging
+    import signal
+
+    from .streaming import Limits, StreamGraph, StreamRuntime, open_sink, open_source
+
+    if not args.quiet:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("vre-fast: %(message)s"))
+        logging.getLogger("vre_fast").addHandler(handler)
+        logging.getLogger("vre_fast").setLevel(logging.INFO)
+    chosen = [r for r in args.representations.split(",") if r] if args.representations else None
+    graph = StreamGraph(load_config(args.config), chosen, args.size)
+    graph.warm_up()
+    limits = Limits(max_height=args.max_frame_size[0], max_width=args.max_frame_size[1])
+    source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients)
+    runtime = StreamRuntime(graph, source, open_sink(args.sink, graph, args.fps), policy=args.policy)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: runtime.stop())
+    try:
+        stats = runtime.run()
+    finally:
+        graph.close()
+    print(stats.format(), file=sys.stderr)
+    if args.stats_json is not None:
+        args.stats_json.write_text(json.dumps(stats.summary(), indent=1))
     return 0
 
 

@@ -24,8 +24,8 @@ from ..errors import RepresentationError
 from ..representation import ComputeBatch
 from ..sources import VideoSource
 from ..store import FrameFiles, RepresentationMetadata
+from .node import run_representation
 from .plan import Plan
-from .resize import resize_batch
 
 __all__ = ["BatchExecutor", "NodeRuntime", "NodeStats"]
 
@@ -208,12 +208,7 @@ class BatchExecutor:
             device=rt.node.cfg.device,
         )
         start = time.perf_counter()
-        raw = rep.compute(batch)
-        if not isinstance(raw, np.ndarray) or raw.ndim < 3 or len(raw) != len(indices):
-            raise ValueError(f"compute returned {type(raw).__name__} {getattr(raw, 'shape', '')} for a batch of "
-                             f"{len(indices)} frames; expected (B, H, W[, C])")
-        stored = rep.encode(resize_batch(raw, rt.output_size, rep.interpolation))
-        decoded = rep.decode(stored)
+        stored, decoded = run_representation(rep, batch, rt.output_size)
         seconds = time.perf_counter() - start
         rt.stats.compute_seconds += seconds
         rt.stats.computed += len(indices)

@@ -1,0 +1,232 @@
+"""Streaming runtime: round trips on loopback, the newest-frame policy, malformed input, the embedding API."""
+
+from __future__ import annotations
+
+import io
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import make_video
+
+from vre_fast import ConfigError, RunOptions, VreError, parse_config, register_representation, run
+from vre_fast.representation import ComputeBatch, Representation
+from vre_fast.streaming import Limits, StreamGraph, StreamRuntime, encode_frame, open_sink, open_source, read_result
+from vre_fast.streaming.protocol import Disconnected
+from vre_fast.streaming.sinks import NullSink
+
+GRAPH = {"representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"},
+                             "edges": {"type": "edges_canny", "parameters": {"threshold1": 60}}}}
+TIMEOUT = 60
+
+
+def frames_of(video: Path) -> list[np.ndarray]:
+    with av.open(str(video)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def read_all_results(data: bytes) -> list:
+    stream, results = io.BytesIO(data), []
+    while True:
+        try:
+            results.append(read_result(stream))
+        except Disconnected:
+            return results
+
+
+def test_stdin_to_stdout_equals_the_batch_engine(video: Path, tmp_path: Path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(__import__("yaml").safe_dump(GRAPH))
+    run(video, parse_config(GRAPH), tmp_path / "out", RunOptions(progress=False))
+    frames = frames_of(video)
+    h, w = frames[0].shape[:2]
+    proc = subprocess.run([sys.executable, "-m", "vre_fast", "stream", "-c", str(cfg), "--source", "stdin",
+                           "--size", f"{w}x{h}", "--sink", "stdout:vre", "--policy", "all", "--quiet"],
+                          input=b"".join(f.tobytes() for f in frames), capture_output=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr.decode()
+    results = read_all_results(proc.stdout)
+    assert [r.frame_id for r in results] == list(range(len(frames)))
+    for r in results:
+        assert set(r.arrays) == {"rgb", "hsv", "edges"}
+        for name, arr in r.arrays.items():
+            with np.load(tmp_path / "out" / name / "npz" / f"{r.frame_id}.npz") as stored:
+                assert np.array_equal(arr, stored["arr_0"]) and arr.dtype == stored["arr_0"].dtype, name
+    assert b"processed" in proc.stderr and b"p99" in proc.stderr
+
+
+class ResultCollector:
+    """A loopback TCP server that reads framed results until the sender disconnects."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(TIMEOUT)
+        self.port = self.server.getsockname()[1]
+        self.results: list = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        with conn, conn.makefile("rb") as stream:
+            while True:
+                try:
+                    self.results.append(read_result(stream))
+                except Disconnected:
+                    return
+
+
+def send_frames(port: int, frames: list[np.ndarray], delay: float = 0.0) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
+        for i, f in enumerate(frames):
+            conn.sendall(encode_frame(f, i, time.perf_counter_ns()))
+            time.sleep(delay)
+
+
+def test_tcp_round_trip(video: Path):
+    frames = frames_of(video)[:8]
+    graph = StreamGraph(parse_config(GRAPH), ["hsv", "edges"])
+    source = open_source("vre-tcp://127.0.0.1:0", max_clients=1)
+    collector = ResultCollector()
+    runtime = StreamRuntime(graph, source, open_sink(f"vre-tcp://127.0.0.1:{collector.port}", graph), policy="all")
+    sender = threading.Thread(target=send_frames, args=(source.address[1], frames))
+    sender.start()
+    stats = runtime.run()
+    sender.join(TIMEOUT)
+    collector.thread.join(TIMEOUT)
+    assert stats.processed == 8 and stats.dropped == 0
+    assert [r.frame_id for r in collector.results] == list(range(8))
+    expected = StreamGraph(parse_config(GRAPH), ["hsv", "edges"])
+    for r, frame in zip(collector.results, frames):
+        direct = expected.push(frame, r.frame_id)
+        for name in ("hsv", "edges"):
+            assert np.array_equal(r.arrays[name], direct.outputs[name])
+    p = stats.percentiles()
+    assert set(p) == {"wait", "compute", "send", "total"} and p["total"]["p99"] >= p["total"]["p50"] > 0
+
+
+def test_udp_round_trip_through_pyav(video: Path, tmp_path: Path):
+    """Pictures of `rgb` encoded as H.264 in MPEG-TS over UDP on loopback, decoded by a PyAV receiver."""
+    frames = frames_of(make_video(tmp_path / "long.mp4", num_frames=60, height=64, width=96))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a free UDP port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    received: list[np.ndarray] = []
+
+    def receive() -> None:
+        url = f"udp://127.0.0.1:{port}?timeout=5000000&overrun_nonfatal=1&fifo_size=1000000"
+        with av.open(url, options={"probesize": "200000", "analyzeduration": "500000"}, timeout=10) as c:
+            try:
+                for frame in c.decode(video=0):
+                    received.append(frame.to_ndarray(format="rgb24"))
+            except av.FFmpegError:
+                pass  # the sender stopped: read timeout
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    time.sleep(0.5)
+    graph = StreamGraph(parse_config(GRAPH), ["rgb"])
+    source = open_source(str(tmp_path / "long.mp4"))
+    sink = open_sink(f"udp://127.0.0.1:{port}?pkt_size=1316", graph, fps=30)
+    stats = StreamRuntime(graph, source, sink, policy="all").run()
+    receiver.join(TIMEOUT)
+    assert stats.processed == 60
+    assert len(received) >= 30, f"only {len(received)} frames came back over UDP"
+    for picture in received[-10:]:  # lossy: each decoded picture is close to one of the sent frames
+        mse = min(np.mean((picture.astype(float) - f.astype(float)) ** 2) for f in frames)
+        assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 25
+
+
+def test_tcp_server_survives_malformed_oversized_truncated_and_wrong_size_frames():
+    good = np.full((6, 8, 3), 7, np.uint8)
+    source = open_source("vre-tcp://127.0.0.1:0", size=(6, 8), limits=Limits(max_height=100, max_width=100),
+                         max_clients=5)
+    port = source.address[1]
+
+    def clients() -> None:
+        for payload in (b"GARBAGE!" * 8,  # bad magic
+                        encode_frame(np.zeros((1, 1, 3), np.uint8), 1)[:12] + (10**6).to_bytes(4, "little")
+                        + encode_frame(np.zeros((1, 1, 3), np.uint8), 1)[16:],  # width 1000000: oversized
+                        encode_frame(good, 2)[:40],  # header + a few bytes, then gone: truncated
+                        encode_frame(np.zeros((4, 4, 3), np.uint8), 3) + encode_frame(good, 4)):  # wrong size, good
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
+                conn.sendall(payload)
+        send_frames(port, [good])  # and the server still serves a well-behaved client
+
+    thread = threading.Thread(target=clients, daemon=True)
+    thread.start()
+    got = list(source.frames())
+    thread.join(TIMEOUT)
+    assert [f.frame_id for f in got] == [4, 0] and all(np.array_equal(f.image, good) for f in got)
+    assert source.rejected == 4
+    source.close()
+
+
+def test_tcp_server_binds_loopback_by_default():
+    source = open_source("vre-tcp://:0", max_clients=0)
+    assert source.address[0] == "127.0.0.1"
+    source.close()
+
+
+@register_representation("test_slow_model")
+class SlowModel(Representation):
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        time.sleep(0.03)
+        return batch.frames[..., 0].astype(np.float32)
+
+
+def test_fast_source_slow_model_drops_frames_and_holds_one():
+    graph = StreamGraph(parse_config({"representations": {"slow": {"type": "test_slow_model"}}}))
+    source = open_source("vre-tcp://127.0.0.1:0", max_clients=1)
+    frames = [np.full((32, 32, 3), i, np.uint8) for i in range(60)]
+    runtime = StreamRuntime(graph, source, NullSink(), policy="latest")
+    sender = threading.Thread(target=send_frames, args=(source.address[1], frames))
+    sender.start()
+    stats = runtime.run()
+    sender.join(TIMEOUT)
+    assert stats.dropped > 0 and stats.processed + stats.dropped == 60
+    assert runtime.policy.max_depth == 1  # never more than one frame waiting: memory stays flat
+    assert stats.percentiles()["wait"]["p50"] < 100  # no backlog: a frame waits at most about one compute
+
+
+def test_embedding_api(video: Path):
+    frames = frames_of(video)
+    with StreamGraph(parse_config(GRAPH), ["hsv"], size=frames[0].shape[:2]) as graph:
+        result = graph.push(frames[0])
+        assert set(result.outputs) == {"hsv"} and set(result.seconds) == {"hsv"} and result.compute_seconds > 0
+        assert graph.render(result).shape == (*frames[0].shape[:2], 3)
+        with pytest.raises(VreError, match=r"frame 1: size 4x4, expected 64x48"):
+            graph.push(np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ConfigError, match=r"needs the next frame"):
+        StreamGraph(parse_config({"representations": {"f": {"type": "optical_flow_classical"}}}))
+    with pytest.raises(ConfigError, match=r"--representations: unknown \['nope'\]"):
+        StreamGraph(parse_config(GRAPH), ["nope"])
+
+
+def test_sigint_stops_a_waiting_server_cleanly(tmp_path: Path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(__import__("yaml").safe_dump(GRAPH))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "vre_fast", "stream", "-c", str(cfg), "--source",
+                             f"vre-tcp://127.0.0.1:{port}", "--sink", "null"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    send_frames(port, [np.zeros((8, 8, 3), np.uint8)] * 3)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert "processed" in err

@@ -1,0 +1,25 @@
+"""One node on one batch: compute, check, resize to the output size, encode, decode.
+
+Shared by the batch executor and the streaming graph, so a streamed frame and a stored frame go
+through exactly the same steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..representation import ComputeBatch, Representation
+from .resize import resize_batch
+
+__all__ = ["run_representation"]
+
+
+def run_representation(rep: Representation, batch: ComputeBatch,
+                       output_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(stored, decoded) outputs of `rep` for `batch`: what is written to disk and what dependants see."""
+    raw = rep.compute(batch)
+    if not isinstance(raw, np.ndarray) or raw.ndim < 3 or len(raw) != len(batch.indices):
+        raise ValueError(f"compute returned {type(raw).__name__} {getattr(raw, 'shape', '')} for a batch of "
+                         f"{len(batch.indices)} frames; expected (B, H, W[, C])")
+    stored = rep.encode(resize_batch(raw, output_size, rep.interpolation))
+    return stored, rep.decode(stored)

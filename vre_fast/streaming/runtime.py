@@ -1,0 +1,77 @@
+"""The streaming loop: a reader thread feeds a frame policy; the compute loop takes, computes, sends.
+
+Nothing is written to disk. Per frame: wait (received -> compute starts), compute, send; the summary
+(p50/p99) is printed on exit and available as `runtime.stats`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .graph import StreamGraph
+from .policies import make_policy
+from .sinks import Sink
+from .sources import FrameSource, SourceFrame
+from .stats import FrameTiming, LatencyStats
+
+__all__ = ["StreamRuntime"]
+
+logger = logging.getLogger("vre_fast")
+
+
+class StreamRuntime:
+    def __init__(self, graph: StreamGraph, source: FrameSource, sink: Sink, policy: str = "latest"):
+        self.graph, self.source, self.sink = graph, source, sink
+        self.policy = make_policy(policy)
+        self.stats = LatencyStats()
+        self._stop = threading.Event()
+        self._reader_error: BaseException | None = None
+
+    def run(self) -> LatencyStats:
+        reader = threading.Thread(target=self._read, name="vre-stream-reader", daemon=True)
+        reader.start()
+        try:
+            while not self._stop.is_set():
+                item: SourceFrame | None = self.policy.get(timeout=0.1)
+                if item is None:
+                    if self.policy.closed:
+                        break
+                    continue
+                start = time.perf_counter()
+                result = self.graph.push(item.image, item.frame_id)
+                computed = time.perf_counter()
+                try:
+                    self.sink.send(result)
+                except (BrokenPipeError, ConnectionError) as exc:
+                    logger.warning("sink closed (%s); stopping", exc)
+                    break
+                self.stats.add(FrameTiming(item.frame_id, item.received_at, start - item.received_at,
+                                           computed - start, time.perf_counter() - computed))
+        finally:
+            self.stop()
+            reader.join(timeout=1.0)
+            self.stats.dropped = self.policy.dropped
+            self.stats.rejected = getattr(self.source, "rejected", 0)
+            self.sink.close()
+        if self._reader_error is not None:
+            raise self._reader_error
+        return self.stats
+
+    def stop(self) -> None:
+        """Safe from a signal handler or another thread."""
+        self._stop.set()
+        self.policy.close()
+        self.source.close()
+
+    def _read(self) -> None:
+        try:
+            for item in self.source.frames():
+                if self._stop.is_set():
+                    break
+                self.policy.put(item)
+        except BaseException as exc:  # surfaced by run()
+            self._reader_error = exc
+        finally:
+            self.policy.close()
