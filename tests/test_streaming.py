@@ -230,3 +230,18 @@ def test_sigint_stops_a_waiting_server_cleanly(tmp_path: Path):
     _, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, err
     assert "processed" in err
+
+
+def test_tcp_round_trip_of_full_hd_frames():
+    """Results of several MB must arrive whole (a socket write may be partial)."""
+    frames = [np.random.default_rng(i).integers(0, 256, (1080, 1920, 3), dtype=np.uint8) for i in range(2)]
+    graph = StreamGraph(parse_config({"representations": {"rgb": {"type": "rgb"}}}))
+    source = open_source("vre-tcp://127.0.0.1:0", max_clients=1)
+    collector = ResultCollector()
+    runtime = StreamRuntime(graph, source, open_sink(f"vre-tcp://127.0.0.1:{collector.port}", graph), policy="all")
+    sender = threading.Thread(target=send_frames, args=(source.address[1], frames))
+    sender.start()
+    runtime.run()
+    sender.join(TIMEOUT)
+    collector.thread.join(TIMEOUT)
+    assert [np.array_equal(r.arrays["rgb"], f) for r, f in zip(collector.results, frames)] == [True, True]

@@ -128,12 +128,12 @@ def _stream(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: runtime.stop())
     try:
-        stats = runtime.run()
+        runtime.run()
     finally:
         graph.close()
-    print(stats.format(), file=sys.stderr)
-    if args.stats_json is not None:
-        args.stats_json.write_text(json.dumps(stats.summary(), indent=1))
+        print(runtime.stats.format(), file=sys.stderr)
+        if args.stats_json is not None:
+            args.stats_json.write_text(json.dumps(runtime.stats.summary(), indent=1))
     return 0
 
 

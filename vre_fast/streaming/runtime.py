@@ -44,8 +44,8 @@ class StreamRuntime:
                 computed = time.perf_counter()
                 try:
                     self.sink.send(result)
-                except (BrokenPipeError, ConnectionError) as exc:
-                    logger.warning("sink closed (%s); stopping", exc)
+                except OSError as exc:  # a closed pipe, a reset or stalled connection
+                    logger.warning("sink failed (%s: %s); stopping", type(exc).__name__, exc)
                     break
                 self.stats.add(FrameTiming(item.frame_id, item.received_at, start - item.received_at,
                                            computed - start, time.perf_counter() - computed))

@@ -57,7 +57,7 @@ def open_sink(spec: str, graph: StreamGraph, fps: float = 30.0) -> Sink:
         except OSError as exc:
             raise VreError(f"--sink {spec}: cannot connect: {exc}") from None
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return ByteStreamSink(conn.makefile("wb", buffering=0), graph, framed=not raw, owner=conn)
+        return ByteStreamSink(SocketWriter(conn), graph, framed=not raw)
     scheme = spec.split("://", 1)[0] if "://" in spec else None
     if scheme in _CONTAINERS:
         return EncodedSink(spec, _CONTAINERS[scheme], graph, fps)
@@ -75,11 +75,28 @@ class NullSink:
         pass
 
 
+class SocketWriter:
+    """The write/flush/close of a file over a socket, with sendall (a raw socket file may write partially).
+    A client that stops reading for the socket's timeout (10 s) raises TimeoutError: the stream ends."""
+
+    def __init__(self, conn: socket.socket):
+        self._conn = conn
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._conn.sendall(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class ByteStreamSink:
     """Raw pictures or framed arrays on a byte stream (stdout, a socket)."""
 
-    def __init__(self, stream: BinaryIO, graph: StreamGraph, framed: bool, owner: socket.socket | None = None):
-        self._stream, self._graph, self._framed, self._owner = stream, graph, framed, owner
+    def __init__(self, stream: BinaryIO | SocketWriter, graph: StreamGraph, framed: bool):
+        self._stream, self._graph, self._framed = stream, graph, framed
 
     def send(self, result: StreamResult) -> None:
         if self._framed:
@@ -93,9 +110,8 @@ class ByteStreamSink:
     def close(self) -> None:
         with contextlib.suppress(BrokenPipeError, ValueError, OSError):  # the reader may be gone already
             self._stream.flush()
-        if self._owner is not None:
+        if isinstance(self._stream, SocketWriter):
             self._stream.close()
-            self._owner.close()
 
 
 class EncodedSink:

@@ -153,6 +153,7 @@ class PyAVSource:
 
     def __init__(self, target: str, size: tuple[int, int] | None, pace: bool, fmt: str | None = None):
         self._target, self._size, self._pace = target, size, pace
+        self._live = "://" in target or fmt is not None  # a network stream or a device, not a file
         try:
             self._container = av.open(target, format=fmt, timeout=(10.0, 10.0))
         except av.FFmpegError as exc:
@@ -177,8 +178,12 @@ class PyAVSource:
                     image = cv2.resize(image, (self._size[1], self._size[0]), interpolation=cv2.INTER_AREA)
                 yield SourceFrame(frame_id, image, time.perf_counter())
         except av.FFmpegError as exc:
-            if not self._closed:
-                raise VideoError(f"{self._target}: decoding failed: {exc}") from None
+            if self._closed:
+                return
+            if self._live:  # a live stream that went quiet past its timeout has ended
+                logger.info("%s: stream ended (%s)", self._target, exc)
+                return
+            raise VideoError(f"{self._target}: decoding failed: {exc}") from None
 
     def close(self) -> None:
         self._closed = True

@@ -1,0 +1,177 @@
+"""Latency the streaming runtime adds over the graph's pure compute time, per transport, on loopback.
+
+    python bench/stream_latency.py [--frames 100] [--size 960x540] [--video examples/bikes.mp4]
+
+Runs `vre-fast stream` as a separate process with the rgb/hsv/edges graph, and a client here that
+sends one frame, waits for its result, then sends the next (so nothing queues):
+  - stdin/stdout: raw frames in, framed results out;
+  - vre-tcp: framed frames to the server, framed results back on a second connection.
+Per frame, the client's round trip minus the compute time the result reports is what the runtime and
+the transport add. For UDP (H.264/MPEG-TS both ways, decoded and encoded by PyAV) there is no
+one-to-one round trip; its row reports the runtime's own measure (time waiting + sending, from
+--stats-json), which the raw rows also report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import yaml
+
+from vre_fast.sources import VideoSource
+from vre_fast.sources.synthetic import drifting_texture
+from vre_fast.streaming import encode_frame, read_result
+
+GRAPH = {"representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"}, "edges": {"type": "edges_canny"}}}
+OUTPUTS = ["rgb", "hsv", "edges"]  # what the stream sends back (set per row in main)
+HERE = Path(__file__).parent
+
+
+def load_frames(video: Path, n: int, width: int, height: int) -> list[np.ndarray]:
+    if video.exists():
+        with VideoSource(video) as src:
+            frames = [f for _, f in src.read(range(min(n, src.num_frames)))]
+    else:
+        frames = list(drifting_texture(n, height, width))
+    frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames]
+    return (frames * (n // len(frames) + 1))[:n]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stream_cmd(cfg: Path, source: str, sink: str, size: str, stats: Path) -> list[str]:
+    return [sys.executable, "-m", "vre_fast", "stream", "-c", str(cfg), "--source", source, "--sink", sink,
+            "--size", size, "--policy", "all", "--quiet", "--stats-json", str(stats),
+            "--representations", ",".join(OUTPUTS)]
+
+
+def ping_pong(send, receive, frames: list[np.ndarray]) -> np.ndarray:  # noqa: ANN001
+    """Added seconds per frame: client round trip minus the compute the result reports."""
+    added = []
+    for i, frame in enumerate(frames):
+        start = time.perf_counter()
+        send(i, frame)
+        result = receive()
+        added.append(time.perf_counter() - start - result.compute_ns / 1e9)
+        assert result.frame_id == i
+    return np.array(added[3:])  # the first frames include warm-up
+
+
+def run_stdio(cfg: Path, frames: list[np.ndarray], size: str, stats: Path) -> np.ndarray:
+    proc = subprocess.Popen(stream_cmd(cfg, "stdin", "stdout:vre", size, stats), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    try:
+        def send(i: int, frame: np.ndarray) -> None:
+            proc.stdin.write(frame.data)
+            proc.stdin.flush()
+
+        return ping_pong(send, lambda: read_result(proc.stdout), frames)
+    finally:
+        proc.stdin.close()
+        proc.wait(60)
+
+
+def run_tcp(cfg: Path, frames: list[np.ndarray], size: str, stats: Path) -> np.ndarray:
+    in_port = free_port()
+    results = socket.create_server(("127.0.0.1", 0))
+    proc = subprocess.Popen([*stream_cmd(cfg, f"vre-tcp://127.0.0.1:{in_port}",
+                                         f"vre-tcp://127.0.0.1:{results.getsockname()[1]}", size, stats),
+                             "--max-clients", "1"])
+    try:
+        back, _ = results.accept()
+        for _ in range(200):
+            try:
+                out = socket.create_connection(("127.0.0.1", in_port))
+                break
+            except OSError:
+                time.sleep(0.05)
+        out.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = back.makefile("rb")
+        added = ping_pong(lambda i, f: out.sendall(encode_frame(f, i)), lambda: read_result(reader), frames)
+        out.close()
+        return added
+    finally:
+        proc.wait(60)
+        results.close()
+
+
+def run_udp(cfg: Path, frames: list[np.ndarray], size: str, stats: Path) -> None:
+    in_port, out_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    received = []
+
+    def receive() -> None:
+        url = f"udp://127.0.0.1:{out_port}?timeout=3000000&overrun_nonfatal=1&fifo_size=5000000"
+        try:
+            with av.open(url, timeout=10) as c:
+                for frame in c.decode(video=0):
+                    received.append(frame.pts)
+        except av.FFmpegError:
+            pass
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    proc = subprocess.Popen(stream_cmd(cfg, f"udp://127.0.0.1:{in_port}?timeout=3000000&fifo_size=5000000",
+                                       f"udp://127.0.0.1:{out_port}?pkt_size=1316", size, stats))
+    time.sleep(1.0)
+    with av.open(f"udp://127.0.0.1:{in_port}?pkt_size=1316", "w", format="mpegts") as c:
+        s = c.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=25)
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt, s.options = "yuv420p", {"preset": "ultrafast", "tune": "zerolatency"}
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+            time.sleep(1 / 25)
+        c.mux(s.encode())
+    proc.wait(60)
+    receiver.join(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--size", default="960x540")
+    parser.add_argument("--video", type=Path, default=HERE.parent / "examples" / "bikes.mp4")
+    args = parser.parse_args()
+    width, height = map(int, args.size.split("x"))
+    frames = load_frames(args.video, args.frames, width, height)
+    print(f"{len(frames)} frames at {args.size} ({'real footage' if args.video.exists() else 'synthetic'}), "
+          f"graph rgb+hsv+edges, loopback; milliseconds. added = client round trip - compute; runtime-only = "
+          f"wait + send inside the runtime")
+    print(f"{'transport':<12} {'outputs':<14} {'MB out':>6} {'compute p50':>11} {'added p50':>10} {'added p99':>10} "
+          f"{'wait p50':>9} {'send p50':>9} {'runtime-only p99':>17}")
+    rows = [("stdin/stdout", run_stdio, ["rgb", "hsv", "edges"]), ("vre-tcp", run_tcp, ["rgb", "hsv", "edges"]),
+            ("stdin/stdout", run_stdio, ["edges"]), ("vre-tcp", run_tcp, ["edges"]),
+            ("udp (h264)", run_udp, ["rgb", "hsv", "edges"])]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "cfg.yaml"
+        cfg.write_text(yaml.safe_dump(GRAPH))
+        for i, (name, fn, outputs) in enumerate(rows):
+            OUTPUTS[:] = outputs
+            stats_path = Path(tmp) / f"{i}.json"
+            added = fn(cfg, frames, args.size, stats_path)
+            stats = json.loads(stats_path.read_text())
+            lat = stats["latency_ms"]
+            a50, a99 = ("-", "-") if added is None else (f"{1000 * np.percentile(added, 50):.3f}",
+                                                         f"{1000 * np.percentile(added, 99):.3f}")
+            megabytes = width * height * (3 * ("rgb" in outputs) + 6 * ("hsv" in outputs) + ("edges" in outputs)) / 1e6
+            print(f"{name:<12} {'+'.join(outputs):<14} {megabytes:>6.2f} {lat['compute']['p50']:>11.3f} {a50:>10} "
+                  f"{a99:>10} {lat['wait']['p50']:>9.3f} {lat['send']['p50']:>9.3f} "
+                  f"{lat['wait']['p99'] + lat['send']['p99']:>17.3f}   ({stats['processed']} frames)")
+
+
+if __name__ == "__main__":
+    main()
