@@ -25,27 +25,14 @@ import time
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import yaml
+from _frames import EXAMPLE, describe, example_frames
 
-from vre_fast.sources import VideoSource
-from vre_fast.sources.synthetic import drifting_texture
 from vre_fast.streaming import encode_frame, read_result
 
 GRAPH = {"representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"}, "edges": {"type": "edges_canny"}}}
 OUTPUTS = ["rgb", "hsv", "edges"]  # what the stream sends back (set per row in main)
-HERE = Path(__file__).parent
-
-
-def load_frames(video: Path, n: int, width: int, height: int) -> list[np.ndarray]:
-    if video.exists():
-        with VideoSource(video) as src:
-            frames = [f for _, f in src.read(range(min(n, src.num_frames)))]
-    else:
-        frames = list(drifting_texture(n, height, width))
-    frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames]
-    return (frames * (n // len(frames) + 1))[:n]
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -144,11 +131,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--size", default="960x540")
-    parser.add_argument("--video", type=Path, default=HERE.parent / "examples" / "bikes.mp4")
+    parser.add_argument("--video", type=Path, default=EXAMPLE)
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
-    frames = load_frames(args.video, args.frames, width, height)
-    print(f"{len(frames)} frames at {args.size} ({'real footage' if args.video.exists() else 'synthetic'}), "
+    frames = example_frames(args.video, args.frames, width, height)
+    print(f"{len(frames)} frames at {args.size} ({describe(args.video)}), "
           f"graph rgb+hsv+edges, loopback; milliseconds. added = client round trip - compute; runtime-only = "
           f"wait + send inside the runtime")
     print(f"{'transport':<12} {'outputs':<14} {'MB out':>6} {'compute p50':>11} {'added p50':>10} {'added p99':>10} "

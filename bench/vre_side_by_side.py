@@ -23,11 +23,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _frames import EXAMPLE, describe, example_frames
 from vre_fast.kernels.hsv import hsv_numba
 from vre_fast.kernels.normals_svd import intrinsics_from_fov, normals_svd_numba
-
-from vre_fast.sources import VideoSource
-from vre_fast.sources.synthetic import drifting_texture
 
 HERE = Path(__file__).parent
 VENV = HERE / ".vre-venv"
@@ -50,12 +48,7 @@ def vre_python() -> Path:
 
 
 def inputs(video: Path, n: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    if video.exists():
-        with VideoSource(video) as src:
-            frames = [f for _, f in src.read(range(min(n, src.num_frames)))]
-    else:
-        frames = list(drifting_texture(n, height, width))
-    frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
+    frames = np.stack(example_frames(video, n, width, height))
     rng = np.random.default_rng(0)
     fx, fy, cx, cy = intrinsics_from_fov(FOV, SENSOR, (width, height))
     u, v = np.meshgrid(np.arange(width), np.arange(height))
@@ -104,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--size", default="960x540")
-    parser.add_argument("--video", type=Path, default=HERE.parent / "examples" / "bikes.mp4")
+    parser.add_argument("--video", type=Path, default=EXAMPLE)
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     python = vre_python()
@@ -125,8 +118,7 @@ def main() -> None:
         "edges_canny": float(np.abs(theirs["out_edges_canny"] - mine["edges_canny"]).max()),
         "normals_svd": float(np.abs(vre_normals[valid] - mine["normals_svd"][valid]).max()),
     }
-    source = f"real footage: {args.video.name}" if args.video.exists() else "synthetic"
-    print(f"{len(frames)} frames at {width}x{height} ({source}), "
+    print(f"{len(frames)} frames at {width}x{height} ({describe(args.video)}), "
           f"normals window {WINDOW}, fov {FOV}, sensor {SENSOR}; OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', '<unset>')}")
     print(f"{'representation':<14} {'VRE s/frame':>12} {'vre-fast s/frame':>17} {'speed-up':>9} {'max |diff|':>11}")
