@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-json", type=Path, help="write the latency summary here on exit")
     p.add_argument("--quiet", action="store_true", help="no log lines on stderr")
 
+    p = sub.add_parser("export-engines", help="export every learned representation to ONNX (and TensorRT)")
+    p.add_argument("--config", "-c", type=Path, required=True, help="YAML graph config")
+    p.add_argument("--size", type=_parse_size, default=(540, 960),
+                   help="WxH of the frames the engines will see (default 960x540)")
+
     sub.add_parser("list", help="list the representation types")
     return parser
 
@@ -75,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             return _rebuild(args)
         if args.command == "stream":
             return _stream(args)
+        if args.command == "export-engines":
+            return _export_engines(args)
         print("\n".join(list_representations()))
         return 0
     except VreError as exc:
@@ -134,6 +141,24 @@ def _stream(args: argparse.Namespace) -> int:
         print(runtime.stats.format(), file=sys.stderr)
         if args.stats_json is not None:
             args.stats_json.write_text(json.dumps(runtime.stats.summary(), indent=1))
+    return 0
+
+
+def _export_engines(args: argparse.Namespace) -> int:
+    from .export import export_all
+    from .representations._learned import LearnedRepresentation
+
+    graph = build_graph(load_config(args.config))
+    learned = [(n.representation, n.cfg.device) for n in graph.nodes
+               if isinstance(n.representation, LearnedRepresentation)]
+    if not learned:
+        print("no learned representations in this config: nothing to export")
+        return 0
+    for row in export_all(learned, args.size):
+        print(f"{row['name']} ({row['variant']}) at {row['input_hw'][1]}x{row['input_hw'][0]}:\n"
+              f"  onnx: {row['onnx']} (max |ORT - torch| {row['max_abs_diff_vs_torch']:.2g} on outputs up to "
+              f"{row['output_scale']:.3g}; tolerance {row['tolerance']:g} of that)\n"
+              f"  tensorrt fp16: {row['tensorrt_fp16']}")
     return 0
 
 

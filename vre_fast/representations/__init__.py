@@ -2,7 +2,9 @@
 
 from . import (
     binary_mask,
+    depth_anything,
     edges_canny,
+    edges_hed,
     external,
     hsv,
     normals_svd,
@@ -12,5 +14,5 @@ from . import (
     semantic_mapper,
 )
 
-__all__ = ["binary_mask", "edges_canny", "external", "hsv", "normals_svd", "optical_flow_classical", "rgb",
-           "safe_landing", "semantic_mapper"]
+__all__ = ["binary_mask", "depth_anything", "edges_canny", "edges_hed", "external", "hsv", "normals_svd",
+           "optical_flow_classical", "rgb", "safe_landing", "semantic_mapper"]

