@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from vre_fast.kernels import colormaps, hsv, lookup, normals_svd, safe_landing
 
 WINDOW = 11

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from _frames import EXAMPLE, describe, example_frames
+
 from vre_fast.kernels.hsv import hsv_numba
 from vre_fast.kernels.normals_svd import intrinsics_from_fov, normals_svd_numba
 

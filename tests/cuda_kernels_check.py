@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import cuda
+
 from vre_fast.kernels import hsv, lookup, normals_svd, safe_landing
 
 

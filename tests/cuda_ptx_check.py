@@ -14,6 +14,7 @@ import numba.cuda.api
 import numba.cuda.dispatcher
 from numba import cuda
 from numba import types as t
+
 from vre_fast.kernels import hsv, lookup, safe_landing
 from vre_fast.kernels import normals_svd as ns
 

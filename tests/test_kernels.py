@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from vre_fast.kernels import colormaps
 from vre_fast.kernels._dispatch import get_kernel, register_kernel, registered_backends
 from vre_fast.kernels.hsv import hsv_numba, hsv_numpy, rgb_to_hsv

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import yaml
 from conftest import make_video
-from vre_fast.kernels.hsv import hsv_numpy
-from vre_fast.kernels.normals_svd import intrinsics_from_fov, normals_svd_numpy
 
 from vre_fast import RunOptions, StoreError, VideoError, parse_config, register_representation, run
 from vre_fast.cli import main
+from vre_fast.kernels.hsv import hsv_numpy
+from vre_fast.kernels.normals_svd import intrinsics_from_fov, normals_svd_numpy
 from vre_fast.representation import ComputeBatch, Representation
 from vre_fast.representations.optical_flow_classical import OpticalFlowClassical
 
