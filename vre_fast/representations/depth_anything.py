@@ -47,6 +47,8 @@ class DepthAnything(LearnedRepresentation):
                       license="Apache-2.0"),
         "base": _cfg("depth_anything.v2_base", "depth-anything/Depth-Anything-V2-Base-hf", 518,
                      license="CC-BY-NC-4.0"),
+        "small_random": _cfg("depth_anything.v2_small_random", None, 518,
+                             source="V2-Small's architecture, randomly initialised (speed benchmarks)"),
         "test": _cfg("depth_anything.test", None, 56,
                      source="a tiny random configuration of the same architecture (tests)"),
     }
@@ -61,13 +63,8 @@ class DepthAnything(LearnedRepresentation):
             path = resolve_weights(cfg, self.params.weights, f"representations.{self.name}.parameters")
             config = DepthAnythingConfig.from_dict(json.loads((path.parent / "config.json").read_text()))
         else:
-            # initializer_range 0.2: the default 0.02 makes a 4-layer random model output ~1e-7 everywhere
-            backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-                                    patch_size=14, image_size=56, out_features=["stage1", "stage2", "stage3", "stage4"],
-                                    reshape_hidden_states=False, initializer_range=0.2)
-            config = DepthAnythingConfig(backbone_config=backbone, neck_hidden_sizes=[8, 16, 32, 64],
-                                         fusion_hidden_size=16, head_hidden_size=8, reassemble_hidden_size=32,
-                                         initializer_range=0.2)
+            backbone, head = _RANDOM_CONFIGS[self.params.variant]
+            config = DepthAnythingConfig(backbone_config=Dinov2Config(**backbone), **head)
         return _PredictedDepth(DepthAnythingForDepthEstimation(config))
 
     def load_weights(self, model: Any, path: Path) -> None:
@@ -80,6 +77,24 @@ class DepthAnything(LearnedRepresentation):
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         return colormaps.depth_to_image(decoded)
+
+
+_STAGES = ["stage1", "stage2", "stage3", "stage4"]
+# (Dinov2 backbone, DepthAnything head) of the variants without weights
+_RANDOM_CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    # V2-Small: DINOv2-S/14 (384 wide, 12 layers, 6 heads), DPT head fed by layers 3, 6, 9, 12
+    "small_random": ({"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536,
+                      "patch_size": 14, "image_size": 518, "out_features": ["stage3", "stage6", "stage9", "stage12"],
+                      "reshape_hidden_states": False},
+                     {"neck_hidden_sizes": [48, 96, 192, 384], "fusion_hidden_size": 64, "head_hidden_size": 32,
+                      "reassemble_hidden_size": 384}),
+    # initializer_range 0.2: with the default 0.02 a 4-layer random model outputs ~1e-7 everywhere
+    "test": ({"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "intermediate_size": 64,
+              "patch_size": 14, "image_size": 56, "out_features": _STAGES, "reshape_hidden_states": False,
+              "initializer_range": 0.2},
+             {"neck_hidden_sizes": [8, 16, 32, 64], "fusion_hidden_size": 16, "head_hidden_size": 8,
+              "reassemble_hidden_size": 32, "initializer_range": 0.2}),
+}
 
 
 def _PredictedDepth(net: Any) -> Any:  # noqa: N802 - a torch.nn.Module factory, built lazily

