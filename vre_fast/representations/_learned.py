@@ -115,8 +115,12 @@ class LearnedRepresentation(Representation):
             self._runner.close()
             self._runner = None
 
+    def network_input(self, batch: ComputeBatch) -> np.ndarray:
+        """What the network gets for `batch`; default: the frames through `model_input`."""
+        return self.model_input(batch.frames)
+
     def compute(self, batch: ComputeBatch) -> np.ndarray:
-        x = self.model_input(batch.frames)
+        x = self.network_input(batch)
         return self.postprocess(self.runner(x.shape[2:])(x), batch)
 
     def definition(self) -> dict[str, Any]:

