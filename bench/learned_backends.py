@@ -55,7 +55,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     print(f"{args.size} frames ({describe(EXAMPLE)}), {os.cpu_count()} CPU cores; frames/s (median of "
           f"{args.repeats} after a warm-up)")
-    print(f"{'expert':<34} {'batch':>5} {'torch eager':>12} {'onnxruntime':>12} {'ORT / torch':>12}")
+    print(f"{'expert':<48} {'batch':>5} {'torch eager':>12} {'onnxruntime':>12} {'ORT / torch':>12}")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["VRE_FAST_CACHE"] = cache
         for type_name, params in EXPERTS.items():
@@ -67,7 +67,7 @@ def main() -> None:
             for b in batches:
                 fps = {k: b / timed(r, frames[:b], args.repeats) for k, r in reps.items()}
                 label = f"{type_name} ({reps['torch'].pretrained_cfg.tag})"
-                print(f"{label:<34} {b:>5} {fps['torch']:>12.2f} {fps['onnxruntime']:>12.2f} "
+                print(f"{label:<48} {b:>5} {fps['torch']:>12.2f} {fps['onnxruntime']:>12.2f} "
                       f"{fps['onnxruntime'] / fps['torch']:>11.2f}x")
             for r in reps.values():
                 r.teardown()

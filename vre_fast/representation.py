@@ -58,11 +58,12 @@ class Representation(ABC):
         self.name = name
         self.params = params
         self.dependencies = dependencies
-        self.validate_dependencies()
+        self.validate()
 
     # -- hooks a subclass may override -------------------------------------------------------------
-    def validate_dependencies(self) -> None:
-        """Called once at graph build time; raise ValueError when a dependency cannot feed this node."""
+    def validate(self) -> None:
+        """Called once at graph build time, params and dependencies set; raise ValueError to reject the
+        node (a dependency that cannot feed it, an unknown variant, ...)."""
 
     @property
     def classes(self) -> tuple[str, ...] | None:

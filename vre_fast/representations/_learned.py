@@ -31,7 +31,7 @@ class LearnedRepresentation(Representation):
     # max |ONNX Runtime - torch| / max |torch| accepted when an export is validated
     onnx_tolerance: ClassVar[float] = 1e-4
 
-    def validate_dependencies(self) -> None:
+    def validate(self) -> None:
         if self.params.variant not in self.default_cfgs:
             raise ValueError(f"parameters.variant: unknown '{self.params.variant}' for '{self.type_name}'; "
                              f"known: {sorted(self.default_cfgs)}")

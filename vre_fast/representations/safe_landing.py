@@ -41,7 +41,7 @@ class SafeLanding(Representation):
     interpolation = "nearest"
     storage_dtype = np.uint8
 
-    def validate_dependencies(self) -> None:
+    def validate(self) -> None:
         semantic = self.dependencies.get("semantic")
         if (semantic is None) != (not self.params.safe_classes):
             raise ValueError("'safe_classes' and a 'semantic' dependency go together: give both or neither")

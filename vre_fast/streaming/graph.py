@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .._builder import GraphNode, build_graph
@@ -114,7 +115,5 @@ class StreamGraph:
 
 
 def _fit_height(picture: np.ndarray, height: int) -> np.ndarray:
-    import cv2
-
     width = round(picture.shape[1] * height / picture.shape[0])
     return cv2.resize(picture, (width, height), interpolation=cv2.INTER_NEAREST)
