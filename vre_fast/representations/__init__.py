@@ -3,6 +3,7 @@
 from . import (
     binary_mask,
     depth_anything,
+    depth_dpt,
     edges_canny,
     edges_hed,
     external,
@@ -15,5 +16,5 @@ from . import (
     semantic_mapper,
 )
 
-__all__ = ["binary_mask", "depth_anything", "edges_canny", "edges_hed", "external", "hsv", "normals_svd",
+__all__ = ["binary_mask", "depth_anything", "depth_dpt", "edges_canny", "edges_hed", "external", "hsv", "normals_svd",
            "optical_flow_classical", "optical_flow_rife", "rgb", "safe_landing", "semantic_mapper"]

@@ -1,0 +1,78 @@
+"""Shared machinery of the depth experts built on HuggingFace transformers (Depth-Anything, DPT).
+
+Weights are a HuggingFace-format folder (config.json beside model.safetensors) from `weights: PATH` or
+the offline hub cache; variants without weights build a random model from a config given in code.
+Outputs (relative inverse depth) are stored as float16 at the run's output size.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._pretrained import PretrainedCfg, resolve_weights
+from ..kernels import colormaps
+from ..representation import ComputeBatch
+from ._learned import LearnedRepresentation
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+def hf_cfg(tag: str, repo: str | None, size: int, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD,
+           **kw: Any) -> PretrainedCfg:
+    """A PretrainedCfg for a HuggingFace repo (or, with repo None, a random variant)."""
+    return PretrainedCfg(tag=tag, filename="model.safetensors" if repo else None, hf_repo=repo,
+                         input_size=(size, size), mean=mean, std=std,
+                         how_to_get=f"a copy of the HuggingFace repo {repo} in the offline hub cache" if repo else "",
+                         **kw)
+
+
+class TransformersDepth(LearnedRepresentation):
+    onnx_tolerance = 1e-4
+    random_configs: ClassVar[dict[str, dict[str, Any]]] = {}  # variant -> kwargs of `make_config`
+
+    def make_config(self, **kwargs: Any) -> Any:
+        """The transformers config of a random variant from its kwargs."""
+        raise NotImplementedError
+
+    def model_class(self) -> Any:
+        raise NotImplementedError
+
+    def build_model(self) -> Any:
+        return _predicted_depth(self.model_class()(self.make_config(**self.random_configs[self.params.variant])))
+
+    def load_model(self) -> Any:
+        """Real variants through transformers' own loader (it maps the checkpoints' key names onto the
+        installed version's modules), offline, from safetensors; random variants as the base does."""
+        cfg = self.pretrained_cfg
+        if not cfg.has_weights:
+            return super().load_model()
+        path = resolve_weights(cfg, self.params.weights, f"representations.{self.name}.parameters")
+        if not (path.parent / "config.json").exists():
+            raise FileNotFoundError(f"{path.parent / 'config.json'} is missing: HuggingFace-format weights need "
+                                    f"their config.json beside {path.name}")
+        net = self.model_class().from_pretrained(path.parent, local_files_only=True, use_safetensors=True)
+        return _predicted_depth(net).eval()
+
+    def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
+        return outputs[0]
+
+    def make_image(self, decoded: np.ndarray) -> np.ndarray:
+        return colormaps.depth_to_image(decoded)
+
+
+def _predicted_depth(net: Any) -> Any:
+    """Wraps a transformers depth model so it maps a tensor to a tensor (what export and runners expect)."""
+    import torch
+
+    class PredictedDepth(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(pixel_values=x).predicted_depth
+
+    return PredictedDepth()

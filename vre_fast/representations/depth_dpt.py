@@ -1,0 +1,48 @@
+"""DPT (transformers' DPTForDepthEstimation, MiDaS 3.0): relative inverse depth per pixel, as in VRE.
+
+See _transformers_depth for weights and storage. `hybrid_384` is the ViT-hybrid model VRE uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .._registry import register_representation
+from ._transformers_depth import TransformersDepth, hf_cfg
+
+_HALF = (127.5, 127.5, 127.5)  # DPT normalises to [-1, 1]
+
+
+@dataclass(frozen=True)
+class DptParams:
+    variant: str = "hybrid_384"
+    weights: str | None = None  # model.safetensors (its config.json beside it)
+    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
+
+
+@register_representation("depth_dpt")
+class DepthDpt(TransformersDepth):
+    Params = DptParams
+    default_cfgs = {
+        "hybrid_384": hf_cfg("depth_dpt.hybrid_384", "Intel/dpt-hybrid-midas", 384, _HALF, _HALF, license="MIT"),
+        "large_384": hf_cfg("depth_dpt.large_384", "Intel/dpt-large", 384, _HALF, _HALF, license="MIT"),
+        "test": hf_cfg("depth_dpt.test", None, 64, _HALF, _HALF,
+                       source="a tiny random configuration of the same architecture (tests)"),
+    }
+    random_configs = {
+        "test": {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "intermediate_size": 64,
+                 "image_size": 64, "patch_size": 16, "backbone_out_indices": [0, 1, 2, 3],
+                 "neck_hidden_sizes": [8, 16, 32, 64], "fusion_hidden_size": 16, "head_in_index": -1,
+                 "initializer_range": 0.2, "is_hybrid": False},
+    }
+
+    def make_config(self, **kwargs: Any) -> Any:
+        from transformers import DPTConfig
+
+        return DPTConfig(**kwargs)
+
+    def model_class(self) -> Any:
+        from transformers import DPTForDepthEstimation
+
+        return DPTForDepthEstimation
