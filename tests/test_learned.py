@@ -61,6 +61,22 @@ def test_onnxruntime_equals_torch_eager(type_name: str, variant: str):
     assert np.abs(ref - got).max() <= tolerance * np.abs(ref).max()
 
 
+def test_mask2former_class_maps_agree_across_backends_and_name_their_classes(video: Path, tmp_path: Path):
+    x = frames()
+    ref = compute(rep_of("semantic_mask2former", variant="test", backend="torch"), x)
+    got = compute(rep_of("semantic_mask2former", variant="test", backend="onnxruntime"), x)
+    assert ref.dtype == np.uint8 and ref.shape == (2, 64, 64)  # 48x64 frames run at multiples of 32
+    assert (ref == got).mean() >= 0.999  # argmax of probabilities equal to 1e-4 of their range
+    cfg = parse_config({"batch_size": 2, "representations": {
+        "sema": {"type": "semantic_mask2former", "parameters": {"variant": "test", "backend": "torch"}},
+        "mask": {"type": "binary_mask", "dependencies": ["sema"], "parameters": {"classes": ["class2", "class5"]}}}})
+    run(video, cfg, tmp_path / "out", RunOptions(frames=(0, 2), progress=False))
+    with np.load(tmp_path / "out" / "sema" / "npz" / "1.npz") as sema, \
+            np.load(tmp_path / "out" / "mask" / "npz" / "1.npz") as mask:
+        assert sema["arr_0"].shape == (48, 64)
+        assert np.array_equal(mask["arr_0"], np.isin(sema["arr_0"], [2, 5]).astype(np.uint8))
+
+
 def test_export_is_validated_cached_and_reused(engine_cache: Path):
     rep = rep_of("edges_hed", variant="random")
     path = onnx_file(rep, (48, 64))
@@ -115,7 +131,8 @@ def test_missing_and_wrong_weights_are_clear_errors(tmp_path: Path, monkeypatch:
         rep_of("edges_hed", variant="huge")
 
 
-@pytest.mark.parametrize("type_name, real_variant", [("depth_anything", "small"), ("depth_dpt", "large_384")])
+@pytest.mark.parametrize("type_name, real_variant", [("depth_anything", "small"), ("depth_dpt", "large_384"),
+                                                     ("semantic_mask2former", "swin_large_mapillary")])
 def test_huggingface_format_weights_load(type_name: str, real_variant: str, tmp_path: Path):
     """The real variants' loading code (config.json + model.safetensors), fed a saved tiny model."""
     tiny = rep_of(type_name, variant="test", backend="torch")

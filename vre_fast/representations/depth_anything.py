@@ -1,6 +1,6 @@
 """Depth-Anything V2 (transformers' DepthAnythingForDepthEstimation): relative inverse depth per pixel.
 
-The real-time default depth expert (see _transformers_depth for weights and storage).
+The real-time default depth expert (see _transformers for weights).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._registry import register_representation
-from ._transformers_depth import TransformersDepth, hf_cfg
+from ._transformers import TransformersDepth, hf_cfg
 
 _STAGES = ["stage1", "stage2", "stage3", "stage4"]
 

@@ -1,6 +1,6 @@
 """DPT (transformers' DPTForDepthEstimation, MiDaS 3.0): relative inverse depth per pixel, as in VRE.
 
-See _transformers_depth for weights and storage. `hybrid_384` is the ViT-hybrid model VRE uses.
+See _transformers for weights. `hybrid_384` is the ViT-hybrid model VRE uses.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._registry import register_representation
-from ._transformers_depth import TransformersDepth, hf_cfg
+from ._transformers import TransformersDepth, hf_cfg
 
 _HALF = (127.5, 127.5, 127.5)  # DPT normalises to [-1, 1]
 

@@ -1,12 +1,14 @@
-"""Shared machinery of the depth experts built on HuggingFace transformers (Depth-Anything, DPT).
+"""Shared machinery of the experts built on HuggingFace transformers (Depth-Anything, DPT, Mask2Former).
 
 Weights are a HuggingFace-format folder (config.json beside model.safetensors) from `weights: PATH` or
-the offline hub cache; variants without weights build a random model from a config given in code.
-Outputs (relative inverse depth) are stored as float16 at the run's output size.
+the offline hub cache, loaded by transformers itself, offline; variants without weights build a random
+model from a config given in code. `wrap` turns the transformers model into a tensor -> tensor module
+(what the ONNX export and the runners expect).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,8 +31,7 @@ def hf_cfg(tag: str, repo: str | None, size: int, mean: tuple = IMAGENET_MEAN, s
                          **kw)
 
 
-class TransformersDepth(LearnedRepresentation):
-    onnx_tolerance = 1e-4
+class TransformersExpert(LearnedRepresentation):
     random_configs: ClassVar[dict[str, dict[str, Any]]] = {}  # variant -> kwargs of `make_config`
 
     def make_config(self, **kwargs: Any) -> Any:
@@ -40,8 +41,24 @@ class TransformersDepth(LearnedRepresentation):
     def model_class(self) -> Any:
         raise NotImplementedError
 
+    def wrap(self, net: Any) -> Any:
+        """A torch.nn.Module mapping the pixel tensor to the output tensor(s)."""
+        raise NotImplementedError
+
+    def hf_config(self) -> dict[str, Any] | None:
+        """The real variant's config.json as a dict (read without loading weights), else None."""
+        cfg = self.pretrained_cfg
+        if not cfg.has_weights:
+            return None
+        path = resolve_weights(cfg, self.params.weights, f"representations.{self.name}.parameters")
+        config_file = path.parent / "config.json"
+        if not config_file.exists():
+            raise FileNotFoundError(f"{config_file} is missing: HuggingFace-format weights need their "
+                                    f"config.json beside {path.name}")
+        return json.loads(config_file.read_text())
+
     def build_model(self) -> Any:
-        return _predicted_depth(self.model_class()(self.make_config(**self.random_configs[self.params.variant])))
+        return self.wrap(self.model_class()(self.make_config(**self.random_configs[self.params.variant])))
 
     def load_model(self) -> Any:
         """Real variants through transformers' own loader (it maps the checkpoints' key names onto the
@@ -49,12 +66,20 @@ class TransformersDepth(LearnedRepresentation):
         cfg = self.pretrained_cfg
         if not cfg.has_weights:
             return super().load_model()
+        self.hf_config()  # a clear error when config.json is missing
         path = resolve_weights(cfg, self.params.weights, f"representations.{self.name}.parameters")
-        if not (path.parent / "config.json").exists():
-            raise FileNotFoundError(f"{path.parent / 'config.json'} is missing: HuggingFace-format weights need "
-                                    f"their config.json beside {path.name}")
         net = self.model_class().from_pretrained(path.parent, local_files_only=True, use_safetensors=True)
-        return _predicted_depth(net).eval()
+        return self.wrap(net).eval()
+
+
+
+class TransformersDepth(TransformersExpert):
+    """Relative inverse depth, stored as float16 at the run's output size."""
+
+    onnx_tolerance = 1e-4
+
+    def wrap(self, net: Any) -> Any:
+        return _predicted_depth(net)
 
     def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
         return outputs[0]

@@ -1,0 +1,113 @@
+"""Mask2Former semantic segmentation (transformers' Mask2FormerForUniversalSegmentation), as in VRE's
+Dronescapes2 graph.
+
+The network gives per-query class scores and mask logits; their product summed over queries is the
+per-class probability map (transformers' semantic post-processing), at a quarter of the input size.
+That map is upsampled bilinearly and its argmax stored as a uint8 class map; class names come from the
+checkpoint's config (`id2label`), so semantic_mapper and binary_mask can name classes. Weights: see
+_transformers (HuggingFace-format folder, offline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from .._registry import register_representation
+from ..kernels import colormaps
+from ..representation import ComputeBatch
+from ._transformers import TransformersExpert, hf_cfg
+
+_STAGES = ["stage1", "stage2", "stage3", "stage4"]
+_TEST_CLASSES = tuple(f"class{i}" for i in range(8))
+
+
+@dataclass(frozen=True)
+class Mask2FormerParams:
+    variant: str = "swin_large_mapillary"
+    weights: str | None = None  # model.safetensors (its config.json beside it)
+    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
+
+
+def _m2f_cfg(tag: str, repo: str | None, **kw: Any) -> Any:
+    return replace(hf_cfg(tag, repo, 0, **kw), input_size=None, multiple_of=32)  # the frame's size, rounded
+
+
+@register_representation("semantic_mask2former")
+class SemanticMask2Former(TransformersExpert):
+    Params = Mask2FormerParams
+    storage_dtype = np.uint8
+    interpolation = "nearest"
+    onnx_tolerance = 1e-4
+    default_cfgs = {
+        "swin_large_mapillary": _m2f_cfg("semantic_mask2former.swin_large_mapillary",
+                                         "facebook/mask2former-swin-large-mapillary-vistas-semantic", license="MIT"),
+        "swin_large_coco": _m2f_cfg("semantic_mask2former.swin_large_coco",
+                                    "facebook/mask2former-swin-large-coco-panoptic", license="MIT"),
+        "test": _m2f_cfg("semantic_mask2former.test", None,
+                         source="a tiny random configuration of the same architecture (tests)"),
+    }
+    random_configs = {
+        "test": {"backbone_config": {"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2],
+                                     "window_size": 4, "image_size": 64, "out_features": _STAGES},
+                 "num_labels": len(_TEST_CLASSES), "hidden_dim": 32, "num_queries": 10, "encoder_layers": 1,
+                 "decoder_layers": 2, "dim_feedforward": 64, "encoder_feedforward_dim": 64, "mask_feature_size": 32,
+                 "feature_size": 32, "num_attention_heads": 2, "common_stride": 4},
+    }
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        config = self.hf_config()
+        if config is None:
+            return _TEST_CLASSES
+        labels = config["id2label"]
+        return tuple(labels[str(i)] if str(i) in labels else labels[i] for i in range(len(labels)))
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.classes) > 255:
+            raise ValueError(f"{len(self.classes)} classes do not fit a uint8 class map")
+
+    def make_config(self, **kwargs: Any) -> Any:
+        from transformers import Mask2FormerConfig, SwinConfig
+
+        return Mask2FormerConfig(**{**kwargs, "backbone_config": SwinConfig(**kwargs["backbone_config"])})
+
+    def model_class(self) -> Any:
+        from transformers import Mask2FormerForUniversalSegmentation
+
+        return Mask2FormerForUniversalSegmentation
+
+    def wrap(self, net: Any) -> Any:
+        return _class_probabilities(net)
+
+    def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
+        probs = outputs[0]  # (B, C, h/4, w/4)
+        h, w = self.input_size(batch.frames.shape[1:3])
+        out = np.empty((len(probs), h, w), np.uint8)
+        for i, p in enumerate(probs):
+            up = cv2.resize(np.ascontiguousarray(p.transpose(1, 2, 0)), (w, h), interpolation=cv2.INTER_LINEAR)
+            out[i] = (up if up.ndim == 3 else up[..., None]).argmax(-1)
+        return out
+
+    def make_image(self, decoded: np.ndarray) -> np.ndarray:
+        return colormaps.classes_to_image(decoded, len(self.classes))
+
+
+def _class_probabilities(net: Any) -> Any:
+    import torch
+
+    class ClassProbabilities(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.net(pixel_values=x)
+            classes = out.class_queries_logits.softmax(-1)[..., :-1]  # the last class is "no object"
+            return torch.einsum("bqc,bqhw->bchw", classes, out.masks_queries_logits.sigmoid())
+
+    return ClassProbabilities()
