@@ -14,6 +14,7 @@ def export_onnx(model: Any, sample: np.ndarray, path: Path, opset: int) -> list[
     """Exports `model` (NCHW float32 in, one or more tensors out); returns the output names."""
     import torch
 
+    model = model.eval()
     x = torch.from_numpy(sample)
     with torch.inference_mode():
         out = model(x)

@@ -51,7 +51,8 @@ def compute(rep, batch_frames: np.ndarray, next_frames: np.ndarray | None = None
 
 
 @pytest.mark.parametrize("type_name, variant", [("edges_hed", "random"), ("depth_anything", "test"),
-                                                ("depth_dpt", "test"), ("optical_flow_rife", "random")])
+                                                ("depth_dpt", "test"), ("optical_flow_rife", "random"),
+                                                ("semantic_safeuav", "150k")])
 def test_onnxruntime_equals_torch_eager(type_name: str, variant: str):
     x = frames()
     ref = compute(rep_of(type_name, variant=variant, backend="torch"), x)
@@ -75,6 +76,30 @@ def test_mask2former_class_maps_agree_across_backends_and_name_their_classes(vid
             np.load(tmp_path / "out" / "mask" / "npz" / "1.npz") as mask:
         assert sema["arr_0"].shape == (48, 64)
         assert np.array_equal(mask["arr_0"], np.isin(sema["arr_0"], [2, 5]).astype(np.uint8))
+
+
+def test_safeuav_loads_a_vre_style_multitask_checkpoint(tmp_path: Path):
+    """The checkpoint layout of VRE's released distilled models: RGB goes into its slot of a 15-channel input."""
+    import torch
+
+    from vre_fast.models.safeuav import SafeUAV
+
+    torch.manual_seed(1)
+    net = SafeUAV(15, 15, 8)
+    shapes = {"depth_output": [1, 50, 50], "camera_normals_output": [3, 50, 50], "rgb": [3, 50, 50],
+              "semantic_output": [8, 50, 50]}
+    cfg = {"model": {"parameters": {"in_channels": 15, "out_channels": 15, "num_filters": 8},
+                     "hparams": {"data_shape": shapes}},
+           "data": {"parameters": {"task_names": list(shapes)}}}
+    torch.save({"state_dict": net.state_dict(), "hyper_parameters": {"cfg": cfg}}, tmp_path / "model.ckpt")
+    rep = rep_of("semantic_safeuav", weights=str(tmp_path / "model.ckpt"), backend="torch")
+    x = frames(1, 48, 64)
+    got = compute(rep, x)
+    full = torch.zeros(1, 15, 48, 64)
+    full[:, 4:7] = torch.from_numpy(rep.model_input(x))
+    with torch.inference_mode():
+        expected = net.eval()(full)[:, 7:15].argmax(1).numpy()
+    assert np.array_equal(got, expected) and got.dtype == np.uint8
 
 
 def test_export_is_validated_cached_and_reused(engine_cache: Path):
