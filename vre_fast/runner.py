@@ -134,6 +134,7 @@ def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, optio
             "failed": len(rt.stats.failed_frames), "already_done": plan.already_done.get(rt.name, 0),
             "compute_seconds": round(rt.stats.compute_seconds, 6),
             "seconds_per_frame": round(rt.stats.compute_seconds / rt.stats.computed, 6) if rt.stats.computed else None,
+            "batch_size": rt.stats.batch_size, "oom_halvings": rt.stats.oom_halvings,
         } for rt in runtimes}
         record.frames_failed = len(set().union(*(rt.stats.failed_frames for rt in runtimes)))
         record.frames_done = _frames_done(runtimes, plan, record.run_id)

@@ -25,6 +25,7 @@ from ..representation import ComputeBatch
 from ..sources import VideoSource
 from ..store import FrameFiles, RepresentationMetadata
 from .node import run_representation
+from .oom import free_memory, is_out_of_memory
 from .plan import Plan
 
 __all__ = ["BatchExecutor", "NodeRuntime", "NodeStats"]
@@ -39,6 +40,8 @@ class NodeStats:
     failed_frames: set[int] = field(default_factory=set)
     compute_seconds: float = 0.0
     set_up: bool = False
+    batch_size: int = 0  # the batch size in use: the config's, halved on each out-of-memory
+    oom_halvings: int = 0
 
 
 @dataclass
@@ -54,6 +57,9 @@ class NodeRuntime:
     @property
     def name(self) -> str:
         return self.node.name
+
+    def __post_init__(self) -> None:
+        self.stats.batch_size = self.node.cfg.batch_size
 
 
 class _DecodeStage:
@@ -139,7 +145,7 @@ class BatchExecutor:
         self._on_chunk = on_chunk or (lambda n: None)
 
     def run(self) -> None:
-        chunk_size = max(rt.node.cfg.batch_size for rt in self.runtimes)
+        chunk_size = max(rt.stats.batch_size for rt in self.runtimes)
         frames = self.plan.frames
         chunks = [frames[i:i + chunk_size] for i in range(0, len(frames), chunk_size)]
         next_frame = any(rt.node.representation.needs_next_frame and self.plan.compute[rt.name]
@@ -174,15 +180,29 @@ class BatchExecutor:
                     self._fail(rt, f, RuntimeError(f"dependency '{bad[0]}' failed on this frame"), failed)
                 else:
                     ready.append(f)
-            for i in range(0, len(ready), rt.node.cfg.batch_size):
-                self._compute_batch(rt, ready[i:i + rt.node.cfg.batch_size], frames, outputs, failed)
+            self._compute_in_batches(rt, ready, frames, outputs, failed)
+
+    def _compute_in_batches(self, rt: NodeRuntime, indices: list[int], frames: dict[int, np.ndarray],
+                            outputs: dict[str, dict[int, np.ndarray]], failed: dict[str, set[int]]) -> None:
+        i = 0
+        while i < len(indices):  # the batch size may shrink on the way (out of memory)
+            size = rt.stats.batch_size
+            self._compute_batch(rt, indices[i:i + size], frames, outputs, failed)
+            i += size
 
     def _compute_batch(self, rt: NodeRuntime, indices: list[int], frames: dict[int, np.ndarray],
                        outputs: dict[str, dict[int, np.ndarray]], failed: dict[str, set[int]]) -> None:
         try:
             stored, decoded, seconds = self._run_node(rt, indices, frames, outputs)
         except Exception as exc:
-            if len(indices) == 1:
+            if len(indices) > 1 and is_out_of_memory(exc):  # halve for good, retry the same frames
+                free_memory()
+                rt.stats.batch_size = min(rt.stats.batch_size, len(indices) // 2)
+                rt.stats.oom_halvings += 1
+                logger.warning("representation '%s' ran out of memory on a batch of %d; batch size now %d",
+                               rt.name, len(indices), rt.stats.batch_size)
+                self._compute_in_batches(rt, indices, frames, outputs, failed)
+            elif len(indices) == 1:
                 self._fail(rt, indices[0], exc, failed)
             else:  # retry frame by frame so only the failing frame is lost and it can be named
                 for f in indices:
