@@ -119,6 +119,7 @@ def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, optio
     try:
         executor.run()
         record.status = "completed"
+        print(_stage_line(executor.stages), file=sys.stderr)
     except KeyboardInterrupt:
         record.status, record.error = "interrupted", "KeyboardInterrupt"
         raise
@@ -136,12 +137,21 @@ def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, optio
             "seconds_per_frame": round(rt.stats.compute_seconds / rt.stats.computed, 6) if rt.stats.computed else None,
             "batch_size": rt.stats.batch_size, "oom_halvings": rt.stats.oom_halvings,
         } for rt in runtimes}
+        record.stages = executor.stages.as_dict()
         record.frames_failed = len(set().union(*(rt.stats.failed_frames for rt in runtimes)))
         record.frames_done = _frames_done(runtimes, plan, record.run_id)
         record.save(out_dir)
         logger.info("run %s %s", record.run_id, record.status)
         logger.removeHandler(log_handler)
         log_handler.close()
+
+
+def _stage_line(s) -> str:  # noqa: ANN001 - StageStats
+    """Compute waited on decode / on the disk: which stage bounds the run."""
+    return (f"stages: wall {s.wall:.2f} s; busy: decode {s.decode_busy:.2f} s, compute {s.compute_busy:.2f} s "
+            f"(waited {s.waited_for_decode:.2f} s for frames, {s.waited_for_writes:.2f} s for the disk), "
+            f"write {s.write_busy:.2f} s over the writer threads; most queued: {s.decode_queue_max} decoded chunks, "
+            f"{s.write_pending_max} writes")
 
 
 def _frames_done(runtimes: list[NodeRuntime], plan: Plan, run_id: str) -> int:

@@ -28,7 +28,7 @@ from .node import run_representation
 from .oom import free_memory, is_out_of_memory
 from .plan import Plan
 
-__all__ = ["BatchExecutor", "NodeRuntime", "NodeStats"]
+__all__ = ["BatchExecutor", "NodeRuntime", "NodeStats", "StageStats"]
 
 logger = logging.getLogger("vre_fast")
 
@@ -42,6 +42,26 @@ class NodeStats:
     set_up: bool = False
     batch_size: int = 0  # the batch size in use: the config's, halved on each out-of-memory
     oom_halvings: int = 0
+
+
+@dataclass
+class StageStats:
+    """Where the time went: seconds each stage was busy, the wall time, how full the queues got.
+
+    Busy times of overlapping stages add up to more than the wall time when the pipeline overlaps well;
+    `waited_for_decode` / `waited_for_writes` are the compute thread's idle seconds on either side."""
+
+    decode_busy: float = 0.0
+    compute_busy: float = 0.0
+    write_busy: float = 0.0  # summed over the writer threads
+    waited_for_decode: float = 0.0
+    waited_for_writes: float = 0.0
+    wall: float = 0.0
+    decode_queue_max: int = 0
+    write_pending_max: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items()}
 
 
 @dataclass
@@ -67,8 +87,9 @@ class _DecodeStage:
 
     _END = object()
 
-    def __init__(self, source: VideoSource, chunks: list[list[int]], next_frame: bool, max_queued: int):
-        self._source, self._chunks, self._next_frame = source, chunks, next_frame
+    def __init__(self, source: VideoSource, chunks: list[list[int]], next_frame: bool, max_queued: int,
+                 stats: StageStats):
+        self._source, self._chunks, self._next_frame, self._stats = source, chunks, next_frame, stats
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vre-decode", daemon=True)
@@ -85,7 +106,9 @@ class _DecodeStage:
         try:
             for chunk in self._chunks:
                 wanted = set(chunk) | ({min(f + 1, last) for f in chunk} if self._next_frame else set())
+                start = time.perf_counter()
                 frames = dict(self._source.read(wanted))
+                self._stats.decode_busy += time.perf_counter() - start
                 if not self._put((chunk, frames)):
                     return
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -96,6 +119,7 @@ class _DecodeStage:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
+                self._stats.decode_queue_max = max(self._stats.decode_queue_max, self._queue.qsize())
                 return True
             except queue.Full:
                 continue
@@ -110,16 +134,32 @@ class _DecodeStage:
 class _WriteStage:
     """Runs write jobs in a thread pool; `submit` blocks while `max_pending` jobs are in flight."""
 
-    def __init__(self, workers: int, max_pending: int):
+    def __init__(self, workers: int, max_pending: int, stats: StageStats):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vre-write")
         self._slots = threading.BoundedSemaphore(max_pending)
         self._errors: list[BaseException] = []
+        self._stats, self._pending, self._lock = stats, 0, threading.Lock()
 
     def submit(self, job: Callable[[], None]) -> None:
+        start = time.perf_counter()
         self._slots.acquire()
-        self._pool.submit(job).add_done_callback(self._done)
+        self._stats.waited_for_writes += time.perf_counter() - start
+        with self._lock:
+            self._pending += 1
+            self._stats.write_pending_max = max(self._stats.write_pending_max, self._pending)
+        self._pool.submit(self._timed, job).add_done_callback(self._done)
+
+    def _timed(self, job: Callable[[], None]) -> None:
+        start = time.perf_counter()
+        try:
+            job()
+        finally:
+            with self._lock:
+                self._stats.write_busy += time.perf_counter() - start
 
     def _done(self, future: Future) -> None:
+        with self._lock:
+            self._pending -= 1
         self._slots.release()
         if future.exception() is not None:
             self._errors.append(future.exception())
@@ -140,7 +180,8 @@ class BatchExecutor:
         self.runtimes, self.plan, self.source = runtimes, plan, source
         self.on_error = on_error
         self._last_frame = source.num_frames - 1
-        self._writer = _WriteStage(write_workers, max_pending=4 * write_workers)
+        self.stages = StageStats()
+        self._writer = _WriteStage(write_workers, max_pending=4 * write_workers, stats=self.stages)
         self._prefetch = prefetch
         self._on_chunk = on_chunk or (lambda n: None)
 
@@ -150,15 +191,21 @@ class BatchExecutor:
         chunks = [frames[i:i + chunk_size] for i in range(0, len(frames), chunk_size)]
         next_frame = any(rt.node.representation.needs_next_frame and self.plan.compute[rt.name]
                          for rt in self.runtimes)
-        decode = _DecodeStage(self.source, chunks, next_frame, self._prefetch)
+        decode = _DecodeStage(self.source, chunks, next_frame, self._prefetch, self.stages)
+        started = waiting = time.perf_counter()
         try:
             for chunk, decoded in decode:
+                busy = time.perf_counter()
+                self.stages.waited_for_decode += busy - waiting
                 self._compute_chunk(chunk, decoded)
                 self._writer.raise_errors()
                 self._on_chunk(len(chunk))
+                waiting = time.perf_counter()
+                self.stages.compute_busy += waiting - busy
         finally:
             decode.close()
             self._writer.close()
+            self.stages.wall = time.perf_counter() - started
             for rt in self.runtimes:
                 if rt.stats.set_up:
                     rt.node.representation.teardown()

@@ -33,6 +33,7 @@ class RunRecord:
     status: str = "running"  # running | completed | failed | interrupted
     error: str | None = None
     representations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)  # busy seconds per stage, wall, queue depths
     frames_done: int = 0
     frames_failed: int = 0
 
