@@ -45,7 +45,12 @@ def make_runner(backend: str, device: str, torch_model: Callable[[], Any],
         raise RuntimeError(f"backend '{backend}' is not available on {device} (installed: {available}); "
                            f"install its extra or choose another backend")
     if backend == "torch":
+        import torch
+
         from .torch_runner import TorchRunner
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device '{device}' was asked for but torch sees no CUDA device here")
 
         return TorchRunner(torch_model(), device)
     if backend == "onnxruntime":

@@ -9,8 +9,9 @@ input (`model_input`) and network output back to a map (`postprocess`). Weights 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -19,13 +20,22 @@ from .._pretrained import PretrainedCfg, resolve_weights
 from ..backends import make_runner
 from ..representation import ComputeBatch, Representation
 
-__all__ = ["LearnedRepresentation"]
+__all__ = ["LearnedParams", "LearnedRepresentation"]
 
 logger = logging.getLogger("vre_fast")
 
 
+@dataclass(frozen=True)
+class LearnedParams:
+    """Every expert's parameters; an expert subclasses it to set its default `variant`."""
+
+    variant: str
+    weights: str | None = None  # a weight file; default: the variant's usual offline places
+    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
+
+
 class LearnedRepresentation(Representation):
-    """Params must have `variant: str`, `weights: str | None` and `backend: str` fields."""
+    """An expert; its `Params` subclass LearnedParams."""
 
     default_cfgs: ClassVar[dict[str, PretrainedCfg]] = {}
     # max |ONNX Runtime - torch| / max |torch| accepted when an export is validated

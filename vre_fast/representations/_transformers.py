@@ -9,6 +9,7 @@ model from a config given in code. `wrap` turns the transformers model into a te
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -79,7 +80,7 @@ class TransformersDepth(TransformersExpert):
     onnx_tolerance = 1e-4
 
     def wrap(self, net: Any) -> Any:
-        return _predicted_depth(net)
+        return tensor_module(net, lambda out: out.predicted_depth)
 
     def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
         return outputs[0]
@@ -88,16 +89,17 @@ class TransformersDepth(TransformersExpert):
         return colormaps.depth_to_image(decoded)
 
 
-def _predicted_depth(net: Any) -> Any:
-    """Wraps a transformers depth model so it maps a tensor to a tensor (what export and runners expect)."""
+def tensor_module(net: Any, select: Callable[[Any], Any]) -> Any:
+    """`net` (called with pixel_values) as a tensor -> tensor module: `select` picks or computes the output
+    from transformers' output object. What the ONNX export and the runners expect."""
     import torch
 
-    class PredictedDepth(torch.nn.Module):
+    class TensorOutput(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.net = net
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net(pixel_values=x).predicted_depth
+            return select(self.net(pixel_values=x))
 
-    return PredictedDepth()
+    return TensorOutput()

@@ -6,19 +6,18 @@ The real-time default depth expert (see _transformers for weights).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from .._registry import register_representation
+from ._learned import LearnedParams
 from ._transformers import TransformersDepth, hf_cfg
 
 _STAGES = ["stage1", "stage2", "stage3", "stage4"]
 
 
 @dataclass(frozen=True)
-class DepthAnythingParams:
+class DepthAnythingParams(LearnedParams):
     variant: str = "small"
-    weights: str | None = None  # model.safetensors (its config.json beside it)
-    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
 
 
 @register_representation("depth_anything")

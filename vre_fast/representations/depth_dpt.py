@@ -6,19 +6,18 @@ See _transformers for weights. `hybrid_384` is the ViT-hybrid model VRE uses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from .._registry import register_representation
+from ._learned import LearnedParams
 from ._transformers import TransformersDepth, hf_cfg
 
 _HALF = (127.5, 127.5, 127.5)  # DPT normalises to [-1, 1]
 
 
 @dataclass(frozen=True)
-class DptParams:
+class DptParams(LearnedParams):
     variant: str = "hybrid_384"
-    weights: str | None = None  # model.safetensors (its config.json beside it)
-    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
 
 
 @register_representation("depth_dpt")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -17,16 +17,14 @@ from .._pretrained import PretrainedCfg
 from .._registry import register_representation
 from ..kernels import colormaps
 from ..representation import ComputeBatch
-from ._learned import LearnedRepresentation
+from ._learned import LearnedParams, LearnedRepresentation
 
 CAFFE_BGR_MEAN = (104.00699, 116.66877, 122.67892)
 
 
 @dataclass(frozen=True)
-class HedParams:
+class HedParams(LearnedParams):
     variant: str = "bsds500"
-    weights: str | None = None  # a path; default: the cfg's usual places
-    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
 
 
 @register_representation("edges_hed")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -19,14 +19,12 @@ from .._pretrained import PretrainedCfg
 from .._registry import register_representation
 from ..kernels import colormaps
 from ..representation import ComputeBatch
-from ._learned import LearnedRepresentation
+from ._learned import LearnedParams, LearnedRepresentation
 
 
 @dataclass(frozen=True)
-class RifeParams:
+class RifeParams(LearnedParams):
     variant: str = "hdv3"
-    weights: str | None = None
-    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
 
 
 @register_representation("optical_flow_rife")

@@ -11,7 +11,7 @@ _transformers (HuggingFace-format folder, offline).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,17 +19,16 @@ import numpy as np
 from .._registry import register_representation
 from ..kernels import colormaps
 from ..representation import ComputeBatch
-from ._transformers import TransformersExpert, hf_cfg
+from ._learned import LearnedParams
+from ._transformers import TransformersExpert, hf_cfg, tensor_module
 
 _STAGES = ["stage1", "stage2", "stage3", "stage4"]
 _TEST_CLASSES = tuple(f"class{i}" for i in range(8))
 
 
 @dataclass(frozen=True)
-class Mask2FormerParams:
+class Mask2FormerParams(LearnedParams):
     variant: str = "swin_large_mapillary"
-    weights: str | None = None  # model.safetensors (its config.json beside it)
-    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
 
 
 def _m2f_cfg(tag: str, repo: str | None, **kw: Any) -> Any:
@@ -82,7 +81,7 @@ class SemanticMask2Former(TransformersExpert):
         return Mask2FormerForUniversalSegmentation
 
     def wrap(self, net: Any) -> Any:
-        return _class_probabilities(net)
+        return tensor_module(net, _class_probabilities)
 
     def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
         probs = outputs[0]  # (B, C, h/4, w/4)
@@ -97,17 +96,9 @@ class SemanticMask2Former(TransformersExpert):
         return colormaps.classes_to_image(decoded, len(self.classes))
 
 
-def _class_probabilities(net: Any) -> Any:
+def _class_probabilities(out: Any) -> Any:
+    """transformers' semantic post-processing: sum over queries of class probability x mask probability."""
     import torch
 
-    class ClassProbabilities(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out = self.net(pixel_values=x)
-            classes = out.class_queries_logits.softmax(-1)[..., :-1]  # the last class is "no object"
-            return torch.einsum("bqc,bqhw->bchw", classes, out.masks_queries_logits.sigmoid())
-
-    return ClassProbabilities()
+    classes = out.class_queries_logits.softmax(-1)[..., :-1]  # the last class is "no object"
+    return torch.einsum("bqc,bqhw->bchw", classes, out.masks_queries_logits.sigmoid())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from .._pretrained import PretrainedCfg
 from .._registry import register_representation
 from ..kernels import colormaps
 from ..representation import ComputeBatch
-from ._learned import LearnedRepresentation
+from ._learned import LearnedParams, LearnedRepresentation
 
 DRONESCAPES_CLASSES = ("land", "forest", "residential", "road", "little-objects", "water", "sky", "hill")
 _FILTERS = {"150k": 6, "430k": 10, "1M": 16, "4M": 32}
@@ -28,10 +28,8 @@ _RGB_STATS = (95.498, 103.013, 85.048), (55.569, 58.133, 61.126)  # VRE's statis
 
 
 @dataclass(frozen=True)
-class SafeUAVParams:
+class SafeUAVParams(LearnedParams):
     variant: str = "430k"
-    weights: str | None = None  # a checkpoint (.ckpt / .pt / .safetensors); None: random initialisation
-    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
 
 
 @register_representation("semantic_safeuav")
