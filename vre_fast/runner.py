@@ -136,6 +136,7 @@ def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, optio
             "compute_seconds": round(rt.stats.compute_seconds, 6),
             "seconds_per_frame": round(rt.stats.compute_seconds / rt.stats.computed, 6) if rt.stats.computed else None,
             "batch_size": rt.stats.batch_size, "oom_halvings": rt.stats.oom_halvings,
+            "setup_seconds": round(rt.stats.setup_seconds, 3),
         } for rt in runtimes}
         record.stages = executor.stages.as_dict()
         record.frames_failed = len(set().union(*(rt.stats.failed_frames for rt in runtimes)))

@@ -40,6 +40,7 @@ class NodeStats:
     failed_frames: set[int] = field(default_factory=set)
     compute_seconds: float = 0.0
     set_up: bool = False
+    setup_seconds: float = 0.0  # setup + prepare: loading weights, building or loading an engine
     batch_size: int = 0  # the batch size in use: the config's, halved on each out-of-memory
     oom_halvings: int = 0
 
@@ -264,8 +265,11 @@ class BatchExecutor:
                   outputs: dict[str, dict[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, float]:
         rep = rt.node.representation
         if not rt.stats.set_up:
+            start = time.perf_counter()
             rep.setup(rt.node.cfg.device)
             rt.stats.set_up = True
+            rep.prepare(frames[indices[0]].shape[:2])
+            rt.stats.setup_seconds = time.perf_counter() - start
         batch = ComputeBatch(
             indices=indices,
             frames=np.stack([frames[f] for f in indices]),

@@ -111,6 +111,9 @@ class LearnedRepresentation(Representation):
         picks the shape profile of an exported engine."""
         self._device = device
 
+    def prepare(self, frame_hw: tuple[int, int]) -> None:
+        self.runner(self.input_size(frame_hw))
+
     def runner(self, input_hw: tuple[int, int]) -> Any:
         from ..export import engine_file, onnx_file
 

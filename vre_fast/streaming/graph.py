@@ -61,6 +61,7 @@ class StreamGraph:
         self.chosen = list(chosen)
         self.size = size
         self._ids = itertools.count()
+        self._prepared = False
         for node in self.nodes:
             node.representation.setup(node.cfg.device)
 
@@ -76,6 +77,10 @@ class StreamGraph:
         if self.size is not None and frame.shape[:2] != self.size:
             raise VreError(f"frame {frame_id}: size {frame.shape[1]}x{frame.shape[0]}, expected "
                            f"{self.size[1]}x{self.size[0]}")
+        if not self._prepared:
+            for node in self.nodes:
+                node.representation.prepare(frame.shape[:2])
+            self._prepared = True
         decoded: dict[str, np.ndarray] = {}
         result = StreamResult(frame_id, {}, {})
         for node in self.nodes:
