@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ._builder import build_graph
 from ._cfg import RunCfg
 from .errors import VideoError
-from .execution import BatchExecutor, NodeRuntime, Plan, make_plan
+from .execution import BatchExecutor, NodeRuntime, Plan, StageStats, make_plan
 from .sources import VideoSource
 from .store import FrameFiles, RepresentationMetadata, RunRecord
 from .store.run_record import new_run_id
@@ -147,7 +147,7 @@ def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, optio
         log_handler.close()
 
 
-def _stage_line(s) -> str:  # noqa: ANN001 - StageStats
+def _stage_line(s: StageStats) -> str:
     """Compute waited on decode / on the disk: which stage bounds the run."""
     return (f"stages: wall {s.wall:.2f} s; busy: decode {s.decode_busy:.2f} s, compute {s.compute_busy:.2f} s "
             f"(waited {s.waited_for_decode:.2f} s for frames, {s.waited_for_writes:.2f} s for the disk), "
