@@ -5,6 +5,7 @@ from . import (
     depth_anything,
     depth_dpt,
     edges_canny,
+    edges_dexined,
     edges_hed,
     external,
     hsv,
@@ -18,6 +19,6 @@ from . import (
     semantic_safeuav,
 )
 
-__all__ = ["binary_mask", "depth_anything", "depth_dpt", "edges_canny", "edges_hed", "external", "hsv", "normals_svd",
-           "optical_flow_classical", "optical_flow_rife", "rgb", "safe_landing", "semantic_mapper",
-           "semantic_mask2former", "semantic_safeuav"]
+__all__ = ["binary_mask", "depth_anything", "depth_dpt", "edges_canny", "edges_dexined", "edges_hed", "external",
+           "hsv", "normals_svd", "optical_flow_classical", "optical_flow_rife", "rgb", "safe_landing",
+           "semantic_mapper", "semantic_mask2former", "semantic_safeuav"]

@@ -18,9 +18,10 @@ import numpy as np
 
 from .._pretrained import PretrainedCfg, resolve_weights
 from ..backends import make_runner
+from ..kernels import colormaps
 from ..representation import ComputeBatch, Representation
 
-__all__ = ["LearnedParams", "LearnedRepresentation"]
+__all__ = ["LearnedParams", "LearnedRepresentation", "UnitIntervalMap"]
 
 logger = logging.getLogger("vre_fast")
 
@@ -141,3 +142,20 @@ class LearnedRepresentation(Representation):
         definition = super().definition()
         definition["parameters"] = {k: v for k, v in definition["parameters"].items() if k != "backend"}
         return {**definition, "pretrained": self.pretrained_cfg.tag}
+
+
+class UnitIntervalMap(LearnedRepresentation):
+    """An expert whose output is a [0, 1] map (edge probability): stored as uint8 (x255, a 1/255 step),
+    read back as float32, drawn in grey."""
+
+    storage_dtype = np.uint8
+    interpolation = "linear"
+
+    def encode(self, output: np.ndarray) -> np.ndarray:
+        return np.round(np.clip(output, 0, 1) * 255).astype(np.uint8)
+
+    def decode(self, stored: np.ndarray) -> np.ndarray:
+        return stored.astype(np.float32) / 255
+
+    def make_image(self, decoded: np.ndarray) -> np.ndarray:
+        return colormaps.unit_to_image(decoded)

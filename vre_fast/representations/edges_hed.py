@@ -15,9 +15,8 @@ import numpy as np
 
 from .._pretrained import PretrainedCfg
 from .._registry import register_representation
-from ..kernels import colormaps
 from ..representation import ComputeBatch
-from ._learned import LearnedParams, LearnedRepresentation
+from ._learned import LearnedParams, UnitIntervalMap
 
 CAFFE_BGR_MEAN = (104.00699, 116.66877, 122.67892)
 
@@ -28,10 +27,8 @@ class HedParams(LearnedParams):
 
 
 @register_representation("edges_hed")
-class EdgesHed(LearnedRepresentation):
+class EdgesHed(UnitIntervalMap):
     Params = HedParams
-    storage_dtype = np.uint8
-    interpolation = "linear"
     onnx_tolerance = 1e-4
     default_cfgs = {
         "bsds500": PretrainedCfg(
@@ -60,12 +57,3 @@ class EdgesHed(LearnedRepresentation):
 
     def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
         return outputs[0][:, 0]
-
-    def encode(self, output: np.ndarray) -> np.ndarray:
-        return np.round(np.clip(output, 0, 1) * 255).astype(np.uint8)
-
-    def decode(self, stored: np.ndarray) -> np.ndarray:
-        return stored.astype(np.float32) / 255
-
-    def make_image(self, decoded: np.ndarray) -> np.ndarray:
-        return colormaps.unit_to_image(decoded)
