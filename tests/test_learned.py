@@ -52,7 +52,8 @@ def compute(rep, batch_frames: np.ndarray, next_frames: np.ndarray | None = None
 
 @pytest.mark.parametrize("type_name, variant", [("edges_hed", "random"), ("depth_anything", "test"),
                                                 ("depth_dpt", "test"), ("optical_flow_rife", "random"),
-                                                ("semantic_safeuav", "150k"), ("edges_dexined", "random")])
+                                                ("semantic_safeuav", "150k"), ("edges_dexined", "random"),
+                                                ("depth_marigold", "test")])
 def test_onnxruntime_equals_torch_eager(type_name: str, variant: str):
     x = frames()
     ref = compute(rep_of(type_name, variant=variant, backend="torch"), x)

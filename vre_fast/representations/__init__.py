@@ -4,6 +4,7 @@ from . import (
     binary_mask,
     depth_anything,
     depth_dpt,
+    depth_marigold,
     edges_canny,
     edges_dexined,
     edges_hed,
@@ -19,6 +20,6 @@ from . import (
     semantic_safeuav,
 )
 
-__all__ = ["binary_mask", "depth_anything", "depth_dpt", "edges_canny", "edges_dexined", "edges_hed", "external",
-           "hsv", "normals_svd", "optical_flow_classical", "optical_flow_rife", "rgb", "safe_landing",
-           "semantic_mapper", "semantic_mask2former", "semantic_safeuav"]
+__all__ = ["binary_mask", "depth_anything", "depth_dpt", "depth_marigold", "edges_canny", "edges_dexined",
+           "edges_hed", "external", "hsv", "normals_svd", "optical_flow_classical", "optical_flow_rife", "rgb",
+           "safe_landing", "semantic_mapper", "semantic_mask2former", "semantic_safeuav"]
