@@ -291,3 +291,15 @@ def test_stale_temporaries_of_dead_writers_are_removed(video: Path, tmp_path: Pa
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
     do_run(video, out, {"rgb": {"type": "rgb"}}, frames=(0, 1))
     assert not stale.exists() and fresh.exists()  # pid 4194305 exceeds Linux's pid_max: never alive
+
+
+def test_cuda_device_without_a_gpu_is_refused_before_decoding(video: Path, tmp_path: Path):
+    from vre_fast import ConfigError
+    from vre_fast.backends import cuda_available
+
+    if cuda_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(ConfigError, match=r"representations \['hsv'\] are set to a CUDA device"):
+        do_run(video, tmp_path / "out", {"hsv": {"type": "hsv", "device": "cuda"}})
+    with pytest.raises(ConfigError, match=r"representations\.hsv\.device: expected 'cpu', 'cuda' or 'cuda:N'"):
+        do_run(video, tmp_path / "out", {"hsv": {"type": "hsv", "device": "gpu"}})

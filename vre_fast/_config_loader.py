@@ -102,9 +102,11 @@ def _apply_common(cfg: RepresentationCfg, body: Mapping[str, Any], prefix: str) 
             raise ConfigError(f"{prefix}compress: expected true or false")
         changes["compress"] = body["compress"]
     if "device" in body:
-        if not isinstance(body["device"], str):
-            raise ConfigError(f"{prefix}device: expected a string such as 'cpu' or 'cuda:0'")
-        changes["device"] = body["device"]
+        device = body["device"]
+        if not (isinstance(device, str) and (device in ("cpu", "cuda") or
+                                             (device.startswith("cuda:") and device[5:].isdigit()))):
+            raise ConfigError(f"{prefix}device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        changes["device"] = device
     if "output_size" in body:
         size = body["output_size"]
         if size is not None and not (isinstance(size, (list, tuple)) and len(size) == 2

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["BACKENDS", "Runner", "available_backends", "make_runner"]
+__all__ = ["BACKENDS", "Runner", "available_backends", "cuda_available", "make_runner"]
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 _AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
@@ -26,6 +26,22 @@ class Runner(Protocol):
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]: ...
 
     def close(self) -> None: ...
+
+
+def cuda_available() -> bool:
+    """A CUDA device usable by the kernels (numba) or the experts (torch), asked without importing torch."""
+    from numba import cuda
+
+    try:
+        if cuda.is_available():
+            return True
+    except Exception:  # a missing driver raises instead of answering
+        pass
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        return torch.cuda.is_available()
+    return False
 
 
 def available_backends(device: str) -> list[str]:
