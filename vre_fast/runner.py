@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from ._builder import build_graph
 from ._cfg import RunCfg
-from .errors import ConfigError, VideoError
+from .backends import require_cuda
+from .errors import VideoError
 from .execution import BatchExecutor, NodeRuntime, Plan, StageStats, make_plan
 from .sources import VideoSource
 from .store import FrameFiles, RepresentationMetadata, RunRecord
@@ -83,7 +84,7 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                     rt.files.make_dirs(rt.node.cfg.output_formats)
             done = {rt.name: rt.metadata.done(rt.node.cfg.output_formats) for rt in runtimes if rt.metadata}
             plan = make_plan(graph, requested, done)
-            _require_devices(runtimes, plan)
+            require_cuda([rt.name for rt in runtimes if plan.compute[rt.name] and rt.node.cfg.device != "cpu"])
             if not plan.frames:
                 print(f"Nothing to compute: frames {start}..{stop} of all {len(done)} stored representations are "
                       f"already in {out_dir}.", file=sys.stderr)
@@ -146,17 +147,6 @@ def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, optio
         logger.info("run %s %s", record.run_id, record.status)
         logger.removeHandler(log_handler)
         log_handler.close()
-
-
-def _require_devices(runtimes: list[NodeRuntime], plan: Plan) -> None:
-    """A representation that will compute on a CUDA device needs one: say so before decoding anything."""
-    on_gpu = [rt.name for rt in runtimes if plan.compute[rt.name] and rt.node.cfg.device.startswith("cuda")]
-    if on_gpu:
-        from .backends import cuda_available
-
-        if not cuda_available():
-            raise ConfigError(f"representations {on_gpu} are set to a CUDA device, and this machine has none "
-                              f"usable; set device: cpu (or --device cpu)")
 
 
 def _stage_line(s: StageStats) -> str:

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["BACKENDS", "Runner", "available_backends", "cuda_available", "make_runner"]
+from ..errors import ConfigError
+
+__all__ = ["BACKENDS", "Runner", "available_backends", "cuda_available", "make_runner", "require_cuda"]
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 _AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
@@ -42,6 +44,13 @@ def cuda_available() -> bool:
 
         return torch.cuda.is_available()
     return False
+
+
+def require_cuda(names: list[str]) -> None:
+    """Representations `names` will compute on a CUDA device: refuse, naming them, if there is none."""
+    if names and not cuda_available():
+        raise ConfigError(f"representations {names} are set to a CUDA device, and this machine has none usable; "
+                          f"set device: cpu (or --device cpu)")
 
 
 def available_backends(device: str) -> list[str]:

@@ -21,6 +21,7 @@ import numpy as np
 from .._builder import GraphNode, build_graph
 from .._cfg import RunCfg
 from .._config_loader import load_config
+from ..backends import require_cuda
 from ..errors import ConfigError, VreError
 from ..execution.node import run_representation
 from ..representation import ComputeBatch
@@ -58,13 +59,7 @@ class StreamGraph:
             if node.representation.needs_next_frame:
                 raise ConfigError(f"representations.{node.name}: '{node.cfg.type}' needs the next frame, which a "
                                   f"live stream does not have yet; leave it out of streaming graphs")
-        on_gpu = [n.name for n in self.nodes if n.cfg.device.startswith("cuda")]
-        if on_gpu:
-            from ..backends import cuda_available
-
-            if not cuda_available():
-                raise ConfigError(f"representations {on_gpu} are set to a CUDA device, and this machine has none "
-                                  f"usable; set device: cpu")
+        require_cuda([n.name for n in self.nodes if n.cfg.device != "cpu"])
         self.chosen = list(chosen)
         self.size = size
         self._ids = itertools.count()
