@@ -2,8 +2,8 @@
 
 A learned file declares `default_cfgs` (one PretrainedCfg per variant), builds its architecture in
 `build_model` (random initialisation), reads weights in `load_weights`, and maps frames to network
-input (`model_input`) and network output back to a map (`postprocess`). Weights are loaded in
-`setup` only, which the runtime calls only when the node has frames to compute.
+input (`model_input`) and network output back to a map (`postprocess`). Weights load in `prepare`,
+which the runtime calls (after `setup`) only when the node has frames to compute.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ class LearnedRepresentation(Representation):
         return model.eval()
 
     def setup(self, device: str) -> None:
-        """Records the device; the backend (and the weights) load with the first batch, whose frame size
-        picks the shape profile of an exported engine."""
+        """Records the device; the backend and the weights load in `prepare`, once the frame size (the
+        shape profile of an exported engine) is known."""
         self._device = device
 
     def prepare(self, frame_hw: tuple[int, int]) -> None:
