@@ -43,10 +43,7 @@ def cli(video: Path, cfg: Path, out: Path, *extra: str) -> list[str]:
 def merged_frames(rep_dir: Path) -> dict[int, dict]:
     from vre_fast.store import RepresentationMetadata
 
-    state = json.loads((rep_dir / ".metadata.json").read_text())
-    md = RepresentationMetadata(rep_dir, rep_dir.name, state["definition"])
-    md._load(state)
-    return md.frames
+    return RepresentationMetadata.read(rep_dir).frames
 
 
 def assert_same_outputs(out: Path, clean: Path) -> None:

@@ -43,10 +43,8 @@ def metadata(out: Path, name: str) -> dict:
     """The merged view a new run would see: json plus any journals."""
     from vre_fast.store import RepresentationMetadata
 
-    state = json.loads((out / name / ".metadata.json").read_text())
-    md = RepresentationMetadata(out / name, name, state["definition"])
-    md._load(state)
-    return {"frames": md.frames, "failed": md.failed, "definition": state["definition"]}
+    md = RepresentationMetadata.read(out / name)
+    return {"frames": md.frames, "failed": md.failed, "definition": md.definition}
 
 
 def decoded_frames(video: Path) -> list[np.ndarray]:

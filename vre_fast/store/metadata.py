@@ -80,6 +80,18 @@ class RepresentationMetadata:
             for journal in merged.consumed:
                 journal.unlink(missing_ok=True)
 
+    @classmethod
+    def read(cls, directory: Path) -> RepresentationMetadata:
+        """The merged view (json plus every journal) of an output directory's representation, read-only."""
+        meta = cls(directory, directory.name, {})
+        with locked(directory / LOCK):
+            state = meta._read_json()
+            if state is None:
+                raise StoreError(f"{directory} has no metadata")
+            meta.definition = state.get("definition", {})
+            meta._load(state)
+        return meta
+
     # -- queries ---------------------------------------------------------------------------------------
     def done(self, formats: tuple[str, ...]) -> set[int]:
         """Frames whose entry lists every one of `formats`."""
