@@ -301,3 +301,18 @@ def test_cuda_device_without_a_gpu_is_refused_before_decoding(video: Path, tmp_p
         do_run(video, tmp_path / "out", {"hsv": {"type": "hsv", "device": "cuda"}})
     with pytest.raises(ConfigError, match=r"representations\.hsv\.device: expected 'cpu', 'cuda' or 'cuda:N'"):
         do_run(video, tmp_path / "out", {"hsv": {"type": "hsv", "device": "gpu"}})
+
+
+def test_collage_rebuilds_representations_from_their_metadata(video: Path, tmp_path: Path):
+    write_plane_depth(tmp_path / "depth", 24, 48, 64)
+    out = tmp_path / "out"
+    do_run(video, out, {**PROCEDURAL,
+                        "depth": {"type": "external", "parameters": {"path": str(tmp_path / "depth")}},
+                        "normals": {"type": "normals_svd", "dependencies": ["depth"], "parameters": {"sensor_fov": 75}},
+                        "safe": {"type": "safe_landing", "dependencies": ["normals"]}}, frames=(0, 6))
+    assert main(["collage", str(out), "-o", str(tmp_path / "c.mp4"), "--tile", "64x48"]) == 0
+    with av.open(str(tmp_path / "c.mp4")) as c:
+        pictures = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(pictures) == 6 and pictures[0].shape == (3 * (48 + 24), 3 * 64, 3)  # 7 tiles: a 3x3 grid
+    assert main(["collage", str(out), "-o", str(tmp_path / "pngs")]) == 0
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir())[:2] == ["0.png", "1.png"]

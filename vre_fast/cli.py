@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_parse_size, default=(540, 960),
                    help="WxH of the frames the engines will see (default 960x540)")
 
+    p = sub.add_parser("collage", help="every representation of an output directory side by side")
+    p.add_argument("output", type=Path, help="a `vre-fast run` output directory")
+    p.add_argument("-o", "--target", type=Path, required=True, help="a video (.mp4, .mkv) or a folder for png")
+    p.add_argument("--fps", type=float, default=10.0)
+    p.add_argument("--tile", type=_parse_size, default=(270, 480), help="WxH of each tile (default 480x270)")
+
     sub.add_parser("list", help="list the representation types")
     return parser
 
@@ -82,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             return _stream(args)
         if args.command == "export-engines":
             return _export_engines(args)
+        if args.command == "collage":
+            from .collage import make_collage
+
+            count = make_collage(args.output, args.target, args.fps, args.tile)
+            print(f"{count} frames written to {args.target}")
+            return 0
         print("\n".join(list_representations()))
         return 0
     except VreError as exc:
