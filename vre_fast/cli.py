@@ -1,4 +1,4 @@
-"""Command line: `vre-fast run`, `vre-fast metadata rebuild`, `vre-fast list`."""
+"""vre-fast: video -> a graph of per-frame representations, stored resumably (run) or streamed (stream)."""
 
 from __future__ import annotations
 
