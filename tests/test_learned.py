@@ -59,8 +59,8 @@ def test_onnxruntime_equals_torch_eager(type_name: str, variant: str):
     ref = compute(rep_of(type_name, variant=variant, backend="torch"), x)
     got = compute(rep_of(type_name, variant=variant, backend="onnxruntime"), x)
     assert ref.shape == got.shape and ref.std() > 0  # a non-trivial output
-    tolerance = rep_of(type_name, variant=variant).onnx_tolerance
-    assert np.abs(ref - got).max() <= tolerance * np.abs(ref).max()
+    rep = rep_of(type_name, variant=variant)
+    assert np.abs(ref - got).max() <= rep.onnx_tolerance * (rep.output_range or np.abs(ref).max())
 
 
 def test_mask2former_class_maps_agree_across_backends_and_name_their_classes(video: Path, tmp_path: Path):
@@ -203,6 +203,22 @@ def test_rife_with_its_real_weights_agrees_with_dis_on_a_known_shift():
         medians[type_name] = np.median(flow.reshape(-1, 2), axis=0)
     np.testing.assert_allclose(medians["optical_flow_classical"], [3, 2], atol=0.1)
     np.testing.assert_allclose(medians["optical_flow_rife"], [3, 2], atol=0.3)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
+                    reason="the selfie segmentation models come with `pip install --no-deps mediapipe`")
+@pytest.mark.parametrize("variant, size", [("general", (256, 256)), ("landscape", (144, 256))])
+def test_selfie_segmentation_from_mediapipe_tflite(variant: str, size: tuple[int, int], video: Path, tmp_path: Path):
+    x = frames(2, 96, 128)
+    ref = compute(rep_of("segmentation_selfie", variant=variant, backend="torch"), x)
+    got = compute(rep_of("segmentation_selfie", variant=variant, backend="onnxruntime"), x)
+    assert ref.shape == (2, *size) and ref.min() >= 0 and ref.max() <= 1
+    assert np.abs(ref - got).max() <= 1e-4
+    cfg = parse_config({"representations": {"person": {"type": "segmentation_selfie",
+                                                       "parameters": {"variant": variant}}}})
+    run(video, cfg, tmp_path / "out", RunOptions(frames=(0, 2), progress=False))
+    with np.load(tmp_path / "out" / "person" / "npz" / "1.npz") as f:
+        assert f["arr_0"].dtype == np.uint8 and f["arr_0"].shape == (48, 64)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="TensorRT is not installed (needs a GPU)")

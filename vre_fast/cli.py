@@ -168,7 +168,7 @@ def _export_engines(args: argparse.Namespace) -> int:
         return 0
     for row in export_all(learned, args.size):
         print(f"{row['name']} ({row['variant']}) at {row['input_hw'][1]}x{row['input_hw'][0]}:\n"
-              f"  onnx: {row['onnx']} (max |ORT - torch| {row['max_abs_diff_vs_torch']:.2g} on outputs up to "
+              f"  onnx: {row['onnx']} (max |ORT - torch| {row['max_abs_diff_vs_torch']:.2g}, output scale "
               f"{row['output_scale']:.3g}; tolerance {row['tolerance']:g} of that)\n"
               f"  tensorrt fp16: {row['tensorrt_fp16']}")
     return 0

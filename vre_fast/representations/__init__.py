@@ -15,6 +15,7 @@ from . import (
     optical_flow_rife,
     rgb,
     safe_landing,
+    segmentation_selfie,
     semantic_mapper,
     semantic_mask2former,
     semantic_safeuav,
@@ -22,4 +23,4 @@ from . import (
 
 __all__ = ["binary_mask", "depth_anything", "depth_dpt", "depth_marigold", "edges_canny", "edges_dexined",
            "edges_hed", "external", "hsv", "normals_svd", "optical_flow_classical", "optical_flow_rife", "rgb",
-           "safe_landing", "semantic_mapper", "semantic_mask2former", "semantic_safeuav"]
+           "safe_landing", "segmentation_selfie", "semantic_mapper", "semantic_mask2former", "semantic_safeuav"]

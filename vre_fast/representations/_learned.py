@@ -39,8 +39,10 @@ class LearnedRepresentation(Representation):
     """An expert; its `Params` subclass LearnedParams."""
 
     default_cfgs: ClassVar[dict[str, PretrainedCfg]] = {}
-    # max |ONNX Runtime - torch| / max |torch| accepted when an export is validated
+    # max |ONNX Runtime - torch| accepted when an export is validated, as a fraction of `output_range`
+    # (the outputs' known range) or, when that is None, of the largest output on the validation frames
     onnx_tolerance: ClassVar[float] = 1e-4
+    output_range: ClassVar[float | None] = None
 
     def validate(self) -> None:
         if self.params.variant not in self.default_cfgs:
@@ -150,6 +152,7 @@ class UnitIntervalMap(LearnedRepresentation):
 
     storage_dtype = np.uint8
     interpolation = "linear"
+    output_range = 1.0
 
     def encode(self, output: np.ndarray) -> np.ndarray:
         return np.round(np.clip(output, 0, 1) * 255).astype(np.uint8)
