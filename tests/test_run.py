@@ -316,3 +316,32 @@ def test_collage_rebuilds_representations_from_their_metadata(video: Path, tmp_p
     assert len(pictures) == 6 and pictures[0].shape == (3 * (48 + 24), 3 * 64, 3)  # 7 tiles: a 3x3 grid
     assert main(["collage", str(out), "-o", str(tmp_path / "pngs")]) == 0
     assert sorted(p.name for p in (tmp_path / "pngs").iterdir())[:2] == ["0.png", "1.png"]
+
+
+def test_dronescapes2_graph_runs_on_stored_expert_outputs(video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """configs/dronescapes2_external.yaml: the paper's procedural graph on class maps and depth from disk."""
+    from vre_fast import load_config
+
+    rng = np.random.default_rng(0)
+    for name, classes in (("m2f_swin_mapillary", 65), ("m2f_swin_coco", 133), ("m2f_r50_mapillary", 65)):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        base = rng.integers(0, classes, (12, 16), dtype=np.uint8)
+        for i in range(3):
+            np.savez(tmp_path / "data" / name / f"{i}.npz", cv2.resize(base, (64, 48), interpolation=cv2.INTER_NEAREST))
+    (tmp_path / "data" / "depth_marigold").mkdir()
+    for i in range(3):
+        np.savez(tmp_path / "data" / "depth_marigold" / f"{i}.npz",
+                 np.tile(np.linspace(0.05, 1, 48, dtype=np.float32)[:, None], (1, 64)))
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "dronescapes2_external.yaml")
+    monkeypatch.chdir(tmp_path)
+    run(video, cfg, tmp_path / "out", RunOptions(frames=(0, 3), progress=False))
+    stored = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))
+    for name in ("semantic_output", "buildings", "sky_and_water", "transportation", "containing", "vegetation",
+                 "buildings_nearby", "safe_landing_no_sseg", "safe_landing_semantics", "normals_svd_marigold"):
+        assert name in stored, name
+    semantic = npz(tmp_path / "out", "semantic_output", 2)
+    assert semantic.dtype == np.uint8 and set(np.unique(semantic)) <= set(range(8)) | {255}
+    for name in ("buildings", "buildings_nearby", "safe_landing_semantics"):
+        assert set(np.unique(npz(tmp_path / "out", name, 2))) <= {0, 1}
+    near, buildings = npz(tmp_path / "out", "buildings_nearby", 1), npz(tmp_path / "out", "buildings", 1)
+    assert not near[25:].any() and np.array_equal(near[:10], buildings[:10])  # depth <= 0.3 only in the top rows

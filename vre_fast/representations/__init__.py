@@ -10,6 +10,7 @@ from . import (
     edges_hed,
     external,
     hsv,
+    mask_vote,
     normals_svd,
     optical_flow_classical,
     optical_flow_rife,
@@ -19,8 +20,11 @@ from . import (
     semantic_mapper,
     semantic_mask2former,
     semantic_safeuav,
+    semantic_vote,
+    threshold,
 )
 
 __all__ = ["binary_mask", "depth_anything", "depth_dpt", "depth_marigold", "edges_canny", "edges_dexined",
-           "edges_hed", "external", "hsv", "normals_svd", "optical_flow_classical", "optical_flow_rife", "rgb",
-           "safe_landing", "segmentation_selfie", "semantic_mapper", "semantic_mask2former", "semantic_safeuav"]
+           "edges_hed", "external", "hsv", "mask_vote", "normals_svd", "optical_flow_classical", "optical_flow_rife",
+           "rgb", "safe_landing", "segmentation_selfie", "semantic_mapper", "semantic_mask2former", "semantic_safeuav",
+           "semantic_vote", "threshold"]

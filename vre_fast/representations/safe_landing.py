@@ -1,7 +1,8 @@
 """Safe-landing mask: flat enough surfaces (normals), optionally restricted to safe classes.
 
-Geometric part as in Dronescapes2: a pixel is safe where its camera normal is within
-`max_angle_deg` of `reference_axis` (the ground's normal in the camera frame under VRE's
+Geometric part: with `criterion: vre`, Dronescapes2's rule on the normals stored VRE's way,
+v = (n + 1) / 2: v2 > 0.8 and v1 + v3 < 1.2. By default (`angle`), a pixel is safe where its camera
+normal is within `max_angle_deg` of `reference_axis` (the ground's normal in the camera frame under VRE's
 convention of normals pointing away from the camera: +y, down the image, for a camera
 looking forward over the ground). With a `semantic` input, the pixel's class must also be
 one of `safe_classes`. Undefined normals (zero vectors) are never safe.
@@ -10,6 +11,7 @@ one of `safe_classes`. Undefined normals (zero vectors) are never safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -23,6 +25,9 @@ from ._classes import class_table, resolve_class_ids
 
 @dataclass(frozen=True)
 class SafeLandingParams:
+    # "angle": within max_angle_deg of reference_axis; "vre": Dronescapes2's rule on v = (n + 1) / 2:
+    # v2 > 0.8 and v1 + v3 < 1.2
+    criterion: Literal["angle", "vre"] = "angle"
     max_angle_deg: float = 30.0
     reference_axis: tuple[float, float, float] = (0.0, 1.0, 0.0)
     safe_classes: tuple[int | str, ...] = ()
@@ -48,12 +53,23 @@ class SafeLanding(Representation):
         self._safe_ids = resolve_class_ids(self.params.safe_classes, semantic) if semantic else []
 
     def compute(self, batch: ComputeBatch) -> np.ndarray:
+        if self.params.criterion == "vre":
+            return self._vre_rule(batch)
         classes = batch.inputs.get("semantic")
         if classes is not None:
             classes = classes.reshape(classes.shape[:3])
         table = class_table(self._safe_ids, 0) if classes is not None else None
         return to_host(safe_landing(batch.inputs["normals"], self.params.reference_axis, self.params.max_angle_deg,
                                     classes, table, kernel_backend(batch.device)))
+
+    def _vre_rule(self, batch: ComputeBatch) -> np.ndarray:
+        normals = batch.inputs["normals"].astype(np.float32)
+        v1, v2, v3 = np.moveaxis((normals + 1) / 2, -1, 0)
+        safe = np.any(normals != 0, axis=-1) & (v2 > 0.8) & (v1 + v3 < 1.2)
+        if "semantic" in batch.inputs:
+            classes = batch.inputs["semantic"]
+            safe &= np.isin(classes.reshape(classes.shape[:3]), self._safe_ids)
+        return safe.astype(np.uint8)
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         return colormaps.unit_to_image(decoded)
