@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from vre_fast.backends import cuda_available
 from vre_fast.kernels import colormaps, hsv, lookup, normals_svd, safe_landing
 
 WINDOW = 11
@@ -62,6 +63,25 @@ def cases(s: dict) -> dict[str, dict[str, Callable[[], object]]]:
                                                        backend="numba")},
         "normals_image": {"numpy": lambda: colormaps.normals_image_numpy(s["normals"][None]),
                           "numba": lambda: colormaps.normals_image_numba(s["normals"][None])},
+    }
+
+
+def cuda_cases(s: dict) -> dict[str, Callable[[], object]]:
+    """kernel -> thunk on device arrays (inputs copied once, outputs left on the device, then synchronised)."""
+    from numba import cuda
+
+    d = {k: cuda.to_device(v) for k, v in s.items() if isinstance(v, np.ndarray)}
+
+    def synced(fn: Callable[[], object]) -> Callable[[], object]:
+        return lambda: (fn(), cuda.synchronize())
+
+    return {
+        "hsv": synced(lambda: hsv.hsv_cuda(d["rgb"])),
+        f"normals_svd w{WINDOW}": synced(lambda: normals_svd.normals_svd_cuda(d["depth"], s["intr"], WINDOW)),
+        f"normals_cross w{WINDOW}": synced(lambda: normals_svd.normals_cross_cuda(d["depth"], s["intr"], WINDOW)),
+        "lut (semantic_mapper, binary_mask)": synced(lambda: lookup.lut_cuda(d["classes"], s["lut"])),
+        "safe_landing (+classes)": synced(lambda: safe_landing.safe_landing(d["normals"], (0, 1, 0), 30, d["classes"],
+                                                                            s["table"], backend="cuda")),
     }
 
 
@@ -112,13 +132,20 @@ def main() -> None:
     args = parser.parse_args()
     print(f"numba threads: {os.environ.get('NUMBA_NUM_THREADS', os.cpu_count())}; OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', '<unset>')}")
-    print(f"{'kernel':<36} {'size':>10} {'numpy ms':>10} {'numba ms':>10} {'speed-up':>9}")
+    gpu = cuda_available()
+    print(f"{'kernel':<36} {'size':>10} {'numpy ms':>10} {'numba ms':>10} {'speed-up':>9}"
+          + (f" {'cuda ms':>10} {'speed-up':>9}" if gpu else "   (no CUDA device: no CUDA column)"))
     for size in args.sizes.split(","):
         w, h = map(int, size.split("x"))
         s = scene(h, w)
+        on_gpu = cuda_cases(s) if gpu else {}
         for name, impls in cases(s).items():
             ref, fast = median_ms(impls["numpy"], args.repeats), median_ms(impls["numba"], args.repeats)
-            print(f"{name:<36} {size:>10} {ref:>10.2f} {fast:>10.2f} {ref / fast:>8.1f}x")
+            row = f"{name:<36} {size:>10} {ref:>10.2f} {fast:>10.2f} {ref / fast:>8.1f}x"
+            if name in on_gpu:
+                dev = median_ms(on_gpu[name], args.repeats)
+                row += f" {dev:>10.3f} {ref / dev:>8.1f}x"
+            print(row)
     w, h = map(int, args.sizes.split(",")[0].split("x"))
     s = scene(h, w)
     cold, warm = startup_seconds()
