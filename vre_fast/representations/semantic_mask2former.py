@@ -11,6 +11,7 @@ _transformers (HuggingFace-format folder, offline).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import cv2
@@ -58,10 +59,11 @@ class SemanticMask2Former(TransformersExpert):
                  "feature_size": 32, "num_attention_heads": 2, "common_stride": 4},
     }
 
-    @property
+    @cached_property
     def classes(self) -> tuple[str, ...] | None:
-        """From the checkpoint's config.json; None (unknown) while the weights are not in place, so a graph
-        that names classes by id still builds and the missing weights are reported when they are needed."""
+        """From the checkpoint's config.json (read once: make_image asks for every frame); None (unknown)
+        while the weights are not in place, so a graph that names classes by id still builds and the
+        missing weights are reported when they are needed."""
         if not self.pretrained_cfg.has_weights:
             return _TEST_CLASSES
         try:
