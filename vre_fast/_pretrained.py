@@ -2,7 +2,8 @@
 
 A weight file is looked for, in order: the representation's `weights` parameter (a path), a file shipped
 inside an installed package (found without importing it), the vre-fast cache (~/.cache/vre-fast or
-$VRE_FAST_CACHE), the HuggingFace hub cache (HF_HUB_CACHE / ~/.cache/huggingface/hub).
+$VRE_FAST_CACHE), torch hub's checkpoint cache ($TORCH_HOME/hub/checkpoints: where torchvision keeps what
+it downloaded), the HuggingFace hub cache (HF_HUB_CACHE / ~/.cache/huggingface/hub).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class PretrainedCfg:
     # weight source
     tag: str  # "arch.variant", e.g. "edges_hed.bsds500"
     filename: str | None = None  # None: random initialisation (test variants of the real architecture)
-    sha256: str | None = None
+    sha256: str | None = None  # the file's SHA-256, or its leading hex digits (torch hub names carry 8)
     package_file: tuple[str, str] | None = None  # (installed package, path inside it)
     hf_repo: str | None = None  # "org/name" in the HuggingFace hub cache
     how_to_get: str = ""  # shown when the file is missing
@@ -61,6 +62,11 @@ def _package_file(package: str, relative: str) -> Path | None:
     return path if path.exists() else None
 
 
+def _torch_hub_file(filename: str) -> Path:
+    root = Path(os.environ.get("TORCH_HOME", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch"))
+    return root / "hub" / "checkpoints" / filename
+
+
 def _hf_cache_file(repo: str, filename: str) -> Path | None:
     root = Path(os.environ.get("HF_HUB_CACHE", Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
                                / "hub"))
@@ -80,7 +86,7 @@ def resolve_weights(cfg: PretrainedCfg, explicit: str | None, key: str) -> Path:
         candidates.append(path)
     if cfg.package_file:
         candidates.append(_package_file(*cfg.package_file))
-    candidates.append(cache_dir() / cfg.filename)
+    candidates += [cache_dir() / cfg.filename, _torch_hub_file(cfg.filename)]
     if cfg.hf_repo:
         candidates.append(_hf_cache_file(cfg.hf_repo, cfg.filename))
     path = next((c for c in candidates if c is not None and c.exists()), None)
@@ -88,7 +94,7 @@ def resolve_weights(cfg: PretrainedCfg, explicit: str | None, key: str) -> Path:
         raise ConfigError(f"{key}: weights '{cfg.filename}' for {cfg.tag} not found. Put the file at "
                           f"{cache_dir() / cfg.filename} or pass parameters.weights: PATH"
                           + (f" ({cfg.how_to_get})" if cfg.how_to_get else ""))
-    if cfg.sha256 and not explicit and file_sha256(path) != cfg.sha256:
+    if cfg.sha256 and not explicit and not file_sha256(path).startswith(cfg.sha256):
         raise ConfigError(f"{key}: {path} does not match the expected SHA-256 of {cfg.tag} ({cfg.sha256[:12]}...): "
                           f"a different or corrupt file")
     return path

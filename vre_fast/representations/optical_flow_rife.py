@@ -17,9 +17,8 @@ import numpy as np
 
 from .._pretrained import PretrainedCfg
 from .._registry import register_representation
-from ..kernels import colormaps
-from ..representation import ComputeBatch
-from ._learned import LearnedParams, LearnedRepresentation
+from ._flow import LearnedFlow
+from ._learned import LearnedParams
 
 
 @dataclass(frozen=True)
@@ -28,10 +27,8 @@ class RifeParams(LearnedParams):
 
 
 @register_representation("optical_flow_rife")
-class OpticalFlowRife(LearnedRepresentation):
+class OpticalFlowRife(LearnedFlow):
     Params = RifeParams
-    needs_next_frame = True
-    storage_dtype = np.float32
     onnx_tolerance = 1e-4
     default_cfgs = {
         "hdv3": PretrainedCfg(
@@ -54,15 +51,6 @@ class OpticalFlowRife(LearnedRepresentation):
 
         load_rife_checkpoint(model, path)
 
-    def network_input(self, batch: ComputeBatch) -> np.ndarray:
-        assert batch.next_frames is not None
-        return np.concatenate([self.model_input(batch.frames), self.model_input(batch.next_frames)], axis=1)
-
-    def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
-        flow = outputs[0]  # (B, 4, h, w) pixels: middle -> frame t, middle -> frame t+1
-        h, w = flow.shape[2:]
-        forward = (flow[:, 2:4] - flow[:, :2]).transpose(0, 2, 3, 1)
-        return (forward / np.array([w, h], np.float32)).astype(np.float32)
-
-    def make_image(self, decoded: np.ndarray) -> np.ndarray:
-        return colormaps.flow_to_image(decoded)
+    def pixel_flow(self, outputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        flow = outputs[0]  # (B, 4, h, w): middle -> frame t, middle -> frame t+1
+        return flow[:, 2:4] - flow[:, :2]
