@@ -179,6 +179,43 @@ def test_huggingface_format_weights_load(type_name: str, real_variant: str, tmp_
         rep.load_model()
 
 
+def test_marigold_loads_a_whole_snapshot(tmp_path: Path):
+    """The real variant's loading path (unet, vae, scheduler, text encoder, tokenizer through diffusers' and
+    transformers' offline loaders), fed a tiny snapshot of the same classes."""
+    import torch
+    from diffusers import DDIMScheduler
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    tiny = rep_of("depth_marigold", variant="test", steps=2).build_model()
+    tiny.unet.save_pretrained(tmp_path / "unet")
+    tiny.vae.save_pretrained(tmp_path / "vae")
+    DDIMScheduler(beta_schedule="scaled_linear", prediction_type="v_prediction", timestep_spacing="trailing",
+                  set_alpha_to_one=False, clip_sample=False).save_pretrained(tmp_path / "scheduler")
+    tokenizer = CLIPTokenizer(vocab={"<|startoftext|>": 0, "<|endoftext|>": 1, "a</w>": 2}, merges=[],
+                              model_max_length=2)
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    torch.manual_seed(0)
+    encoder = CLIPTextModel(CLIPTextConfig(vocab_size=3, hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                                           num_attention_heads=4, max_position_embeddings=2)).eval()
+    encoder.save_pretrained(tmp_path / "text_encoder")
+    rep = rep_of("depth_marigold", steps=2, backend="torch",
+                 weights=str(tmp_path / "unet" / "diffusion_pytorch_model.safetensors"))
+    x = frames(1, 64, 64)
+    got = compute(rep, x)
+    with torch.inference_mode():
+        empty = encoder(tokenizer("", padding="max_length", max_length=2, return_tensors="pt").input_ids)[0]
+        tiny.empty.copy_(empty)
+        out = tiny(torch.from_numpy(rep.network_input(ComputeBatch([0], x, None, {})))).numpy()
+    expected = np.clip((out + 1) / 2, 0, 1)
+    assert got.std() > 0
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    import shutil
+
+    shutil.rmtree(tmp_path / "tokenizer")
+    with pytest.raises(FileNotFoundError, match=r"tokenizer is missing: Marigold needs the whole snapshot"):
+        rep.load_model()
+
+
 def test_raft_reads_torchvision_checkpoints_from_the_torch_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The real variants' loading path: a torchvision-format state dict named as torchvision names it, in the
     torch hub cache, checked against the hash prefix in its name; the wrong size is a clear error."""
