@@ -1,4 +1,4 @@
-"""Frames/s of each expert: torch eager vs ONNX Runtime (CPU here), side by side in one run.
+"""Frames/s of each expert: torch eager vs ONNX Runtime (FP32 and INT8; CPU here), side by side in one run.
 
     python bench/learned_backends.py [--size 960x540] [--batches 1,8] [--repeats 2]
 
@@ -24,6 +24,7 @@ from _frames import EXAMPLE, describe, example_frames
 from vre_fast import parse_config
 from vre_fast._builder import build_graph
 from vre_fast.backends import available_backends, cuda_available
+from vre_fast.errors import VreError
 from vre_fast.representation import ComputeBatch
 
 EXPERTS = {
@@ -35,15 +36,16 @@ EXPERTS = {
 }
 
 
-def timed(rep, frames: np.ndarray, repeats: int) -> float:  # noqa: ANN001
+def timed(rep, frames: np.ndarray, repeats: int) -> tuple[float, np.ndarray]:  # noqa: ANN001
+    """Median seconds per call after a warm-up, and the output."""
     batch = ComputeBatch(list(range(len(frames))), frames, np.roll(frames, 3, axis=2), {})
-    rep.compute(batch)  # warm-up: loads the model / session
+    out = rep.compute(batch)  # warm-up: loads the model / session
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         rep.compute(batch)
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(times)), out
 
 
 def main() -> None:
@@ -58,28 +60,40 @@ def main() -> None:
     frames = np.stack(example_frames(EXAMPLE, max(batches), width, height))
     warnings.filterwarnings("ignore")
     print(f"{args.size} frames ({describe(EXAMPLE)}), {os.cpu_count()} CPU cores; frames/s (median of "
-          f"{args.repeats} after a warm-up)")
+          f"{args.repeats} after a warm-up); int8 |diff|: mean |INT8 - torch| of the outputs on these frames")
     device = "cuda" if cuda_available() else "cpu"
-    backends = [b for b in ("torch", "onnxruntime", "tensorrt") if b in available_backends(device)]
-    print(f"device: {device}; backends: {', '.join(backends)}")
-    print(f"{'expert':<48} {'batch':>5} " + " ".join(f"{b:>12}" for b in backends) + f" {'best / torch':>13}")
+    columns = {b: {"backend": b} for b in ("torch", "onnxruntime", "tensorrt") if b in available_backends(device)}
+    if "onnxruntime" in columns:
+        columns["ort-int8"] = {"backend": "onnxruntime", "precision": "int8"}
+    print(f"device: {device}; backends: {', '.join(columns)}")
+    print(f"{'expert':<48} {'batch':>5} " + " ".join(f"{b:>12}" for b in columns) + f" {'best / torch':>13}"
+          + (f" {'int8 |diff|':>12}" if "ort-int8" in columns else ""))
     with tempfile.TemporaryDirectory() as cache:
         os.environ["VRE_FAST_CACHE"] = cache
         for type_name in args.experts.split(","):
-            params = EXPERTS[type_name]
             reps = {}
-            for backend in backends:
+            for column, params in columns.items():
                 cfg = {"representations": {"x": {"type": type_name, "device": device,
-                                                  "parameters": {**params, "backend": backend}}}}
-                reps[backend] = build_graph(parse_config(cfg))["x"].representation
-                reps[backend].setup(device)
+                                                  "parameters": {**EXPERTS[type_name], **params}}}}
+                reps[column] = build_graph(parse_config(cfg))["x"].representation
+                reps[column].setup(device)
             for b in batches:
-                fps = {k: b / timed(r, frames[:b], args.repeats) for k, r in reps.items()}
+                results = {}
+                for column, rep in reps.items():
+                    try:
+                        results[column] = timed(rep, frames[:b], args.repeats)
+                    except VreError as exc:  # an INT8 model outside its tolerance is refused
+                        print(f"  {column}: {exc}")
+                fps = {k: b / seconds for k, (seconds, _) in results.items()}
                 label = f"{type_name} ({reps['torch'].pretrained_cfg.tag})"
-                print(f"{label:<48} {b:>5} " + " ".join(f"{fps[k]:>12.2f}" for k in backends)
-                      + f" {max(fps.values()) / fps['torch']:>12.2f}x")
+                diff = (f" {np.abs(results['ort-int8'][1] - results['torch'][1]).mean():>12.3g}"
+                        if "ort-int8" in results else f" {'refused':>12}" if "ort-int8" in columns else "")
+                print(f"{label:<48} {b:>5} " + " ".join(f"{fps[k]:>12.2f}" if k in fps else f"{'-':>12}"
+                                                        for k in columns)
+                      + f" {max(fps.values()) / fps['torch']:>12.2f}x" + diff)
             for r in reps.values():
                 r.teardown()
+
 
 if __name__ == "__main__":
     main()

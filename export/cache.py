@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from .onnx_export import export_onnx, max_abs_diff
 if TYPE_CHECKING:
     from ..representations._learned import LearnedRepresentation
 
-__all__ = ["engine_file", "export_all", "onnx_file"]
+__all__ = ["engine_file", "export_all", "int8_onnx_file", "onnx_file"]
 
 logger = logging.getLogger("vre_fast")
 OPSET = 18
@@ -53,9 +54,13 @@ def _weights_hash(rep: LearnedRepresentation) -> str:
 
 
 def _entry(rep: LearnedRepresentation, input_hw: tuple[int, int], kind: str, precision: str) -> tuple[Path, dict]:
-    key = {"definition": rep.definition(), "weights_sha256": _weights_hash(rep), "input_hw": list(input_hw),
+    definition = rep.definition()  # the precision parameter is the key's own `precision`
+    definition["parameters"] = {k: v for k, v in definition["parameters"].items() if k != "precision"}
+    key = {"definition": definition, "weights_sha256": _weights_hash(rep), "input_hw": list(input_hw),
            "kind": kind, "precision": precision, "opset": OPSET, "torch": _version("torch"),
            "tool": _version("onnx") if kind == "onnx" else _version("tensorrt")}
+    if precision == "int8":
+        key["quantizer"] = _version("onnxruntime")
     return cache_dir() / "engines" / f"{rep.type_name}-{stable_hash(key)}", key
 
 
@@ -66,38 +71,14 @@ def _sample_input(rep: LearnedRepresentation, input_hw: tuple[int, int]) -> np.n
     return rep.network_input(batch)
 
 
-def onnx_file(rep: LearnedRepresentation, input_hw: tuple[int, int]) -> Path:
-    """The cached ONNX export of `rep` for `input_hw` (dynamic batch), exported and validated if missing."""
-    directory, key = _entry(rep, input_hw, "onnx", "fp32")
-    if (directory / "meta.json").exists():
-        return directory / "model.onnx"
-    import torch
-
-    start = time.perf_counter()
-    model = rep.load_model()
-    sample = _sample_input(rep, input_hw)
+def _build_once(directory: Path, build: Callable[[Path], dict[str, Any]]) -> None:
+    """`build(tmp)` fills a temporary directory beside `directory` and returns the metadata to record; the
+    directory is then renamed into place, so a cache entry is whole or absent, and a concurrent build of the
+    same entry loses the race harmlessly."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".tmp-"))
     try:
-        with warnings.catch_warnings():  # tracer warnings about shape-dependent Python branches
-            warnings.simplefilter("ignore")
-            outputs = export_onnx(model, sample, tmp / "model.onnx", OPSET)
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: sample})
-        with torch.inference_mode():
-            ref = model(torch.from_numpy(sample))
-        ref = ref if isinstance(ref, (tuple, list)) else (ref,)
-        diff = max(max_abs_diff(g, r.numpy()) for g, r in zip(got, ref))
-        scale = rep.output_range or max(float(np.abs(r.numpy()).max()) for r in ref)
-        if not diff <= rep.onnx_tolerance * max(scale, 1e-12):
-            raise VreError(f"ONNX export of '{rep.name}' ({rep.pretrained_cfg.tag}) differs from torch eager by "
-                           f"{diff:.3g} (output scale {scale:.3g}; tolerance {rep.onnx_tolerance:g} of that) on "
-                           f"the validation frames; not cached")
-        meta = {**key, "outputs": outputs, "max_abs_diff_vs_torch": diff, "output_scale": scale,
-                "tolerance": rep.onnx_tolerance,
-                "validation_input": list(sample.shape), "export_seconds": round(time.perf_counter() - start, 3)}
+        meta = build(tmp)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
         try:
             os.rename(tmp, directory)
@@ -106,8 +87,75 @@ def onnx_file(rep: LearnedRepresentation, input_hw: tuple[int, int]) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logger.info("%s: exported %s to %s (max |ORT - torch| = %.2g)", rep.name, rep.pretrained_cfg.tag, directory,
-                diff)
+
+
+def _versus_torch(rep: LearnedRepresentation, model: Any, onnx_path: Path, sample: np.ndarray) -> dict[str, float]:
+    """Largest and mean |ONNX Runtime - torch eager| on `sample`, and the output scale they are judged by."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: sample})
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(sample))
+    ref = [r.numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
+    return {"max_abs_diff_vs_torch": max(max_abs_diff(g, r) for g, r in zip(got, ref)),
+            "mean_abs_diff_vs_torch": max(float(np.abs(g - r).mean()) for g, r in zip(got, ref)),
+            "output_scale": rep.output_range or max(float(np.abs(r).max()) for r in ref)}
+
+
+def onnx_file(rep: LearnedRepresentation, input_hw: tuple[int, int]) -> Path:
+    """The cached ONNX export of `rep` for `input_hw` (dynamic batch), exported and validated if missing."""
+    directory, key = _entry(rep, input_hw, "onnx", "fp32")
+    if not (directory / "meta.json").exists():
+        def build(tmp: Path) -> dict[str, Any]:
+            start = time.perf_counter()
+            model = rep.load_model()
+            sample = _sample_input(rep, input_hw)
+            with warnings.catch_warnings():  # tracer warnings about shape-dependent Python branches
+                warnings.simplefilter("ignore")
+                outputs = export_onnx(model, sample, tmp / "model.onnx", OPSET)
+            check = _versus_torch(rep, model, tmp / "model.onnx", sample)
+            diff, scale = check["max_abs_diff_vs_torch"], check["output_scale"]
+            if not diff <= rep.onnx_tolerance * max(scale, 1e-12):
+                raise VreError(f"ONNX export of '{rep.name}' ({rep.pretrained_cfg.tag}) differs from torch eager by "
+                               f"{diff:.3g} (output scale {scale:.3g}; tolerance {rep.onnx_tolerance:g} of that) on "
+                               f"the validation frames; not cached")
+            logger.info("%s: exported %s to %s (max |ORT - torch| = %.2g)", rep.name, rep.pretrained_cfg.tag,
+                        directory, diff)
+            return {**key, **check, "outputs": outputs, "tolerance": rep.onnx_tolerance,
+                    "validation_input": list(sample.shape), "export_seconds": round(time.perf_counter() - start, 3)}
+
+        _build_once(directory, build)
+    return directory / "model.onnx"
+
+
+def int8_onnx_file(rep: LearnedRepresentation, input_hw: tuple[int, int], calibration: np.ndarray) -> Path:
+    """The cached INT8 quantization of `rep`'s ONNX export, calibrated on `calibration` (network input: the
+    first frames of the video it runs on) and validated on other frames: mean |INT8 - torch eager| within
+    `int8_tolerance` of the output scale. The key holds the calibration data's hash."""
+    directory, key = _entry(rep, input_hw, "onnx", "int8")
+    key["calibration_sha256"] = hashlib.sha256(np.ascontiguousarray(calibration).tobytes()).hexdigest()
+    directory = directory.with_name(f"{rep.type_name}-{stable_hash(key)}")
+    if not (directory / "meta.json").exists():
+        source = onnx_file(rep, input_hw)
+
+        def build(tmp: Path) -> dict[str, Any]:
+            from .quantize import quantize_int8
+
+            start = time.perf_counter()
+            quantize_int8(source, tmp / "model.onnx", calibration)
+            sample = _sample_input(rep, input_hw)
+            check = _versus_torch(rep, rep.load_model(), tmp / "model.onnx", sample)
+            mean, scale = check["mean_abs_diff_vs_torch"], check["output_scale"]
+            if not mean <= rep.int8_tolerance * max(scale, 1e-12):
+                raise VreError(f"INT8 quantization of '{rep.name}' ({rep.pretrained_cfg.tag}) differs from torch "
+                               f"eager by {mean:.3g} on average (output scale {scale:.3g}; tolerance "
+                               f"{rep.int8_tolerance:g} of that) on the validation frames; use precision: auto")
+            return {**key, **check, "tolerance_mean": rep.int8_tolerance, "calibration_input": list(calibration.shape),
+                    "validation_input": list(sample.shape), "export_seconds": round(time.perf_counter() - start, 3)}
+
+        _build_once(directory, build)
     return directory / "model.onnx"
 
 
@@ -115,32 +163,29 @@ def engine_file(rep: LearnedRepresentation, input_hw: tuple[int, int], precision
                 max_batch: int = 16) -> Path:
     """The cached TensorRT engine of `rep` for `input_hw` (batch 1..max_batch), built if missing."""
     directory, key = _entry(rep, input_hw, "tensorrt", precision)
-    if (directory / "meta.json").exists():
-        return directory / "model.plan"
-    from .tensorrt_build import build_engine
+    if not (directory / "meta.json").exists():
+        from .tensorrt_build import build_engine
 
-    source = onnx_file(rep, input_hw)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".tmp-"))
-    try:
-        build_engine(source, tmp / "model.plan", input_hw, precision, max_batch)
-        (tmp / "meta.json").write_text(json.dumps({**key, "max_batch": max_batch}, indent=1, default=str))
-        try:
-            os.rename(tmp, directory)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        source = onnx_file(rep, input_hw)
+
+        def build(tmp: Path) -> dict[str, Any]:
+            build_engine(source, tmp / "model.plan", input_hw, precision, max_batch)
+            return {**key, "max_batch": max_batch}
+
+        _build_once(directory, build)
     return directory / "model.plan"
 
 
-def export_all(reps: list[tuple[LearnedRepresentation, str]], frame_hw: tuple[int, int]) -> list[dict[str, Any]]:
-    """ONNX for every (representation, device); a TensorRT FP16 engine too where TensorRT and a GPU exist."""
+def export_all(reps: list[tuple[LearnedRepresentation, str, int]], frame_hw: tuple[int, int],
+               first_frames: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """ONNX for every (representation, device, batch size); a TensorRT FP16 engine too where TensorRT and a GPU
+    exist; the INT8 ONNX of representations with `precision: int8`, calibrated as a run from the first of
+    `first_frames` (the video's, which then set the frame size) would calibrate it."""
     from ..backends import available_backends
 
     report = []
-    for rep, device in reps:
+    frame_hw = first_frames.shape[1:3] if first_frames is not None else frame_hw
+    for rep, device, batch_size in reps:
         input_hw = rep.input_size(frame_hw)
         path = onnx_file(rep, input_hw)
         meta = json.loads((path.parent / "meta.json").read_text())
@@ -151,5 +196,17 @@ def export_all(reps: list[tuple[LearnedRepresentation, str]], frame_hw: tuple[in
             row["tensorrt_fp16"] = str(engine_file(rep, input_hw))
         else:
             row["tensorrt_fp16"] = "skipped: TensorRT or a CUDA device is not available"
+        if rep.params.precision == "int8" and first_frames is None:
+            row["int8"] = "skipped: calibrated on the video it runs on (pass --video)"
+        elif rep.params.precision == "int8":
+            n = min(batch_size, len(first_frames))
+            last = len(first_frames) - 1
+            first = ComputeBatch(list(range(n)), first_frames[:n], first_frames[[min(i + 1, last) for i in range(n)]],
+                                 {})
+            path = int8_onnx_file(rep, input_hw, rep.network_input(first))
+            meta = json.loads((path.parent / "meta.json").read_text())
+            row["int8"] = (f"{path} (mean |INT8 - torch| {meta['mean_abs_diff_vs_torch']:.2g}, max "
+                           f"{meta['max_abs_diff_vs_torch']:.2g}; tolerance on the mean {meta['tolerance_mean']:g} "
+                           f"of the output scale)")
         report.append(row)
     return report

@@ -15,6 +15,7 @@ pytest.importorskip("onnxruntime", reason="learned representations need the [lea
 
 from vre_fast import ConfigError, RunOptions, parse_config, run  # noqa: E402
 from vre_fast._builder import build_graph  # noqa: E402
+from vre_fast.errors import StoreError  # noqa: E402
 from vre_fast.export import onnx_file  # noqa: E402
 from vre_fast.representation import ComputeBatch  # noqa: E402
 
@@ -116,6 +117,26 @@ def test_export_is_validated_cached_and_reused(engine_cache: Path):
     again = onnx_file(rep_of("edges_hed", variant="random"), (48, 64))
     assert again == path and path.stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert onnx_file(rep, (32, 64)) != path  # another shape profile, another entry
+
+
+def test_int8_is_calibrated_on_the_first_batch_validated_and_cached(video: Path, tmp_path: Path, engine_cache: Path):
+    x = frames(4)
+    ref = compute(rep_of("edges_hed", variant="random", backend="torch"), x)
+    got = compute(rep_of("edges_hed", variant="random", precision="int8"), x)  # auto -> onnxruntime
+    assert np.abs(got - ref).mean() <= 0.02 and np.abs(got - ref).max() > 1e-4  # close, and really quantized
+    metas = [json.loads(p.read_text()) for p in engine_cache.glob("engines/*/meta.json")]
+    int8 = [m for m in metas if m["precision"] == "int8"]
+    assert len(int8) == 1 and int8[0]["calibration_input"] == [4, 3, 48, 64]
+    assert int8[0]["mean_abs_diff_vs_torch"] <= int8[0]["tolerance_mean"] * int8[0]["output_scale"]
+    compute(rep_of("edges_hed", variant="random", precision="int8"), x)
+    assert len(list(engine_cache.glob("engines/*/meta.json"))) == len(metas)  # the same frames reuse it
+    cfg = {"batch_size": 2, "representations": {"hed": {"type": "edges_hed", "parameters": {"variant": "random"}}}}
+    run(video, parse_config(cfg), tmp_path / "out", RunOptions(frames=(0, 2), progress=False))
+    cfg["representations"]["hed"]["parameters"]["precision"] = "int8"
+    with pytest.raises(StoreError, match=r"different definition \(parameters\.precision: '<unset>' on disk, 'int8'"):
+        run(video, parse_config(cfg), tmp_path / "out", RunOptions(frames=(0, 4), progress=False))
+    with pytest.raises(ConfigError, match=r"parameters\.precision: int8 runs on the onnxruntime backend, not 'torch'"):
+        rep_of("edges_hed", variant="random", precision="int8", backend="torch")
 
 
 def test_dynamic_batch_of_the_export():

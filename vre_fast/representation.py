@@ -73,10 +73,10 @@ class Representation(ABC):
     def setup(self, device: str) -> None:
         """Called by the runtime only when this node has frames to compute (learned ones load weights)."""
 
-    def prepare(self, frame_hw: tuple[int, int]) -> None:
-        """Called by the runtime after `setup`, before the first batch, with the frames' (height, width):
-        work that depends on the input size (an expert's engine shape profile) happens here, so it is
-        not counted as compute time."""
+    def prepare(self, first: ComputeBatch) -> None:
+        """Called by the runtime after `setup` with the first batch it will compute: work that depends on the
+        input (an expert's engine shape profile, an INT8 model's calibration) happens here, so it is not
+        counted as compute time."""
 
     def teardown(self) -> None:
         """Called by the runtime after the last batch; frees what `setup` took."""

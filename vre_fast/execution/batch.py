@@ -264,12 +264,6 @@ class BatchExecutor:
     def _run_node(self, rt: NodeRuntime, indices: list[int], frames: dict[int, np.ndarray],
                   outputs: dict[str, dict[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, float]:
         rep = rt.node.representation
-        if not rt.stats.set_up:
-            start = time.perf_counter()
-            rep.setup(rt.node.cfg.device)
-            rt.stats.set_up = True
-            rep.prepare(frames[indices[0]].shape[:2])
-            rt.stats.setup_seconds = time.perf_counter() - start
         batch = ComputeBatch(
             indices=indices,
             frames=np.stack([frames[f] for f in indices]),
@@ -278,6 +272,12 @@ class BatchExecutor:
             inputs={role: np.stack([outputs[dep][f] for f in indices]) for role, dep in rt.node.inputs.items()},
             device=rt.node.cfg.device,
         )
+        if not rt.stats.set_up:
+            start = time.perf_counter()
+            rep.setup(rt.node.cfg.device)
+            rt.stats.set_up = True
+            rep.prepare(batch)
+            rt.stats.setup_seconds = time.perf_counter() - start
         start = time.perf_counter()
         stored, decoded = run_representation(rep, batch, rt.output_size)
         seconds = time.perf_counter() - start

@@ -33,6 +33,8 @@ class LearnedParams:
     variant: str
     weights: str | None = None  # a weight file; default: the variant's usual offline places
     backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
+    # auto: float32 on torch and ONNX Runtime, float16 on TensorRT; int8: a quantized ONNX on ONNX Runtime
+    precision: Literal["auto", "int8"] = "auto"
 
 
 class LearnedRepresentation(Representation):
@@ -43,11 +45,15 @@ class LearnedRepresentation(Representation):
     # (the outputs' known range) or, when that is None, of the largest output on the validation frames
     onnx_tolerance: ClassVar[float] = 1e-4
     output_range: ClassVar[float | None] = None
+    int8_tolerance: ClassVar[float] = 0.02  # mean |INT8 - torch| accepted, as a fraction of the same scale
 
     def validate(self) -> None:
         if self.params.variant not in self.default_cfgs:
             raise ValueError(f"parameters.variant: unknown '{self.params.variant}' for '{self.type_name}'; "
                              f"known: {sorted(self.default_cfgs)}")
+        if self.params.precision == "int8" and self.params.backend not in ("auto", "onnxruntime"):
+            raise ValueError(f"parameters.precision: int8 runs on the onnxruntime backend, not "
+                             f"'{self.params.backend}'")
         self._runner: Any = None
         self._device = "cpu"
 
@@ -110,19 +116,24 @@ class LearnedRepresentation(Representation):
         return model.eval()
 
     def setup(self, device: str) -> None:
-        """Records the device; the backend and the weights load in `prepare`, once the frame size (the
-        shape profile of an exported engine) is known."""
+        """Records the device; the backend and the weights load in `prepare`, once the first batch (the
+        shape profile of an exported engine, the calibration frames of an INT8 model) is known."""
         self._device = device
 
-    def prepare(self, frame_hw: tuple[int, int]) -> None:
-        self.runner(self.input_size(frame_hw))
+    def prepare(self, first: ComputeBatch) -> None:
+        self.runner(first)
 
-    def runner(self, input_hw: tuple[int, int]) -> Any:
-        from ..export import engine_file, onnx_file
+    def runner(self, first: ComputeBatch) -> Any:
+        """The backend, built on first use for the size of `first`'s frames; an INT8 model calibrates on them."""
+        from ..export import engine_file, int8_onnx_file, onnx_file
 
         if self._runner is None:
-            self._runner = make_runner(self.params.backend, self._device, self.load_model,
-                                       lambda: onnx_file(self, input_hw), lambda: engine_file(self, input_hw))
+            input_hw = self.input_size(first.frames.shape[1:3])
+            int8 = self.params.precision == "int8"
+            onnx = (lambda: int8_onnx_file(self, input_hw, self.network_input(first))) if int8 else \
+                (lambda: onnx_file(self, input_hw))
+            self._runner = make_runner("onnxruntime" if int8 else self.params.backend, self._device, self.load_model,
+                                       onnx, lambda: engine_file(self, input_hw))
             logger.info("%s: %s backend on %s", self.name, self._runner.name, self._device)
         return self._runner
 
@@ -137,12 +148,14 @@ class LearnedRepresentation(Representation):
 
     def compute(self, batch: ComputeBatch) -> np.ndarray:
         x = self.network_input(batch)
-        return self.postprocess(self.runner(x.shape[2:])(x), batch)
+        return self.postprocess(self.runner(batch)(x), batch)
 
     def definition(self) -> dict[str, Any]:
-        """The backend is left out: backends agree within `onnx_tolerance`, and a run may switch."""
+        """The backend is left out: backends agree within `onnx_tolerance`, and a run may switch. The precision
+        is kept only when it is int8 (outputs differ more), so outputs stored before it existed still match."""
         definition = super().definition()
-        definition["parameters"] = {k: v for k, v in definition["parameters"].items() if k != "backend"}
+        definition["parameters"] = {k: v for k, v in definition["parameters"].items()
+                                    if k != "backend" and (k, v) != ("precision", "auto")}
         return {**definition, "pretrained": self.pretrained_cfg.tag}
 
 

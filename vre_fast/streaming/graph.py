@@ -25,6 +25,7 @@ from ..backends import require_cuda
 from ..errors import ConfigError, VreError
 from ..execution.node import run_representation
 from ..representation import ComputeBatch
+from ..sources.synthetic import drifting_texture
 
 __all__ = ["StreamGraph", "StreamResult"]
 
@@ -79,15 +80,13 @@ class StreamGraph:
         if self.size is not None and frame.shape[:2] != self.size:
             raise VreError(f"frame {frame_id}: size {frame.shape[1]}x{frame.shape[0]}, expected "
                            f"{self.size[1]}x{self.size[0]}")
-        if not self._prepared:
-            for node in self.nodes:
-                node.representation.prepare(frame.shape[:2])
-            self._prepared = True
         decoded: dict[str, np.ndarray] = {}
         result = StreamResult(frame_id, {}, {})
         for node in self.nodes:
             batch = ComputeBatch(indices=[frame_id], frames=frame[None], next_frames=None, device=node.cfg.device,
                                  inputs={role: decoded[dep] for role, dep in node.inputs.items()})
+            if not self._prepared:
+                node.representation.prepare(batch)
             start = time.perf_counter()
             stored, decoded[node.name] = run_representation(node.representation, batch,
                                                             node.cfg.output_size or frame.shape[:2])
@@ -95,13 +94,14 @@ class StreamGraph:
             if node.name in self.chosen:
                 result.outputs[node.name] = stored[0]
                 result.decoded[node.name] = decoded[node.name][0]
+        self._prepared = True
         return result
 
     def warm_up(self) -> None:
-        """Runs one black frame of `size` through the graph so the first real frame does not pay for JIT
-        loading and first-touch allocations."""
+        """Runs one synthetic textured frame of `size` through the graph so the first real frame does not pay
+        for JIT loading, first-touch allocations or INT8 calibration (which a black frame would spoil)."""
         if self.size is not None:
-            self.push(np.zeros((*self.size, 3), np.uint8), frame_id=-1)
+            self.push(next(drifting_texture(1, *self.size)), frame_id=-1)
 
     def render(self, result: StreamResult) -> np.ndarray:
         """One picture of the chosen representations, side by side, at the first one's height."""
