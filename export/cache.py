@@ -131,9 +131,9 @@ def onnx_file(rep: LearnedRepresentation, input_hw: tuple[int, int]) -> Path:
 
 
 def int8_onnx_file(rep: LearnedRepresentation, input_hw: tuple[int, int], calibration: np.ndarray) -> Path:
-    """The cached INT8 quantization of `rep`'s ONNX export, calibrated on `calibration` (network input: the
-    first frames of the video it runs on) and validated on other frames: mean |INT8 - torch eager| within
-    `int8_tolerance` of the output scale. The key holds the calibration data's hash."""
+    """The cached INT8 quantization of `rep`'s ONNX export, calibrated on `calibration` (network input) and
+    checked on it: mean |INT8 - torch eager| within `int8_tolerance` of the output scale, which refuses the
+    models that do not survive quantization (flow regressors). The key holds the calibration data's hash."""
     directory, key = _entry(rep, input_hw, "onnx", "int8")
     key["calibration_sha256"] = hashlib.sha256(np.ascontiguousarray(calibration).tobytes()).hexdigest()
     directory = directory.with_name(f"{rep.type_name}-{stable_hash(key)}")
@@ -145,15 +145,14 @@ def int8_onnx_file(rep: LearnedRepresentation, input_hw: tuple[int, int], calibr
 
             start = time.perf_counter()
             quantize_int8(source, tmp / "model.onnx", calibration)
-            sample = _sample_input(rep, input_hw)
-            check = _versus_torch(rep, rep.load_model(), tmp / "model.onnx", sample)
+            check = _versus_torch(rep, rep.load_model(), tmp / "model.onnx", calibration)
             mean, scale = check["mean_abs_diff_vs_torch"], check["output_scale"]
             if not mean <= rep.int8_tolerance * max(scale, 1e-12):
                 raise VreError(f"INT8 quantization of '{rep.name}' ({rep.pretrained_cfg.tag}) differs from torch "
                                f"eager by {mean:.3g} on average (output scale {scale:.3g}; tolerance "
-                               f"{rep.int8_tolerance:g} of that) on the validation frames; use precision: auto")
+                               f"{rep.int8_tolerance:g} of that) on its calibration frames; use precision: auto")
             return {**key, **check, "tolerance_mean": rep.int8_tolerance, "calibration_input": list(calibration.shape),
-                    "validation_input": list(sample.shape), "export_seconds": round(time.perf_counter() - start, 3)}
+                    "export_seconds": round(time.perf_counter() - start, 3)}
 
         _build_once(directory, build)
     return directory / "model.onnx"
@@ -176,16 +175,13 @@ def engine_file(rep: LearnedRepresentation, input_hw: tuple[int, int], precision
     return directory / "model.plan"
 
 
-def export_all(reps: list[tuple[LearnedRepresentation, str, int]], frame_hw: tuple[int, int],
-               first_frames: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """ONNX for every (representation, device, batch size); a TensorRT FP16 engine too where TensorRT and a GPU
-    exist; the INT8 ONNX of representations with `precision: int8`, calibrated as a run from the first of
-    `first_frames` (the video's, which then set the frame size) would calibrate it."""
+def export_all(reps: list[tuple[LearnedRepresentation, str]], frame_hw: tuple[int, int]) -> list[dict[str, Any]]:
+    """ONNX for every (representation, device); a TensorRT FP16 engine too where TensorRT and a GPU exist; the
+    INT8 ONNX of representations with `precision: int8` and a `calibration` video."""
     from ..backends import available_backends
 
     report = []
-    frame_hw = first_frames.shape[1:3] if first_frames is not None else frame_hw
-    for rep, device, batch_size in reps:
+    for rep, device in reps:
         input_hw = rep.input_size(frame_hw)
         path = onnx_file(rep, input_hw)
         meta = json.loads((path.parent / "meta.json").read_text())
@@ -196,14 +192,11 @@ def export_all(reps: list[tuple[LearnedRepresentation, str, int]], frame_hw: tup
             row["tensorrt_fp16"] = str(engine_file(rep, input_hw))
         else:
             row["tensorrt_fp16"] = "skipped: TensorRT or a CUDA device is not available"
-        if rep.params.precision == "int8" and first_frames is None:
-            row["int8"] = "skipped: calibrated on the video it runs on (pass --video)"
+        if rep.params.precision == "int8" and rep.params.calibration is None:
+            row["int8"] = "skipped: calibrated on the first batch of a run (set parameters.calibration to build ahead)"
         elif rep.params.precision == "int8":
-            n = min(batch_size, len(first_frames))
-            last = len(first_frames) - 1
-            first = ComputeBatch(list(range(n)), first_frames[:n], first_frames[[min(i + 1, last) for i in range(n)]],
-                                 {})
-            path = int8_onnx_file(rep, input_hw, rep.network_input(first))
+            first = ComputeBatch([0], np.zeros((1, *frame_hw, 3), np.uint8), None, {})
+            path = int8_onnx_file(rep, input_hw, rep.calibration_input(first))
             meta = json.loads((path.parent / "meta.json").read_text())
             row["int8"] = (f"{path} (mean |INT8 - torch| {meta['mean_abs_diff_vs_torch']:.2g}, max "
                            f"{meta['max_abs_diff_vs_torch']:.2g}; tolerance on the mean {meta['tolerance_mean']:g} "

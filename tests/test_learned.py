@@ -121,15 +121,16 @@ def test_export_is_validated_cached_and_reused(engine_cache: Path):
 
 def test_int8_is_calibrated_on_the_first_batch_validated_and_cached(video: Path, tmp_path: Path, engine_cache: Path):
     x = frames(4)
+    before = set(engine_cache.glob("engines/*/meta.json"))  # the cache is shared by the whole session
     ref = compute(rep_of("edges_hed", variant="random", backend="torch"), x)
     got = compute(rep_of("edges_hed", variant="random", precision="int8"), x)  # auto -> onnxruntime
     assert np.abs(got - ref).mean() <= 0.02 and np.abs(got - ref).max() > 1e-4  # close, and really quantized
-    metas = [json.loads(p.read_text()) for p in engine_cache.glob("engines/*/meta.json")]
-    int8 = [m for m in metas if m["precision"] == "int8"]
+    new = set(engine_cache.glob("engines/*/meta.json")) - before
+    int8 = [m for m in map(json.loads, (p.read_text() for p in new)) if m["precision"] == "int8"]
     assert len(int8) == 1 and int8[0]["calibration_input"] == [4, 3, 48, 64]
     assert int8[0]["mean_abs_diff_vs_torch"] <= int8[0]["tolerance_mean"] * int8[0]["output_scale"]
     compute(rep_of("edges_hed", variant="random", precision="int8"), x)
-    assert len(list(engine_cache.glob("engines/*/meta.json"))) == len(metas)  # the same frames reuse it
+    assert set(engine_cache.glob("engines/*/meta.json")) - before == new  # the same frames reuse it
     cfg = {"batch_size": 2, "representations": {"hed": {"type": "edges_hed", "parameters": {"variant": "random"}}}}
     run(video, parse_config(cfg), tmp_path / "out", RunOptions(frames=(0, 2), progress=False))
     cfg["representations"]["hed"]["parameters"]["precision"] = "int8"
@@ -137,6 +138,27 @@ def test_int8_is_calibrated_on_the_first_batch_validated_and_cached(video: Path,
         run(video, parse_config(cfg), tmp_path / "out", RunOptions(frames=(0, 4), progress=False))
     with pytest.raises(ConfigError, match=r"parameters\.precision: int8 runs on the onnxruntime backend, not 'torch'"):
         rep_of("edges_hed", variant="random", precision="int8", backend="torch")
+
+
+def test_int8_with_a_calibration_video_is_built_ahead_by_export_engines(video: Path, tmp_path: Path,
+                                                                        engine_cache: Path, capsys):  # noqa: ANN001
+    import yaml
+
+    from vre_fast.cli import main
+
+    cfg = {"representations": {"hed": {"type": "edges_hed", "parameters": {
+        "variant": "random", "precision": "int8", "calibration": str(video)}}}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    before = set(engine_cache.glob("engines/*/meta.json"))
+    assert main(["export-engines", "-c", str(tmp_path / "cfg.yaml"), "--size", "64x48"]) == 0
+    assert "int8 (onnxruntime): " in capsys.readouterr().out
+    entries = set(engine_cache.glob("engines/*/meta.json"))
+    metas = [json.loads(p.read_text()) for p in entries - before]
+    assert [m["calibration_input"] for m in metas if m["precision"] == "int8"] == [[8, 3, 48, 64]]
+    run(video, parse_config(cfg), tmp_path / "out", RunOptions(frames=(0, 2), progress=False))
+    assert set(engine_cache.glob("engines/*/meta.json")) == entries  # the run reused it
+    with pytest.raises(ConfigError, match=r"parameters\.calibration: only an int8 expert is calibrated"):
+        rep_of("edges_hed", variant="random", calibration=str(video))
 
 
 def test_dynamic_batch_of_the_export():

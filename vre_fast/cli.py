@@ -65,8 +65,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", type=Path, required=True, help="YAML graph config")
     p.add_argument("--size", type=_parse_size, default=(540, 960),
                    help="WxH of the frames the engines will see (default 960x540)")
-    p.add_argument("--video", type=Path, help="the video to run on: sets the size and calibrates INT8 models on "
-                                               "its first batch, as `vre-fast run` on it from frame 0 would")
 
     p = sub.add_parser("collage", help="every representation of an output directory side by side")
     p.add_argument("output", type=Path, help="a `vre-fast run` output directory")
@@ -159,24 +157,16 @@ def _stream(args: argparse.Namespace) -> int:
 
 
 def _export_engines(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from .export import export_all
     from .representations._learned import LearnedRepresentation
-    from .sources import VideoSource
 
     graph = build_graph(load_config(args.config))
-    learned = [(n.representation, n.cfg.device, n.cfg.batch_size) for n in graph.nodes
+    learned = [(n.representation, n.cfg.device) for n in graph.nodes
                if isinstance(n.representation, LearnedRepresentation)]
     if not learned:
         print("no learned representations in this config: nothing to export")
         return 0
-    first_frames = None
-    if args.video is not None:
-        with VideoSource(args.video) as source:
-            wanted = range(min(source.num_frames, max(b for _, _, b in learned) + 1))
-            first_frames = np.stack([frame for _, frame in source.read(wanted)])
-    for row in export_all(learned, args.size, first_frames):
+    for row in export_all(learned, args.size):
         print(f"{row['name']} ({row['variant']}) at {row['input_hw'][1]}x{row['input_hw'][0]}:\n"
               f"  onnx: {row['onnx']} (max |ORT - torch| {row['max_abs_diff_vs_torch']:.2g}, output scale "
               f"{row['output_scale']:.3g}; tolerance {row['tolerance']:g} of that)\n"

@@ -24,6 +24,7 @@ from ..representation import ComputeBatch, Representation
 __all__ = ["LearnedParams", "LearnedRepresentation", "UnitIntervalMap"]
 
 logger = logging.getLogger("vre_fast")
+CALIBRATION_FRAMES = 8
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class LearnedParams:
     backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
     # auto: float32 on torch and ONNX Runtime, float16 on TensorRT; int8: a quantized ONNX on ONNX Runtime
     precision: Literal["auto", "int8"] = "auto"
+    calibration: str | None = None  # int8: a video whose first frames calibrate it; default: the first batch
 
 
 class LearnedRepresentation(Representation):
@@ -54,6 +56,8 @@ class LearnedRepresentation(Representation):
         if self.params.precision == "int8" and self.params.backend not in ("auto", "onnxruntime"):
             raise ValueError(f"parameters.precision: int8 runs on the onnxruntime backend, not "
                              f"'{self.params.backend}'")
+        if self.params.calibration is not None and self.params.precision != "int8":
+            raise ValueError("parameters.calibration: only an int8 expert is calibrated (precision: int8)")
         self._runner: Any = None
         self._device = "cpu"
 
@@ -124,18 +128,33 @@ class LearnedRepresentation(Representation):
         self.runner(first)
 
     def runner(self, first: ComputeBatch) -> Any:
-        """The backend, built on first use for the size of `first`'s frames; an INT8 model calibrates on them."""
+        """The backend, built on first use for the size of `first`'s frames."""
         from ..export import engine_file, int8_onnx_file, onnx_file
 
         if self._runner is None:
             input_hw = self.input_size(first.frames.shape[1:3])
             int8 = self.params.precision == "int8"
-            onnx = (lambda: int8_onnx_file(self, input_hw, self.network_input(first))) if int8 else \
+            onnx = (lambda: int8_onnx_file(self, input_hw, self.calibration_input(first))) if int8 else \
                 (lambda: onnx_file(self, input_hw))
             self._runner = make_runner("onnxruntime" if int8 else self.params.backend, self._device, self.load_model,
                                        onnx, lambda: engine_file(self, input_hw))
             logger.info("%s: %s backend on %s", self.name, self._runner.name, self._device)
         return self._runner
+
+    def calibration_input(self, first: ComputeBatch) -> np.ndarray:
+        """What an INT8 model calibrates on: the first CALIBRATION_FRAMES frames of `parameters.calibration`
+        (then `run`, `stream` and `export-engines` build the same model) or else the first batch."""
+        if self.params.calibration is None:
+            return self.network_input(first)
+        from ..sources import VideoSource
+
+        with VideoSource(self.params.calibration) as source:
+            frames = np.stack([f for _, f in source.read(range(min(CALIBRATION_FRAMES + 1, source.num_frames)))])
+        hw = first.frames.shape[1:3]
+        frames = np.stack([f if f.shape[:2] == hw else cv2.resize(f, hw[::-1], interpolation=cv2.INTER_AREA)
+                           for f in frames])
+        count = max(1, len(frames) - 1)
+        return self.network_input(ComputeBatch(list(range(count)), frames[:count], frames[-count:], {}))
 
     def teardown(self) -> None:
         if self._runner is not None:
