@@ -96,3 +96,60 @@ def test_a_slow_writer_holds_back_compute_instead_of_piling_up_results(video: Pa
     assert pending[0] == 0
     assert peak[0] <= 2 * 4 + 1  # at most max_pending (4 per writer) queued, plus the one being handed over
     assert len(list((tmp_path / "out" / "hsv" / "npz").glob("*.npz"))) == 24
+
+
+def test_pipelined_run_equals_a_plain_sequential_loop_bit_for_bit(video: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    """Batches of 3 through reused ring slots (rgb's outputs are views of them), slow writes, flow's t+1
+    frames, against one frame at a time straight from the decoder."""
+    from vre_fast._builder import build_graph
+    from vre_fast.execution.node import run_representation
+    from vre_fast.sources import VideoSource
+
+    original_write = FrameFiles.write
+
+    def slow_write(self, frame, stored, image, compress):  # noqa: ANN001
+        time.sleep(0.005)  # slots come round again while views of them wait to be written
+        original_write(self, frame, stored, image, compress)
+
+    monkeypatch.setattr(FrameFiles, "write", slow_write)
+    cfg = {"batch_size": 3, "representations": {  # rgb last: its writes are the last of each chunk
+        "hsv": {"type": "hsv"}, "edges": {"type": "edges_canny"}, "flow": {"type": "optical_flow_classical"},
+        "rgb": {"type": "rgb"}}}
+    run(video, parse_config(cfg), tmp_path / "out", RunOptions(progress=False, prefetch_chunks=1))
+    with VideoSource(video) as source:
+        frames = [f for _, f in source.read(range(source.num_frames))]
+    for node in build_graph(parse_config(cfg)).nodes:
+        for i, frame in enumerate(frames):
+            batch = ComputeBatch([i], frame[None], frames[min(i + 1, len(frames) - 1)][None], {})
+            expected = run_representation(node.representation, batch, frame.shape[:2])[0][0]
+            with np.load(tmp_path / "out" / node.name / "npz" / f"{i}.npz") as stored:
+                assert np.array_equal(stored["arr_0"], expected), (node.name, i)
+
+
+def test_frame_ring_reuses_its_slots_and_bounds_what_is_in_flight():
+    from vre_fast.errors import VideoError
+    from vre_fast.execution.ring import FrameRing
+
+    ring, stop = FrameRing(slots=2, rows=4), threading.Event()
+    frames = [np.full((6, 8, 3), i, np.uint8) for i in range(4)]
+    a = ring.acquire(stop)
+    a.fill(enumerate(frames), "clip.mp4")
+    memory = a.array
+    view = a.take([1, 2])
+    assert np.shares_memory(view, memory) and view[:, 0, 0, 0].tolist() == [1, 2]
+    assert not np.shares_memory(a.take([0, 2]), memory) and a.holds(view)
+    b = ring.acquire(stop)
+    stop_later = threading.Timer(0.3, stop.set)
+    stop_later.start()
+    assert ring.acquire(stop) is None  # both slots in use: waits, until stopped
+    stop.clear()
+    a.retain()  # a writer still holds a view
+    a.release()
+    b.release()
+    again = ring.acquire(stop)
+    assert again is b  # `a` is not free yet
+    a.release()
+    assert ring.acquire(stop) is a and a.array is memory  # allocated once, reused
+    with pytest.raises(VideoError, match=r"clip\.mp4: frame 7 is 10x6, the video's frames are 8x6"):
+        a.fill([(7, np.zeros((6, 10, 3), np.uint8))], "clip.mp4")

@@ -27,6 +27,7 @@ from ..store import FrameFiles, RepresentationMetadata
 from .node import run_representation
 from .oom import free_memory, is_out_of_memory
 from .plan import Plan
+from .ring import FrameRing, FrameSlot
 
 __all__ = ["BatchExecutor", "NodeRuntime", "NodeStats", "StageStats"]
 
@@ -84,18 +85,20 @@ class NodeRuntime:
 
 
 class _DecodeStage:
-    """Decodes the frames of each chunk (plus t+1 where needed) in a thread, a bounded queue ahead."""
+    """Decodes the frames of each chunk (plus t+1 where needed) into ring slots in a thread, a bounded
+    queue ahead; the consumer releases each slot when done with it."""
 
     _END = object()
 
-    def __init__(self, source: VideoSource, chunks: list[list[int]], next_frame: bool, max_queued: int,
-                 stats: StageStats):
+    def __init__(self, source: VideoSource, chunks: list[list[int]], next_frame: bool, ring: FrameRing,
+                 max_queued: int, stats: StageStats):
         self._source, self._chunks, self._next_frame, self._stats = source, chunks, next_frame, stats
+        self._ring = ring
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vre-decode", daemon=True)
 
-    def __iter__(self) -> Iterator[tuple[list[int], dict[int, np.ndarray]]]:
+    def __iter__(self) -> Iterator[tuple[list[int], FrameSlot]]:
         self._thread.start()
         while (item := self._queue.get()) is not self._END:
             if isinstance(item, BaseException):
@@ -107,10 +110,18 @@ class _DecodeStage:
         try:
             for chunk in self._chunks:
                 wanted = set(chunk) | ({min(f + 1, last) for f in chunk} if self._next_frame else set())
+                slot = self._ring.acquire(self._stop)
+                if slot is None:
+                    return
                 start = time.perf_counter()
-                frames = dict(self._source.read(wanted))
+                try:
+                    slot.fill(self._source.read(wanted), self._source.path)
+                except BaseException:
+                    slot.release()
+                    raise
                 self._stats.decode_busy += time.perf_counter() - start
-                if not self._put((chunk, frames)):
+                if not self._put((chunk, slot)):
+                    slot.release()
                     return
         except BaseException as exc:  # handed to the consumer, which raises it
             self._put(exc)
@@ -130,6 +141,10 @@ class _DecodeStage:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        while not self._queue.empty():  # chunks decoded but never computed give their slots back
+            item = self._queue.get()
+            if isinstance(item, tuple):
+                item[1].release()
 
 
 class _WriteStage:
@@ -192,13 +207,19 @@ class BatchExecutor:
         chunks = [frames[i:i + chunk_size] for i in range(0, len(frames), chunk_size)]
         next_frame = any(rt.node.representation.needs_next_frame and self.plan.compute[rt.name]
                          for rt in self.runtimes)
-        decode = _DecodeStage(self.source, chunks, next_frame, self._prefetch, self.stages)
+        # slots: `prefetch` queued, one being filled, one being computed; writes holding views keep theirs
+        ring = FrameRing(self._prefetch + 2, chunk_size * (2 if next_frame else 1),
+                         pinned=any(rt.node.cfg.device.startswith("cuda") for rt in self.runtimes))
+        decode = _DecodeStage(self.source, chunks, next_frame, ring, self._prefetch, self.stages)
         started = waiting = time.perf_counter()
         try:
-            for chunk, decoded in decode:
+            for chunk, slot in decode:
                 busy = time.perf_counter()
                 self.stages.waited_for_decode += busy - waiting
-                self._compute_chunk(chunk, decoded)
+                try:
+                    self._compute_chunk(chunk, slot)
+                finally:
+                    slot.release()
                 self._writer.raise_errors()
                 self._on_chunk(len(chunk))
                 waiting = time.perf_counter()
@@ -213,7 +234,7 @@ class BatchExecutor:
         self._writer.raise_errors()
 
     # -- compute ---------------------------------------------------------------------------------------
-    def _compute_chunk(self, chunk: list[int], frames: dict[int, np.ndarray]) -> None:
+    def _compute_chunk(self, chunk: list[int], frames: FrameSlot) -> None:
         outputs: dict[str, dict[int, np.ndarray]] = {}
         failed: dict[str, set[int]] = {}
         for rt in self.runtimes:
@@ -230,7 +251,7 @@ class BatchExecutor:
                     ready.append(f)
             self._compute_in_batches(rt, ready, frames, outputs, failed)
 
-    def _compute_in_batches(self, rt: NodeRuntime, indices: list[int], frames: dict[int, np.ndarray],
+    def _compute_in_batches(self, rt: NodeRuntime, indices: list[int], frames: FrameSlot,
                             outputs: dict[str, dict[int, np.ndarray]], failed: dict[str, set[int]]) -> None:
         i = 0
         while i < len(indices):  # the batch size may shrink on the way (out of memory)
@@ -238,7 +259,7 @@ class BatchExecutor:
             self._compute_batch(rt, indices[i:i + size], frames, outputs, failed)
             i += size
 
-    def _compute_batch(self, rt: NodeRuntime, indices: list[int], frames: dict[int, np.ndarray],
+    def _compute_batch(self, rt: NodeRuntime, indices: list[int], frames: FrameSlot,
                        outputs: dict[str, dict[int, np.ndarray]], failed: dict[str, set[int]]) -> None:
         try:
             stored, decoded, seconds = self._run_node(rt, indices, frames, outputs)
@@ -259,16 +280,18 @@ class BatchExecutor:
         for i, f in enumerate(indices):
             outputs[rt.name][f] = decoded[i]
             if f in self.plan.write[rt.name]:
-                self._writer.submit(_WriteJob(rt, f, stored[i], decoded[i], seconds / len(indices)))
+                holder = frames if frames.holds(stored[i]) or frames.holds(decoded[i]) else None
+                if holder is not None:  # the output is a view of the frames: keep them until it is written
+                    holder.retain()
+                self._writer.submit(_WriteJob(rt, f, stored[i], decoded[i], seconds / len(indices), holder))
 
-    def _run_node(self, rt: NodeRuntime, indices: list[int], frames: dict[int, np.ndarray],
+    def _run_node(self, rt: NodeRuntime, indices: list[int], frames: FrameSlot,
                   outputs: dict[str, dict[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, float]:
         rep = rt.node.representation
         batch = ComputeBatch(
             indices=indices,
-            frames=np.stack([frames[f] for f in indices]),
-            next_frames=(np.stack([frames[min(f + 1, self._last_frame)] for f in indices])
-                         if rep.needs_next_frame else None),
+            frames=frames.take(indices),
+            next_frames=frames.take([min(f + 1, self._last_frame) for f in indices]) if rep.needs_next_frame else None,
             inputs={role: np.stack([outputs[dep][f] for f in indices]) for role, dep in rt.node.inputs.items()},
             device=rt.node.cfg.device,
         )
@@ -304,8 +327,16 @@ class _WriteJob:
     stored: np.ndarray
     decoded: np.ndarray
     seconds: float
+    frames: FrameSlot | None  # the slot the output is a view of, released once written
 
     def __call__(self) -> None:
+        try:
+            self._write()
+        finally:
+            if self.frames is not None:
+                self.frames.release()
+
+    def _write(self) -> None:
         cfg = self.rt.node.cfg
         images = [fmt for fmt in cfg.output_formats if fmt != "npz"]
         picture = self.rt.node.representation.make_image(self.decoded[None])[0] if images else None

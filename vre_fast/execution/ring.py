@@ -1,0 +1,94 @@
+"""Frame buffers allocated once and reused: decode fills a slot, the slot comes back when the last user of
+its frames lets go (compute, then any write still holding a view of them).
+
+Batches handed to representations are views into a slot where the frames lie consecutively, so a chunk's
+frames are copied once, from the decoder into the slot. Slots are page-locked (pinned) when a CUDA device
+reads them: copies to the device then run asynchronously at full bandwidth, without pinning per tensor.
+The slot count bounds the frames in flight, whatever the video's length.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from ..errors import VideoError
+
+__all__ = ["FrameRing", "FrameSlot"]
+
+
+class FrameSlot:
+    def __init__(self, rows: int, pinned: bool, give_back: Callable[[FrameSlot], None]):
+        self.array: np.ndarray | None = None  # (rows, H, W, 3) uint8, allocated by the first fill
+        self._shape, self._pinned, self._give_back = rows, pinned, give_back
+        self._rows: dict[int, int] = {}
+        self._users = 0
+        self._lock = threading.Lock()
+
+    def fill(self, frames: Iterable[tuple[int, np.ndarray]], source: object) -> None:
+        """Copies (index, frame) pairs into consecutive rows; `source` names the video in errors."""
+        self._rows.clear()
+        for row, (index, frame) in enumerate(frames):
+            if self.array is None:
+                self.array = _allocate((self._shape, *frame.shape), self._pinned)
+            if frame.shape != self.array.shape[1:]:
+                h, w = self.array.shape[1:3]
+                raise VideoError(f"{source}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the video's "
+                                 f"frames are {w}x{h} (a resolution change inside the stream is not supported)")
+            self.array[row] = frame
+            self._rows[index] = row
+
+    def take(self, indices: list[int]) -> np.ndarray:
+        """The frames of `indices`: a view when their rows are consecutive, else a copy."""
+        assert self.array is not None
+        rows = [self._rows[i] for i in indices]
+        if rows == list(range(rows[0], rows[0] + len(rows))):
+            return self.array[rows[0]:rows[0] + len(rows)]
+        return self.array[rows]
+
+    def holds(self, array: np.ndarray) -> bool:
+        """Whether `array` may be a view of this slot's memory (then its user must `retain` the slot)."""
+        return self.array is not None and np.may_share_memory(array, self.array)
+
+    def retain(self) -> None:
+        with self._lock:
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            free = self._users == 0
+        if free:
+            self._give_back(self)
+
+
+class FrameRing:
+    """`slots` buffers of `rows` frames each; `pinned` page-locks them through torch (runs on CUDA)."""
+
+    def __init__(self, slots: int, rows: int, pinned: bool = False):
+        self._free: queue.Queue[FrameSlot] = queue.Queue()
+        self.slots = [FrameSlot(rows, pinned, self._free.put) for _ in range(slots)]
+        for slot in self.slots:
+            self._free.put(slot)
+
+    def acquire(self, stop: threading.Event) -> FrameSlot | None:
+        """A free slot with one user (the caller), waiting while all are in use; None once `stop` is set."""
+        while not stop.is_set():
+            try:
+                slot = self._free.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            slot.retain()
+            return slot
+        return None
+
+
+def _allocate(shape: tuple[int, ...], pinned: bool) -> np.ndarray:
+    if not pinned:
+        return np.empty(shape, np.uint8)
+    import torch
+
+    return torch.empty(shape, dtype=torch.uint8, pin_memory=True).numpy()  # the array keeps the tensor alive
