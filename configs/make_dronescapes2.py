@@ -8,7 +8,9 @@ classes and voted into `semantic_output`; Marigold depth and SVD normals from it
 segmentation masks; buildings nearby (depth <= 0.3); safe landing from the normals (v2 > 0.8,
 v1 + v3 < 1.2, depth <= 0.9), and the same with a majority of safe classes. Class tables follow the
 Mapillary Vistas v1.2 (65) and COCO panoptic (133) orders of VRE's checkpoints; classes are written as
-ids, so a graph builds before the weights are there: compare with your checkpoint's id2label.
+ids, so a graph builds before the weights are there. The two orders are the contiguous training ids of
+Mask2Former's own metadata (checked name by name against Mask2Former's register_mapillary_vistas.py and
+detectron2's builtin_meta.py COCO_CATEGORIES), which HuggingFace's converted checkpoints keep as id2label.
 """
 
 from __future__ import annotations
