@@ -90,10 +90,9 @@ class _DecodeStage:
 
     _END = object()
 
-    def __init__(self, source: VideoSource, chunks: list[list[int]], next_frame: bool, ring: FrameRing,
+    def __init__(self, source: VideoSource, chunks: list[tuple[list[int], set[int]]], ring: FrameRing,
                  max_queued: int, stats: StageStats):
-        self._source, self._chunks, self._next_frame, self._stats = source, chunks, next_frame, stats
-        self._ring = ring
+        self._source, self._chunks, self._ring, self._stats = source, chunks, ring, stats
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vre-decode", daemon=True)
@@ -106,10 +105,8 @@ class _DecodeStage:
             yield item
 
     def _run(self) -> None:
-        last = self._source.num_frames - 1
         try:
-            for chunk in self._chunks:
-                wanted = set(chunk) | ({min(f + 1, last) for f in chunk} if self._next_frame else set())
+            for chunk, wanted in self._chunks:
                 slot = self._ring.acquire(self._stop)
                 if slot is None:
                     return
@@ -207,10 +204,11 @@ class BatchExecutor:
         chunks = [frames[i:i + chunk_size] for i in range(0, len(frames), chunk_size)]
         next_frame = any(rt.node.representation.needs_next_frame and self.plan.compute[rt.name]
                          for rt in self.runtimes)
+        wanted = [set(c) | ({min(f + 1, self._last_frame) for f in c} if next_frame else set()) for c in chunks]
         # slots: `prefetch` queued, one being filled, one being computed; writes holding views keep theirs
-        ring = FrameRing(self._prefetch + 2, chunk_size * (2 if next_frame else 1),
+        ring = FrameRing(self._prefetch + 2, max(map(len, wanted), default=1),
                          pinned=any(rt.node.cfg.device.startswith("cuda") for rt in self.runtimes))
-        decode = _DecodeStage(self.source, chunks, next_frame, ring, self._prefetch, self.stages)
+        decode = _DecodeStage(self.source, list(zip(chunks, wanted)), ring, self._prefetch, self.stages)
         started = waiting = time.perf_counter()
         try:
             for chunk, slot in decode:
