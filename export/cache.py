@@ -20,7 +20,7 @@ import numpy as np
 from .._cfg import stable_hash
 from .._pretrained import cache_dir, file_sha256, resolve_weights
 from ..errors import VreError
-from ..representation import ComputeBatch
+from ..representation import ComputeBatch, sample_batch
 from ..sources.synthetic import drifting_texture
 from .onnx_export import export_onnx, max_abs_diff
 
@@ -195,8 +195,8 @@ def export_all(reps: list[tuple[LearnedRepresentation, str]], frame_hw: tuple[in
         if rep.params.precision == "int8" and rep.params.calibration is None:
             row["int8"] = "skipped: calibrated on the first batch of a run (set parameters.calibration to build ahead)"
         elif rep.params.precision == "int8":
-            first = ComputeBatch([0], np.zeros((1, *frame_hw, 3), np.uint8), None, {})
-            path = int8_onnx_file(rep, input_hw, rep.calibration_input(first))
+            size_only = sample_batch(np.zeros((1, *frame_hw, 3), np.uint8))  # frames come from the calibration video
+            path = int8_onnx_file(rep, input_hw, rep.calibration_input(size_only))
             meta = json.loads((path.parent / "meta.json").read_text())
             row["int8"] = (f"{path} (mean |INT8 - torch| {meta['mean_abs_diff_vs_torch']:.2g}, max "
                            f"{meta['max_abs_diff_vs_torch']:.2g}; tolerance on the mean {meta['tolerance_mean']:g} "

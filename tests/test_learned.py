@@ -136,6 +136,11 @@ def test_int8_is_calibrated_on_the_first_batch_validated_and_cached(video: Path,
     cfg["representations"]["hed"]["parameters"]["precision"] = "int8"
     with pytest.raises(StoreError, match=r"different definition \(parameters\.precision: '<unset>' on disk, 'int8'"):
         run(video, parse_config(cfg), tmp_path / "out", RunOptions(frames=(0, 4), progress=False))
+    run(video, parse_config(cfg), tmp_path / "int8", RunOptions(frames=(4, 6), progress=False))
+    entries = set(engine_cache.glob("engines/*/meta.json"))
+    run(video, parse_config(cfg), tmp_path / "int8", RunOptions(frames=(0, 8), progress=False))
+    assert set(engine_cache.glob("engines/*/meta.json")) == entries  # calibrated on the video's first frames,
+    # not on the first frames a run computes: a resumed or extended run uses the same model
     with pytest.raises(ConfigError, match=r"parameters\.precision: int8 runs on the onnxruntime backend, not 'torch'"):
         rep_of("edges_hed", variant="random", precision="int8", backend="torch")
 

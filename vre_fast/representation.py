@@ -14,7 +14,7 @@ import numpy as np
 
 from .kernels import colormaps
 
-__all__ = ["ComputeBatch", "Input", "NoParams", "Representation", "kernel_backend"]
+__all__ = ["SAMPLE_FRAMES", "ComputeBatch", "Input", "NoParams", "Representation", "kernel_backend", "sample_batch"]
 
 
 def kernel_backend(device: str) -> str:
@@ -42,6 +42,15 @@ class ComputeBatch:
     next_frames: np.ndarray | None  # frames t+1 (the last frame repeats at the end) if needs_next_frame
     inputs: dict[str, np.ndarray]  # role -> decoded dependency output at this run's output size
     device: str = "cpu"  # the node's device: which kernels to run
+
+
+SAMPLE_FRAMES = 8  # how many of a video's first frames `prepare` sees
+
+
+def sample_batch(frames: np.ndarray) -> ComputeBatch:
+    """The batch `prepare` gets from up to SAMPLE_FRAMES + 1 consecutive frames, each with its t+1."""
+    count = max(1, len(frames) - 1)
+    return ComputeBatch(list(range(count)), frames[:count], frames[-count:], {})
 
 
 class Representation(ABC):
@@ -73,10 +82,11 @@ class Representation(ABC):
     def setup(self, device: str) -> None:
         """Called by the runtime only when this node has frames to compute (learned ones load weights)."""
 
-    def prepare(self, first: ComputeBatch) -> None:
-        """Called by the runtime after `setup` with the first batch it will compute: work that depends on the
-        input (an expert's engine shape profile, an INT8 model's calibration) happens here, so it is not
-        counted as compute time."""
+    def prepare(self, sample: ComputeBatch) -> None:
+        """Called by the runtime after `setup` with a `sample_batch` of the input: a video's first frames (the
+        same whichever frames a run computes, so a resumed run prepares the same way), a stream's first
+        frame. Work that depends on the input (an expert's engine shape profile, an INT8 model's
+        calibration) happens here, so it is not counted as compute time. `inputs` are empty."""
 
     def teardown(self) -> None:
         """Called by the runtime after the last batch; frees what `setup` took."""

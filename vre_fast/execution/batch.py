@@ -21,7 +21,7 @@ import numpy as np
 
 from .._builder import GraphNode
 from ..errors import RepresentationError
-from ..representation import ComputeBatch
+from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
 from ..sources import VideoSource
 from ..store import FrameFiles, RepresentationMetadata
 from .node import run_representation
@@ -196,6 +196,7 @@ class BatchExecutor:
         self.stages = StageStats()
         self._writer = _WriteStage(write_workers, max_pending=4 * write_workers, stats=self.stages)
         self._prefetch = prefetch
+        self._sample_batch: ComputeBatch | None = None
         self._on_chunk = on_chunk or (lambda n: None)
 
     def run(self) -> None:
@@ -297,7 +298,7 @@ class BatchExecutor:
             start = time.perf_counter()
             rep.setup(rt.node.cfg.device)
             rt.stats.set_up = True
-            rep.prepare(batch)
+            rep.prepare(self._sample())
             rt.stats.setup_seconds = time.perf_counter() - start
         start = time.perf_counter()
         stored, decoded = run_representation(rep, batch, rt.output_size)
@@ -305,6 +306,15 @@ class BatchExecutor:
         rt.stats.compute_seconds += seconds
         rt.stats.computed += len(indices)
         return stored, decoded, seconds
+
+    def _sample(self) -> ComputeBatch:
+        """The video's first frames for `prepare`, decoded once by a second reader (the decode thread owns
+        the first)."""
+        if self._sample_batch is None:
+            with VideoSource(self.source.path) as source:
+                wanted = range(min(SAMPLE_FRAMES + 1, source.num_frames))
+                self._sample_batch = sample_batch(np.stack([f for _, f in source.read(wanted)]))
+        return self._sample_batch
 
     def _fail(self, rt: NodeRuntime, frame: int, exc: BaseException, failed: dict[str, set[int]]) -> None:
         if self.on_error == "stop":

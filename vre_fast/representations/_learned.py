@@ -19,12 +19,11 @@ import numpy as np
 from .._pretrained import PretrainedCfg, resolve_weights
 from ..backends import make_runner
 from ..kernels import colormaps
-from ..representation import ComputeBatch, Representation
+from ..representation import SAMPLE_FRAMES, ComputeBatch, Representation, sample_batch
 
 __all__ = ["LearnedParams", "LearnedRepresentation", "UnitIntervalMap"]
 
 logger = logging.getLogger("vre_fast")
-CALIBRATION_FRAMES = 8
 
 
 @dataclass(frozen=True)
@@ -124,11 +123,12 @@ class LearnedRepresentation(Representation):
         shape profile of an exported engine, the calibration frames of an INT8 model) is known."""
         self._device = device
 
-    def prepare(self, first: ComputeBatch) -> None:
-        self.runner(first)
+    def prepare(self, sample: ComputeBatch) -> None:
+        self.runner(sample)
 
     def runner(self, first: ComputeBatch) -> Any:
-        """The backend, built on first use for the size of `first`'s frames."""
+        """The backend, built on first use for the size of `first`'s frames (the `prepare` sample, or the
+        first batch when `compute` is called directly)."""
         from ..export import engine_file, int8_onnx_file, onnx_file
 
         if self._runner is None:
@@ -142,19 +142,17 @@ class LearnedRepresentation(Representation):
         return self._runner
 
     def calibration_input(self, first: ComputeBatch) -> np.ndarray:
-        """What an INT8 model calibrates on: the first CALIBRATION_FRAMES frames of `parameters.calibration`
-        (then `run`, `stream` and `export-engines` build the same model) or else the first batch."""
+        """What an INT8 model calibrates on: the first SAMPLE_FRAMES frames of `parameters.calibration` (then
+        `run`, `stream` and `export-engines` build the same model) or else `first`."""
         if self.params.calibration is None:
             return self.network_input(first)
         from ..sources import VideoSource
 
         with VideoSource(self.params.calibration) as source:
-            frames = np.stack([f for _, f in source.read(range(min(CALIBRATION_FRAMES + 1, source.num_frames)))])
+            frames = [f for _, f in source.read(range(min(SAMPLE_FRAMES + 1, source.num_frames)))]
         hw = first.frames.shape[1:3]
-        frames = np.stack([f if f.shape[:2] == hw else cv2.resize(f, hw[::-1], interpolation=cv2.INTER_AREA)
-                           for f in frames])
-        count = max(1, len(frames) - 1)
-        return self.network_input(ComputeBatch(list(range(count)), frames[:count], frames[-count:], {}))
+        return self.network_input(sample_batch(np.stack([
+            f if f.shape[:2] == hw else cv2.resize(f, hw[::-1], interpolation=cv2.INTER_AREA) for f in frames])))
 
     def teardown(self) -> None:
         if self._runner is not None:

@@ -24,7 +24,7 @@ from .._config_loader import load_config
 from ..backends import require_cuda
 from ..errors import ConfigError, VreError
 from ..execution.node import run_representation
-from ..representation import ComputeBatch
+from ..representation import ComputeBatch, sample_batch
 from ..sources.synthetic import drifting_texture
 
 __all__ = ["StreamGraph", "StreamResult"]
@@ -86,7 +86,7 @@ class StreamGraph:
             batch = ComputeBatch(indices=[frame_id], frames=frame[None], next_frames=None, device=node.cfg.device,
                                  inputs={role: decoded[dep] for role, dep in node.inputs.items()})
             if not self._prepared:
-                node.representation.prepare(batch)
+                node.representation.prepare(sample_batch(frame[None]))
             start = time.perf_counter()
             stored, decoded[node.name] = run_representation(node.representation, batch,
                                                             node.cfg.output_size or frame.shape[:2])
