@@ -32,13 +32,17 @@ EXPERTS = {
     "depth_anything": {"variant": "small_random"},
     "optical_flow_rife": {"variant": "hdv3" if importlib.util.find_spec("cli") else "random"},
     "optical_flow_raft": {"variant": "large_random"},
+    "depth_dpt": {"variant": "large_384_random"},
+    "semantic_mask2former": {"variant": "swin_large_random"},
+    "edges_dexined": {"variant": "random"},
+    "semantic_safeuav": {"variant": "4M"},
     "segmentation_selfie": {"variant": "general"},  # needs mediapipe (--no-deps) for its TFLite file
 }
 
 
 # all-pairs correlation volumes: RAFT-large holds ~0.6 (torch) to 0.75 (ORT) GB per frame pair at 960x540,
-# so batch 8 on three backends at once does not fit a 24 GB machine
-MAX_BATCH = {"optical_flow_raft": 2}
+# so batch 8 on three backends at once does not fit a 24 GB machine; Swin-L Mask2Former takes ~7 s a frame
+MAX_BATCH = {"optical_flow_raft": 2, "semantic_mask2former": 2}
 
 
 def timed(rep, frames: np.ndarray, repeats: int) -> tuple[float, np.ndarray]:  # noqa: ANN001

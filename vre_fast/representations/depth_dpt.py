@@ -26,10 +26,13 @@ class DepthDpt(TransformersDepth):
     default_cfgs = {
         "hybrid_384": hf_cfg("depth_dpt.hybrid_384", "Intel/dpt-hybrid-midas", 384, _HALF, _HALF, license="MIT"),
         "large_384": hf_cfg("depth_dpt.large_384", "Intel/dpt-large", 384, _HALF, _HALF, license="MIT"),
+        "large_384_random": hf_cfg("depth_dpt.large_384_random", None, 384, _HALF, _HALF,
+                                   source="DPT-Large's architecture, randomly initialised (speed benchmarks)"),
         "test": hf_cfg("depth_dpt.test", None, 64, _HALF, _HALF,
                        source="a tiny random configuration of the same architecture (tests)"),
     }
     random_configs = {
+        "large_384_random": {},  # DPTConfig's defaults are DPT-Large: ViT-L/16 at 384, 24 layers
         "test": {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "intermediate_size": 64,
                  "image_size": 64, "patch_size": 16, "backbone_out_indices": [0, 1, 2, 3],
                  "neck_hidden_sizes": [8, 16, 32, 64], "fusion_hidden_size": 16, "head_in_index": -1,

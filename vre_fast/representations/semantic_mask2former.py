@@ -25,9 +25,6 @@ from ._learned import LearnedParams
 from ._transformers import TransformersExpert, hf_cfg, tensor_module
 
 _STAGES = ["stage1", "stage2", "stage3", "stage4"]
-_TEST_CLASSES = tuple(f"class{i}" for i in range(8))
-
-
 @dataclass(frozen=True)
 class Mask2FormerParams(LearnedParams):
     variant: str = "swin_large_mapillary"
@@ -48,13 +45,20 @@ class SemanticMask2Former(TransformersExpert):
                                          "facebook/mask2former-swin-large-mapillary-vistas-semantic", license="MIT"),
         "swin_large_coco": _m2f_cfg("semantic_mask2former.swin_large_coco",
                                     "facebook/mask2former-swin-large-coco-panoptic", license="MIT"),
+        "swin_large_random": _m2f_cfg("semantic_mask2former.swin_large_random", None,
+                                      source="Swin-L Mask2Former's architecture, randomly initialised (benchmarks)"),
         "test": _m2f_cfg("semantic_mask2former.test", None,
                          source="a tiny random configuration of the same architecture (tests)"),
     }
     random_configs = {
+        # Swin-L (192 wide, depths 2-2-18-2, window 12) with Mapillary's 65 classes; the heads' defaults
+        "swin_large_random": {"backbone_config": {"embed_dim": 192, "depths": [2, 2, 18, 2],
+                                                  "num_heads": [6, 12, 24, 48], "window_size": 12,
+                                                  "image_size": 384, "out_features": _STAGES},
+                              "num_labels": 65},
         "test": {"backbone_config": {"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2],
                                      "window_size": 4, "image_size": 64, "out_features": _STAGES},
-                 "num_labels": len(_TEST_CLASSES), "hidden_dim": 32, "num_queries": 10, "encoder_layers": 1,
+                 "num_labels": 8, "hidden_dim": 32, "num_queries": 10, "encoder_layers": 1,
                  "decoder_layers": 2, "dim_feedforward": 64, "encoder_feedforward_dim": 64, "mask_feature_size": 32,
                  "feature_size": 32, "num_attention_heads": 2, "common_stride": 4},
     }
@@ -65,7 +69,7 @@ class SemanticMask2Former(TransformersExpert):
         while the weights are not in place, so a graph that names classes by id still builds and the
         missing weights are reported when they are needed."""
         if not self.pretrained_cfg.has_weights:
-            return _TEST_CLASSES
+            return tuple(f"class{i}" for i in range(self.random_configs[self.params.variant]["num_labels"]))
         try:
             config = self.hf_config()
         except (ConfigError, FileNotFoundError):
