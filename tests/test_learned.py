@@ -208,6 +208,16 @@ def test_missing_and_wrong_weights_are_clear_errors(tmp_path: Path, monkeypatch:
         rep_of("edges_hed", variant="huge")
 
 
+def test_an_expert_that_cannot_be_set_up_stops_the_run_even_when_skipping_failed_frames(
+        video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    cfg = parse_config({"representations": {"hsv": {"type": "hsv"},
+                                            "depth": {"type": "depth_anything", "parameters": {"backend": "torch"}}}})
+    with pytest.raises(ConfigError, match=r"weights 'model\.safetensors' for depth_anything\.v2_small not found"):
+        run(video, cfg, tmp_path / "out", RunOptions(frames=(0, 4), on_error="skip", progress=False))
+    assert not (tmp_path / "out" / "depth" / "npz").exists() or not list((tmp_path / "out" / "depth" / "npz").iterdir())
+
+
 @pytest.mark.parametrize("type_name, real_variant", [("depth_anything", "small"), ("depth_dpt", "large_384"),
                                                      ("semantic_mask2former", "swin_large_mapillary")])
 def test_huggingface_format_weights_load(type_name: str, real_variant: str, tmp_path: Path):

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from .._builder import GraphNode
-from ..errors import RepresentationError
+from ..errors import RepresentationError, VreError
 from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
 from ..sources import VideoSource
 from ..store import FrameFiles, RepresentationMetadata
@@ -252,6 +252,8 @@ class BatchExecutor:
 
     def _compute_in_batches(self, rt: NodeRuntime, indices: list[int], frames: FrameSlot,
                             outputs: dict[str, dict[int, np.ndarray]], failed: dict[str, set[int]]) -> None:
+        if indices and not rt.stats.set_up:
+            self._set_up(rt)
         i = 0
         while i < len(indices):  # the batch size may shrink on the way (out of memory)
             size = rt.stats.batch_size
@@ -294,18 +296,26 @@ class BatchExecutor:
             inputs={role: np.stack([outputs[dep][f] for f in indices]) for role, dep in rt.node.inputs.items()},
             device=rt.node.cfg.device,
         )
-        if not rt.stats.set_up:
-            start = time.perf_counter()
-            rep.setup(rt.node.cfg.device)
-            rt.stats.set_up = True
-            rep.prepare(self._sample())
-            rt.stats.setup_seconds = time.perf_counter() - start
         start = time.perf_counter()
         stored, decoded = run_representation(rep, batch, rt.output_size)
         seconds = time.perf_counter() - start
         rt.stats.compute_seconds += seconds
         rt.stats.computed += len(indices)
         return stored, decoded, seconds
+
+    def _set_up(self, rt: NodeRuntime) -> None:
+        """Setup and prepare, once: a failure there (missing weights, an INT8 model refused) is not a frame's
+        failure, so it stops the run whatever `on_error` says."""
+        start = time.perf_counter()
+        rt.stats.set_up = True  # teardown is due even if prepare fails half-way
+        try:
+            rt.node.representation.setup(rt.node.cfg.device)
+            rt.node.representation.prepare(self._sample())
+        except VreError:
+            raise
+        except Exception as exc:
+            raise VreError(f"representation '{rt.name}' could not be set up: {type(exc).__name__}: {exc}") from exc
+        rt.stats.setup_seconds = time.perf_counter() - start
 
     def _sample(self) -> ComputeBatch:
         """The video's first frames for `prepare`, decoded once by a second reader (the decode thread owns
