@@ -179,8 +179,11 @@ def test_dynamic_batch_of_the_export():
 def test_batch_engine_stores_learned_outputs(video: Path, tmp_path: Path):
     cfg = parse_config({"batch_size": 4, "representations": {
         "hed": {"type": "edges_hed", "parameters": {"variant": "random", "backend": "onnxruntime"}},
-        "depth": {"type": "depth_anything", "parameters": {"variant": "test", "backend": "torch"}}}})
+        "depth": {"type": "depth_anything", "parameters": {"variant": "test", "backend": "torch"}},
+        "raft": {"type": "optical_flow_raft", "parameters": {"variant": "small_random", "iterations": 2}}}})
     run(video, cfg, tmp_path / "out", RunOptions(frames=(0, 5), progress=False))
+    with np.load(tmp_path / "out" / "raft" / "npz" / "4.npz") as f:  # ran at 128x128, stored at the frame size
+        assert f["arr_0"].dtype == np.float32 and f["arr_0"].shape == (48, 64, 2)
     with np.load(tmp_path / "out" / "hed" / "npz" / "3.npz") as f:
         assert f["arr_0"].dtype == np.uint8 and f["arr_0"].shape == (48, 64)
     with np.load(tmp_path / "out" / "depth" / "npz" / "3.npz") as f:
