@@ -54,8 +54,9 @@ def _weights_hash(rep: LearnedRepresentation) -> str:
 
 
 def _entry(rep: LearnedRepresentation, input_hw: tuple[int, int], kind: str, precision: str) -> tuple[Path, dict]:
-    definition = rep.definition()  # the precision parameter is the key's own `precision`
-    definition["parameters"] = {k: v for k, v in definition["parameters"].items() if k != "precision"}
+    definition = rep.definition()  # precision and calibration are the key's own fields
+    definition["parameters"] = {k: v for k, v in definition["parameters"].items()
+                                if k not in ("precision", "calibration")}
     key = {"definition": definition, "weights_sha256": _weights_hash(rep), "input_hw": list(input_hw),
            "kind": kind, "precision": precision, "opset": OPSET, "torch": _version("torch"),
            "tool": _version("onnx") if kind == "onnx" else _version("tensorrt")}

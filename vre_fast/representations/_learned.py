@@ -35,7 +35,7 @@ class LearnedParams:
     backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
     # auto: float32 on torch and ONNX Runtime, float16 on TensorRT; int8: a quantized ONNX on ONNX Runtime
     precision: Literal["auto", "int8"] = "auto"
-    calibration: str | None = None  # int8: a video whose first frames calibrate it; default: the first batch
+    calibration: str | None = None  # int8: a video whose first frames calibrate it; default: the run's video
 
 
 class LearnedRepresentation(Representation):
@@ -119,8 +119,8 @@ class LearnedRepresentation(Representation):
         return model.eval()
 
     def setup(self, device: str) -> None:
-        """Records the device; the backend and the weights load in `prepare`, once the first batch (the
-        shape profile of an exported engine, the calibration frames of an INT8 model) is known."""
+        """Records the device; the backend and the weights load in `prepare`, once the input (the shape
+        profile of an exported engine, the calibration frames of an INT8 model) is known."""
         self._device = device
 
     def prepare(self, sample: ComputeBatch) -> None:
@@ -168,11 +168,12 @@ class LearnedRepresentation(Representation):
         return self.postprocess(self.runner(batch)(x), batch)
 
     def definition(self) -> dict[str, Any]:
-        """The backend is left out: backends agree within `onnx_tolerance`, and a run may switch. The precision
-        is kept only when it is int8 (outputs differ more), so outputs stored before it existed still match."""
+        """The backend is left out: backends agree within `onnx_tolerance`, and a run may switch. The INT8
+        parameters appear only when used, so outputs stored before they existed still match."""
         definition = super().definition()
+        unset = {("precision", "auto"), ("calibration", None)}
         definition["parameters"] = {k: v for k, v in definition["parameters"].items()
-                                    if k != "backend" and (k, v) != ("precision", "auto")}
+                                    if k != "backend" and (k, v) not in unset}
         return {**definition, "pretrained": self.pretrained_cfg.tag}
 
 
