@@ -23,7 +23,7 @@ __all__ = ["FrameRing", "FrameSlot"]
 class FrameSlot:
     def __init__(self, rows: int, pinned: bool, give_back: Callable[[FrameSlot], None]):
         self.array: np.ndarray | None = None  # (rows, H, W, 3) uint8, allocated by the first fill
-        self._shape, self._pinned, self._give_back = rows, pinned, give_back
+        self._capacity, self._pinned, self._give_back = rows, pinned, give_back
         self._rows: dict[int, int] = {}
         self._users = 0
         self._lock = threading.Lock()
@@ -33,7 +33,7 @@ class FrameSlot:
         self._rows.clear()
         for row, (index, frame) in enumerate(frames):
             if self.array is None:
-                self.array = _allocate((self._shape, *frame.shape), self._pinned)
+                self.array = _allocate((self._capacity, *frame.shape), self._pinned)
             if frame.shape != self.array.shape[1:]:
                 h, w = self.array.shape[1:3]
                 raise VideoError(f"{source}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the video's "
