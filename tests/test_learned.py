@@ -163,7 +163,11 @@ def test_int8_with_a_calibration_video_is_built_ahead_by_export_engines(video: P
     metas = [json.loads(p.read_text()) for p in entries - before]
     assert [m["calibration_input"] for m in metas if m["precision"] == "int8"] == [[8, 3, 48, 64]]
     run(video, parse_config(cfg), tmp_path / "out", RunOptions(frames=(0, 2), progress=False))
-    assert set(engine_cache.glob("engines/*/meta.json")) == entries  # the run reused it
+    from vre_fast.streaming import StreamGraph
+
+    with StreamGraph(parse_config(cfg)) as graph:
+        assert graph.push(frames(1)[0]).outputs["hed"].shape == (48, 64)
+    assert set(engine_cache.glob("engines/*/meta.json")) == entries  # the run and the stream reused it
     with pytest.raises(ConfigError, match=r"parameters\.calibration: only an int8 expert is calibrated"):
         rep_of("edges_hed", variant="random", calibration=str(video))
 
