@@ -194,7 +194,7 @@ def export_all(reps: list[tuple[LearnedRepresentation, str]], frame_hw: tuple[in
         else:
             row["tensorrt_fp16"] = "skipped: TensorRT or a CUDA device is not available"
         if rep.params.precision == "int8" and rep.params.calibration is None:
-            row["int8"] = "skipped: calibrated on the first batch of a run (set parameters.calibration to build ahead)"
+            row["int8"] = "skipped: calibrated on the first frames of the video a run reads (or: calibration)"
         elif rep.params.precision == "int8":
             size_only = sample_batch(np.zeros((1, *frame_hw, 3), np.uint8))  # frames come from the calibration video
             path = int8_onnx_file(rep, input_hw, rep.calibration_input(size_only))
