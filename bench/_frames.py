@@ -18,7 +18,7 @@ def example_frames(video: Path, n: int, width: int, height: int) -> list[np.ndar
     """n frames (the clip repeats if shorter) at width x height."""
     if video.exists():
         with VideoSource(video) as src:
-            frames = [f for _, f in src.read(range(min(n, src.num_frames)))]
+            frames = list(src.head(n))
     else:
         frames = list(drifting_texture(n, height, width))
     frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames]

@@ -53,15 +53,15 @@ def _weights_hash(rep: LearnedRepresentation) -> str:
     return digest.hexdigest()
 
 
-def _entry(rep: LearnedRepresentation, input_hw: tuple[int, int], kind: str, precision: str) -> tuple[Path, dict]:
+def _entry(rep: LearnedRepresentation, input_hw: tuple[int, int], kind: str, precision: str,
+           **extra: str) -> tuple[Path, dict]:
+    """The cache directory and key of one build; `extra` adds what else shapes it (an INT8 calibration)."""
     definition = rep.definition()  # precision and calibration are the key's own fields
     definition["parameters"] = {k: v for k, v in definition["parameters"].items()
                                 if k not in ("precision", "calibration")}
     key = {"definition": definition, "weights_sha256": _weights_hash(rep), "input_hw": list(input_hw),
            "kind": kind, "precision": precision, "opset": OPSET, "torch": _version("torch"),
-           "tool": _version("onnx") if kind == "onnx" else _version("tensorrt")}
-    if precision == "int8":
-        key["quantizer"] = _version("onnxruntime")
+           "tool": _version("onnx") if kind == "onnx" else _version("tensorrt"), **extra}
     return cache_dir() / "engines" / f"{rep.type_name}-{stable_hash(key)}", key
 
 
@@ -135,9 +135,8 @@ def int8_onnx_file(rep: LearnedRepresentation, input_hw: tuple[int, int], calibr
     """The cached INT8 quantization of `rep`'s ONNX export, calibrated on `calibration` (network input) and
     checked on it: mean |INT8 - torch eager| within `int8_tolerance` of the output scale, which refuses the
     models that do not survive quantization (flow regressors). The key holds the calibration data's hash."""
-    directory, key = _entry(rep, input_hw, "onnx", "int8")
-    key["calibration_sha256"] = hashlib.sha256(np.ascontiguousarray(calibration).tobytes()).hexdigest()
-    directory = directory.with_name(f"{rep.type_name}-{stable_hash(key)}")
+    directory, key = _entry(rep, input_hw, "onnx", "int8", quantizer=_version("onnxruntime"),
+                            calibration_sha256=hashlib.sha256(np.ascontiguousarray(calibration)).hexdigest())
     if not (directory / "meta.json").exists():
         source = onnx_file(rep, input_hw)
 

@@ -322,8 +322,7 @@ class BatchExecutor:
         the first)."""
         if self._sample_batch is None:
             with VideoSource(self.source.path) as source:
-                wanted = range(min(SAMPLE_FRAMES + 1, source.num_frames))
-                self._sample_batch = sample_batch(np.stack([f for _, f in source.read(wanted)]))
+                self._sample_batch = sample_batch(source.head(SAMPLE_FRAMES + 1))
         return self._sample_batch
 
     def _fail(self, rt: NodeRuntime, frame: int, exc: BaseException, failed: dict[str, set[int]]) -> None:

@@ -149,7 +149,7 @@ class LearnedRepresentation(Representation):
         from ..sources import VideoSource
 
         with VideoSource(self.params.calibration) as source:
-            frames = [f for _, f in source.read(range(min(SAMPLE_FRAMES + 1, source.num_frames)))]
+            frames = source.head(SAMPLE_FRAMES + 1)
         hw = first.frames.shape[1:3]
         return self.network_input(sample_batch(np.stack([
             f if f.shape[:2] == hw else cv2.resize(f, hw[::-1], interpolation=cv2.INTER_AREA) for f in frames])))

@@ -70,6 +70,10 @@ class VideoSource:
                 self._seek(target)
             yield target, self._advance_to(target)
 
+    def head(self, count: int) -> np.ndarray:
+        """The first `count` frames (all of them if the video is shorter), stacked."""
+        return np.stack([frame for _, frame in self.read(range(min(count, self.num_frames)))])
+
     def _index_of(self, frame: av.VideoFrame) -> int:
         if frame.pts is None:
             raise VideoError(f"{self.path}: a frame without a timestamp follows frame {self._position}")

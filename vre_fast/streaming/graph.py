@@ -80,13 +80,16 @@ class StreamGraph:
         if self.size is not None and frame.shape[:2] != self.size:
             raise VreError(f"frame {frame_id}: size {frame.shape[1]}x{frame.shape[0]}, expected "
                            f"{self.size[1]}x{self.size[0]}")
+        if not self._prepared:
+            sample = sample_batch(frame[None])
+            for node in self.nodes:
+                node.representation.prepare(sample)
+            self._prepared = True
         decoded: dict[str, np.ndarray] = {}
         result = StreamResult(frame_id, {}, {})
         for node in self.nodes:
             batch = ComputeBatch(indices=[frame_id], frames=frame[None], next_frames=None, device=node.cfg.device,
                                  inputs={role: decoded[dep] for role, dep in node.inputs.items()})
-            if not self._prepared:
-                node.representation.prepare(sample_batch(frame[None]))
             start = time.perf_counter()
             stored, decoded[node.name] = run_representation(node.representation, batch,
                                                             node.cfg.output_size or frame.shape[:2])
@@ -94,7 +97,6 @@ class StreamGraph:
             if node.name in self.chosen:
                 result.outputs[node.name] = stored[0]
                 result.decoded[node.name] = decoded[node.name][0]
-        self._prepared = True
         return result
 
     def warm_up(self) -> None:
