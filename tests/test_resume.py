@@ -72,9 +72,15 @@ def test_sigkill_then_rerun_equals_clean_run(setup, tmp_path: Path, kill_after_f
     proc.wait(timeout=10)
     partial = len(merged_frames(out / "flow"))
     assert partial < NUM_FRAMES
+    killed_record = next((out / ".logs").glob("run-*.json"))
+    assert json.loads(killed_record.read_text())["status"] == "running"
     rerun = subprocess.run(cli(video, cfg, out), capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert_same_outputs(out, clean)
+    killed = json.loads(killed_record.read_text())  # the rerun found the killed run's record and closed it
+    assert killed["status"] == "abandoned" and "found by run" in killed["error"], killed
+    assert "marked abandoned" in rerun.stderr
+    assert not list((out / ".logs").glob("*.lock"))
     # the killed run's journal was folded into the json by the rerun's compaction
     assert not list((out / "flow" / ".metadata.journal").glob("*.jsonl"))
     again = subprocess.run(cli(video, cfg, out), capture_output=True, text=True, timeout=120)

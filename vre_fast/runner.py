@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -14,10 +14,19 @@ from tqdm import tqdm
 from ._builder import build_graph
 from ._cfg import RunCfg
 from .backends import require_cuda
-from .errors import VideoError
+from .errors import StoreError, VideoError
 from .execution import BatchExecutor, NodeRuntime, Plan, StageStats, make_plan
 from .sources import VideoSource
-from .store import FrameFiles, RepresentationMetadata, RunRecord
+from .store import (
+    DatasetSources,
+    FrameFiles,
+    RepresentationMetadata,
+    RunRecord,
+    SourceIdentity,
+    close_abandoned_runs,
+    held_while_running,
+    sweep_temporaries,
+)
 from .store.run_record import new_run_id
 
 __all__ = ["RunOptions", "RunResult", "parse_frames", "run"]
@@ -32,6 +41,7 @@ class RunOptions:
     write_workers: int = 2
     prefetch_chunks: int = 2
     progress: bool = True
+    allow_other_source: bool = False  # add frames of a video other than the one the dataset was made from
     argv: tuple[str, ...] = ()
 
 
@@ -59,8 +69,12 @@ def parse_frames(text: str) -> tuple[int | None, int | None]:
 
 
 def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions()) -> RunResult:
+    """Everything up to the decision to compute only reads the output directory, so a finished (or
+    read-only) dataset is checked without write access; writing starts once there is work."""
     graph = build_graph(cfg)  # every config error surfaces before the video is opened
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StoreError(f"-o {out_dir}: is a file; the output must be a directory (created if missing)")
     with VideoSource(video) as source:
         start, stop = options.frames
         start, stop = start or 0, source.num_frames if stop is None else stop
@@ -68,36 +82,80 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
             raise VideoError(f"{source.path}: --frames {start}..{stop} goes past the end of the video "
                              f"({source.num_frames} frames)")
         requested = list(range(start, stop))
-        run_id = new_run_id()
+        identity = _identify(source)
+        sources = DatasetSources(out_dir)
+        sources.check(identity, options.allow_other_source)
         runtimes = [NodeRuntime(node=node, output_size=node.cfg.output_size or (source.height, source.width),
                                 files=FrameFiles(out_dir / node.name),
                                 metadata=RepresentationMetadata(out_dir / node.name, node.name,
                                                                 node.representation.definition())
                                 if node.stored else None)
                     for node in graph.nodes]
-        opened = []
+        stored = [rt for rt in runtimes if rt.metadata is not None]
+        for rt in stored:
+            rt.metadata.peek()
+        run_id = new_run_id()
+        if out_dir.is_dir():
+            sweep_temporaries(out_dir)
+            close_abandoned_runs(out_dir, found_by=run_id)
+        plan = make_plan(graph, requested, _done(stored))
+        if not plan.frames:
+            return _nothing_to_compute(start, stop, stored, out_dir, runtimes)
+        sources.record(identity, options.allow_other_source)
+        opened: list[RepresentationMetadata] = []
         try:
-            for rt in runtimes:
-                if rt.metadata is not None:
-                    rt.metadata.open(run_id)
-                    opened.append(rt.metadata)
-                    rt.files.make_dirs(rt.node.cfg.output_formats)
-            done = {rt.name: rt.metadata.done(rt.node.cfg.output_formats) for rt in runtimes if rt.metadata}
-            plan = make_plan(graph, requested, done)
+            for rt in stored:
+                rt.metadata.open(run_id)
+                opened.append(rt.metadata)
+                rt.files.make_dirs(rt.node.cfg.output_formats)
+            plan = make_plan(graph, requested, _done(stored))  # concurrent runs may have finished frames meanwhile
             require_cuda([rt.name for rt in runtimes if plan.compute[rt.name] and rt.node.cfg.device != "cpu"])
             if not plan.frames:
-                print(f"Nothing to compute: frames {start}..{stop} of all {len(done)} stored representations are "
-                      f"already in {out_dir}.", file=sys.stderr)
-                return RunResult(run_id=None, computed_frames=0, record=None, runtimes=runtimes)
+                return _nothing_to_compute(start, stop, stored, out_dir, runtimes)
             record = RunRecord(run_id=run_id, argv=list(options.argv), video=str(source.path),
-                               config_hash=cfg.config_hash, config=cfg.source, frames_requested=[start, stop])
-            record.save(out_dir)
-            _execute(runtimes, plan, source, options, record, out_dir)
+                               config_hash=cfg.config_hash, config=cfg.source, frames_requested=[start, stop],
+                               source=asdict(identity))
+            with held_while_running(record, out_dir):
+                record.save(out_dir)
+                _execute(runtimes, plan, source, options, record, out_dir)
         finally:
-            for metadata in opened:
-                metadata.close()
+            _close_all(opened)
     _print_summary(runtimes, plan.already_done)
     return RunResult(run_id=run_id, computed_frames=len(plan.frames), record=record, runtimes=runtimes)
+
+
+def _identify(source: VideoSource) -> SourceIdentity:
+    return SourceIdentity(path=str(source.path.resolve()), size_bytes=source.path.stat().st_size,
+                          height=source.height, width=source.width, num_frames=source.num_frames,
+                          fps=str(source.fps), fingerprint=source.fingerprint())
+
+
+def _done(stored: list[NodeRuntime]) -> dict[str, set[int]]:
+    return {rt.name: rt.metadata.done(rt.node.cfg.output_formats) for rt in stored}
+
+
+def _nothing_to_compute(start: int, stop: int, stored: list[NodeRuntime], out_dir: Path,
+                        runtimes: list[NodeRuntime]) -> RunResult:
+    print(f"Nothing to compute: frames {start}..{stop} of all {len(stored)} stored representations are "
+          f"already in {out_dir}.", file=sys.stderr)
+    return RunResult(run_id=None, computed_frames=0, record=None, runtimes=runtimes)
+
+
+def _close_all(opened: list[RepresentationMetadata]) -> None:
+    """Folds every journal it can: one that fails (a full disk) stays on disk, fsynced, and the next run
+    folds it, so its frames are not lost. The first failure is raised after all were tried, unless the
+    run is already failing for another reason (that one is the error to report)."""
+    failing = sys.exc_info()[1] is not None
+    errors = []
+    for metadata in opened:
+        try:
+            metadata.close()
+        except OSError as exc:
+            logger.error("%s: metadata not folded (%s); its journal is kept and the next run folds it",
+                         metadata.directory, exc)
+            errors.append(exc)
+    if errors and not failing:
+        raise errors[0]
 
 
 def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, options: RunOptions, record: RunRecord,
@@ -143,10 +201,16 @@ def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, optio
         record.stages = executor.stages.as_dict()
         record.frames_failed = len(set().union(*(rt.stats.failed_frames for rt in runtimes)))
         record.frames_done = _frames_done(runtimes, plan, record.run_id)
-        record.save(out_dir)
-        logger.info("run %s %s", record.run_id, record.status)
-        logger.removeHandler(log_handler)
-        log_handler.close()
+        try:
+            record.save(out_dir)
+        except OSError as exc:  # a full disk: the frames are safe in the journals; report the first error
+            logger.error("run %s: run record not saved: %s", record.run_id, exc)
+            if record.status == "completed":
+                raise
+        finally:
+            logger.info("run %s %s", record.run_id, record.status)
+            logger.removeHandler(log_handler)
+            log_handler.close()
 
 
 def _stage_line(s: StageStats) -> str:

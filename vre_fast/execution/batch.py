@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from .._builder import GraphNode
-from ..errors import RepresentationError, VreError
+from ..errors import RepresentationError, StoreError, VreError
 from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
 from ..sources import VideoSource
 from ..store import FrameFiles, RepresentationMetadata
@@ -239,7 +239,13 @@ class BatchExecutor:
         for rt in self.runtimes:
             outputs[rt.name], failed[rt.name] = {}, set()
             for f in (f for f in chunk if f in self.plan.load[rt.name]):
-                outputs[rt.name][f] = rt.node.representation.decode(rt.files.read(f))
+                try:
+                    outputs[rt.name][f] = rt.node.representation.decode(rt.files.read(f))
+                except StoreError as exc:  # a damaged stored file: the frame fails for it and its dependants
+                    if self.on_error == "stop":
+                        raise
+                    self._fail(rt, f, exc, failed)
+                    continue
                 rt.stats.loaded += 1
             ready = []
             for f in (f for f in chunk if f in self.plan.compute[rt.name]):

@@ -1,20 +1,32 @@
-"""Crash-safe file replacement: a reader sees the old file or the complete new one, never a torn one."""
+"""Crash-safe file replacement: a reader sees the old file or the complete new one, never a torn one.
+
+Temp files are named `.<name>.<pid>-<thread>-<host tag>.tmp` in the target's directory, so a later
+process can tell a dead writer's leftovers (same host, pid gone) from a live writer's file, also when
+several machines share one output directory.
+"""
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import os
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "locked"]
+__all__ = ["atomic_write_bytes", "is_read_only_error", "locked", "read_locked", "remove_stale_temporaries"]
+
+_HOST_TAG = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+FOREIGN_TEMP_MAX_AGE_S = 3600.0  # a temp file of another host this old has no live writer: no write takes an hour
 
 
 def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Temp file in the same directory, fsync, rename over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}-{_HOST_TAG}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -35,3 +47,72 @@ def locked(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def is_read_only_error(exc: OSError) -> bool:
+    return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+@contextmanager
+def read_locked(lock_path: Path) -> Iterator[None]:
+    """A shared lock for readers, taken through a read-only descriptor; where the lock file neither exists
+    nor can be made (a read-only dataset), no writer can be at work either, so none is needed."""
+    try:
+        f = open(lock_path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        try:
+            f = open(lock_path, "a+b")  # noqa: SIM115
+        except OSError as exc:
+            if not is_read_only_error(exc):
+                raise
+            yield
+            return
+    with f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Deletes temp files left by killed writers in `folder`: this host's whose pid is gone, and any host's
+    older than an hour. Best effort (a read-only folder keeps them); returns how many were removed."""
+    removed = 0
+    try:
+        candidates = list(folder.glob(".*.tmp"))
+    except OSError:
+        return 0
+    for tmp in candidates:
+        if not _is_stale(tmp):
+            continue
+        try:
+            tmp.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if not is_read_only_error(exc):
+                raise
+    return removed
+
+
+def _is_stale(tmp: Path) -> bool:
+    try:
+        age = time.time() - tmp.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age > FOREIGN_TEMP_MAX_AGE_S:
+        return True
+    fields = tmp.name.rsplit(".", 2)[-2].split("-")
+    if len(fields) < 2 or not fields[0].isdigit():
+        return False
+    if len(fields) >= 3 and fields[2] != _HOST_TAG:
+        return False  # another machine's writer: only age tells
+    try:
+        os.kill(int(fields[0]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
-import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, remove_stale_temporaries
 
 __all__ = ["FrameFiles"]
 
@@ -28,7 +28,7 @@ class FrameFiles:
     def make_dirs(self, formats: tuple[str, ...]) -> None:
         for fmt in formats:
             (self.directory / fmt).mkdir(parents=True, exist_ok=True)
-            _remove_stale_temporaries(self.directory / fmt)
+            remove_stale_temporaries(self.directory / fmt)
 
     def write(self, frame: int, stored: np.ndarray | None, image: np.ndarray | None, compress: bool) -> None:
         """Writes the npz (if `stored`) and the image formats present in `image` ({fmt: HxWx3})."""
@@ -48,9 +48,10 @@ class FrameFiles:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return data["arr_0"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise StoreError(f"cannot read {path}: {exc} (run `vre-fast metadata rebuild` if files were "
-                             f"changed by hand)") from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise StoreError(f"cannot read {path}: {type(exc).__name__}: {exc}; run `vre-fast metadata rebuild "
+                             f"{self.directory.parent}` to leave unreadable files out, then run again to recompute "
+                             f"them") from None
 
     def frames_on_disk(self, fmt: str) -> dict[int, Path]:
         folder = self.directory / fmt
@@ -58,21 +59,3 @@ class FrameFiles:
             return {}
         return {int(p.stem): p for p in folder.glob(f"*.{fmt}") if p.stem.isdigit()}
 
-
-def _remove_stale_temporaries(folder: Path, min_age_s: float = 60.0) -> None:
-    """Deletes temp files left by killed writers: their pid is gone and they are not brand new."""
-    now = time.time()
-    for tmp in folder.glob(".*.tmp"):
-        try:
-            pid = int(tmp.name.rsplit(".", 2)[-2].split("-")[0])
-            os.kill(pid, 0)
-        except (ValueError, IndexError):
-            continue
-        except ProcessLookupError:
-            try:
-                if now - tmp.stat().st_mtime > min_age_s:
-                    tmp.unlink()
-            except FileNotFoundError:
-                pass
-        except PermissionError:
-            continue

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import atomic_write_bytes, locked
+from .atomic import atomic_write_bytes, locked, read_locked
 from .frames import FrameFiles
 
 __all__ = ["RepresentationMetadata", "rebuild_metadata"]
@@ -54,12 +54,26 @@ class RepresentationMetadata:
             if state is None:
                 state = {"name": self.name, "definition": self.definition, "frames": {}, "failed": {}}
                 self._write_json(state)
-            elif state.get("definition") != self.definition:
-                raise StoreError(_definition_conflict(self.directory, self.definition, state.get("definition")))
+            self._check_definition(state)
             self._load(state)
             self._journal = open(self.directory / JOURNALS / f"{run_id}.jsonl", "ab", buffering=0)  # noqa: SIM115
             fcntl.flock(self._journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.run_id = run_id
+
+    def peek(self) -> None:
+        """Loads which frames are done without writing anything (so a read-only or finished dataset needs no
+        write access to be checked), refusing a different definition as `open` does."""
+        if not (self.directory / METADATA).is_file():
+            return
+        with read_locked(self.directory / LOCK):
+            state = self._read_json()
+            if state is not None:
+                self._check_definition(state)
+                self._load(state)
+
+    def _check_definition(self, state: dict[str, Any]) -> None:
+        if state.get("definition") != self.definition:
+            raise StoreError(_definition_conflict(self.directory, self.definition, state.get("definition")))
 
     def close(self) -> None:
         """Fsyncs and folds this run's journal (and dead runs' journals) into the json."""
@@ -84,7 +98,7 @@ class RepresentationMetadata:
     def read(cls, directory: Path) -> RepresentationMetadata:
         """The merged view (json plus every journal) of an output directory's representation, read-only."""
         meta = cls(directory, directory.name, {})
-        with locked(directory / LOCK):
+        with read_locked(directory / LOCK):
             state = meta._read_json()
             if state is None:
                 raise StoreError(f"{directory} has no metadata")
@@ -125,12 +139,18 @@ class RepresentationMetadata:
     def _read_json(self) -> dict[str, Any] | None:
         path = self.directory / METADATA
         try:
-            return json.loads(path.read_text())
+            state = json.loads(path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{path} is unreadable ({exc}); run `vre-fast metadata rebuild` on the output "
-                             f"directory") from None
+            raise StoreError(f"{path} is unreadable ({exc}); run `vre-fast metadata rebuild "
+                             f"{self.directory.parent}`") from None
+        if not (isinstance(state, dict) and isinstance(state.get("definition", {}), dict)
+                and all(isinstance(state.get(k, {}), dict) for k in ("frames", "failed"))):
+            raise StoreError(f"{path} is not a vre-fast metadata object (expected {{'definition': {{...}}, "
+                             f"'frames': {{...}}}}, found {type(state).__name__}); run `vre-fast metadata rebuild "
+                             f"{self.directory.parent}`")
+        return state
 
     def _write_json(self, state: dict[str, Any]) -> None:
         atomic_write_bytes(self.directory / METADATA, json.dumps(state, indent=1).encode())
@@ -199,19 +219,34 @@ def _diff(old: Any, new: Any, path: str = "") -> list[str]:
     return [] if old == new else [f"{path}: {old!r} on disk, {new!r} now"]
 
 
-def rebuild_metadata(directory: Path, definition: dict[str, Any] | None) -> dict[str, Any]:
+def rebuild_metadata(directory: Path, definition: dict[str, Any] | None, relabel: bool = False) -> dict[str, Any]:
     """Regenerates OUT/<name>/.metadata.json from the files on disk; unreadable npz files are left out.
 
-    Returns a report {"frames": n, "unreadable": [paths]}.
+    The files keep the definition that produced them (the one in the existing metadata): `definition`
+    (from a config) is used only where none is left, and a different one is refused unless `relabel`,
+    since recording it would make the next run accept the old files as outputs of the new definition.
+    Returns a report {"frames": n, "unreadable": [paths], "definition": "kept" | "from config" | "relabelled"}.
     """
     files = FrameFiles(directory)
+    definition = None if definition is None else json.loads(json.dumps(definition))
     with locked(directory / LOCK):
         meta = RepresentationMetadata(directory, directory.name, definition or {})
-        old = meta._read_json() if (directory / METADATA).exists() else None
-        definition = definition or (old or {}).get("definition")
-        if definition is None:
+        try:
+            old = meta._read_json()
+        except StoreError:
+            old = None  # the metadata itself is what is broken: only a config can give the definition back
+        recorded = (old or {}).get("definition") or None
+        if recorded is None and definition is None:
             raise StoreError(f"{directory}: no metadata to take the definition from; pass --config so the "
                              f"definition of '{directory.name}' can be rebuilt")
+        if recorded is not None and definition is not None and definition != recorded and not relabel:
+            diffs = _diff(recorded, definition)
+            raise StoreError(f"{directory}: the config's definition of '{directory.name}' differs from the one that "
+                             f"produced its files ({'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}); "
+                             f"rebuilding keeps the files' own definition: drop --config, or pass --relabel if the "
+                             f"files really are outputs of the config's definition")
+        kept = recorded if recorded is not None and not (relabel and definition is not None) else None
+        how = "kept" if kept is not None else ("relabelled" if recorded is not None else "from config")
         formats: dict[int, list[str]] = {}
         unreadable = []
         for fmt in ("npz", "png", "jpg"):
@@ -221,14 +256,14 @@ def rebuild_metadata(directory: Path, definition: dict[str, Any] | None) -> dict
                     continue
                 formats.setdefault(frame, []).append(fmt)
         now = time.time()
-        state = {"name": directory.name, "definition": definition,
+        state = {"name": directory.name, "definition": kept if kept is not None else definition,
                  "frames": {str(f): {"run_id": "rebuilt", "duration": None, "formats": formats[f], "time": now}
                             for f in sorted(formats)}, "failed": {}}
         meta._write_json(state)
         for journal in (directory / JOURNALS).glob("*.jsonl"):
             if _owner_is_gone(journal):
                 journal.unlink()
-    return {"frames": len(formats), "unreadable": unreadable}
+    return {"frames": len(formats), "unreadable": unreadable, "definition": how}
 
 
 def _npz_ok(path: Path) -> bool:

@@ -1,0 +1,104 @@
+"""The output directory as a whole: which video it was made from, and its housekeeping.
+
+OUT/.source.json records the source video of the dataset (path, size, resolution, frame count, frame
+rate and a fingerprint of its first frames), so a run on another video into the same directory is
+refused instead of mixing frames of two videos under one set of indices.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from .atomic import atomic_write_bytes, locked, remove_stale_temporaries
+
+__all__ = ["DatasetSources", "SourceIdentity", "sweep_temporaries"]
+
+logger = logging.getLogger("vre_fast")
+
+SOURCES = ".source.json"
+SOURCES_LOCK = ".source.lock"
+
+
+@dataclass(frozen=True)
+class SourceIdentity:
+    path: str  # resolved, as it was when recorded
+    size_bytes: int
+    height: int
+    width: int
+    num_frames: int
+    fps: str  # a fraction, e.g. "30000/1001"
+    fingerprint: str  # sha256 of the first frames' decoded pixels
+
+    def same_video(self, other: SourceIdentity) -> bool:
+        """The decoded content decides, not the path: a moved or renamed file is the same video."""
+        return (self.fingerprint, self.height, self.width, self.num_frames) == \
+            (other.fingerprint, other.height, other.width, other.num_frames)
+
+    def describe(self) -> str:
+        return (f"{self.path} ({self.width}x{self.height}, {self.num_frames} frames, "
+                f"fingerprint {self.fingerprint[:12]})")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SourceIdentity:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+class DatasetSources:
+    """Reads and records OUT/.source.json. `check` only reads, so a finished or read-only dataset can be
+    checked; `record` writes, under a lock, when a run is about to add frames."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.path = out_dir / SOURCES
+
+    def recorded(self) -> list[SourceIdentity]:
+        try:
+            data = json.loads(self.path.read_bytes())
+            return [SourceIdentity.from_json(s) for s in data["sources"]]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{self.path} is unreadable ({type(exc).__name__}: {exc}); it records which video "
+                             f"this dataset was made from: restore it, or delete it to record the next run's "
+                             f"video") from None
+
+    def check(self, source: SourceIdentity, allow_other: bool) -> None:
+        """Refuses a video other than the recorded one(s) unless `allow_other`."""
+        recorded = self.recorded()
+        if not recorded or any(r.same_video(source) for r in recorded) or allow_other:
+            return
+        raise StoreError(f"{self.out_dir} was made from {recorded[0].describe()}; {source.describe()} is a "
+                         f"different video. Refusing to mix two videos in one dataset: write to another output "
+                         f"directory, or pass --allow-other-source to add this video's frames anyway")
+
+    def record(self, source: SourceIdentity, allow_other: bool) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with locked(self.out_dir / SOURCES_LOCK):
+            recorded = self.recorded()
+            if any(r.same_video(source) for r in recorded):
+                return
+            if recorded:
+                self.check(source, allow_other)  # another run may have recorded a different video meanwhile
+                logger.warning("%s: adding frames of %s to a dataset made from %s (--allow-other-source)",
+                               self.out_dir, source.describe(), recorded[0].describe())
+            elif any(d.is_dir() and (d / ".metadata.json").exists() for d in self.out_dir.iterdir()):
+                logger.warning("%s records no source video (made by an older vre-fast); recording %s",
+                               self.out_dir, source.describe())
+            data = {"sources": [asdict(s) for s in (*recorded, source)]}
+            atomic_write_bytes(self.path, json.dumps(data, indent=1).encode())
+
+
+def sweep_temporaries(out_dir: Path) -> int:
+    """Removes killed writers' temp files anywhere in the dataset (each representation's folders, its
+    metadata, the run records); best effort on a read-only dataset. Returns how many were removed."""
+    if not out_dir.is_dir():
+        return 0
+    folders = [out_dir, out_dir / ".logs"]
+    for rep in (d for d in out_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        folders += [rep, *(d for d in rep.iterdir() if d.is_dir() and not d.name.startswith("."))]
+    return sum(remove_stale_temporaries(f) for f in folders if f.is_dir())
