@@ -192,15 +192,15 @@ def test_a_full_disk_stops_with_one_line_and_keeps_every_finished_frame(video: P
     from vre_fast.store import frames as frames_module
 
     cfg, out = write_cfg(tmp_path / "cfg.yaml", RGB_HSV, batch_size=2), tmp_path / "out"
-    real_write, calls = frames_module.atomic_write_bytes, []
+    real_write, calls = frames_module.atomic_write, []
 
-    def filling_disk(path: Path, data) -> None:
+    def filling_disk(path: Path, parts, durable: bool) -> None:
         calls.append(path)
         if len(calls) > 20:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real_write(path, data)
+        real_write(path, parts, durable)
 
-    monkeypatch.setattr(frames_module, "atomic_write_bytes", filling_disk)
+    monkeypatch.setattr(frames_module, "atomic_write", filling_disk)
     assert cli_run(video, cfg, out, "--write-workers", "1") == 1
     line = one_error_line(capsys.readouterr().err)
     assert "No space left on device" in line and "finished frames are kept" in line
@@ -211,7 +211,7 @@ def test_a_full_disk_stops_with_one_line_and_keeps_every_finished_frame(video: P
             npz(out, name, f)
     record = json.loads(next((out / ".logs").glob("run-*.json")).read_text())
     assert record["status"] == "failed" and "No space left" in record["error"]
-    monkeypatch.setattr(frames_module, "atomic_write_bytes", real_write)
+    monkeypatch.setattr(frames_module, "atomic_write", real_write)
     assert cli_run(video, cfg, out) == 0
     assert all(len(metadata(out, name)["frames"]) == 24 for name in RGB_HSV)
 

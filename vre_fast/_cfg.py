@@ -27,7 +27,7 @@ class RepresentationCfg:
     parameters: dict[str, Any] = field(default_factory=dict)
     # storage
     output_formats: tuple[str, ...] = ("npz",)
-    compress: bool = False
+    compress: int = 0  # npz deflate level: 0 stored, 1 (fastest) .. 3 (smallest)
     output_size: tuple[int, int] | None = None  # (height, width); None: the video's resolution
     # execution
     batch_size: int = 1

@@ -11,6 +11,7 @@ import yaml
 
 from ._cfg import OUTPUT_FORMATS, RepresentationCfg, RunCfg, stable_hash
 from .errors import ConfigError
+from .store.npz import COMPRESS_LEVELS, DEFAULT_COMPRESS_LEVEL
 
 __all__ = ["load_config", "parse_config", "parse_output_formats"]
 
@@ -130,9 +131,13 @@ def _apply_common(cfg: RepresentationCfg, body: Mapping[str, Any], prefix: str) 
     if "output_formats" in body:
         changes["output_formats"] = parse_output_formats(body["output_formats"], f"{prefix}output_formats")
     if "compress" in body:
-        if not isinstance(body["compress"], bool):
-            raise ConfigError(f"{prefix}compress: expected true or false")
-        changes["compress"] = body["compress"]
+        level = body["compress"]
+        if isinstance(level, bool):
+            level = DEFAULT_COMPRESS_LEVEL if level else 0
+        if not (isinstance(level, int) and (level == 0 or level in COMPRESS_LEVELS)):
+            raise ConfigError(f"{prefix}compress: expected true, false or a level {list(COMPRESS_LEVELS)} "
+                              f"(1 fastest, 3 smallest), got {body['compress']!r}")
+        changes["compress"] = level
     if "device" in body:
         device = body["device"]
         if not (isinstance(device, str) and (device in ("cpu", "cuda") or

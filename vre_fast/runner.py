@@ -42,6 +42,9 @@ class RunOptions:
     prefetch_chunks: int = 2
     progress: bool = True
     allow_other_source: bool = False  # add frames of a video other than the one the dataset was made from
+    # "kill": atomic renames, safe against a killed process; "power": also fsync each file and its
+    # directory before the frame is recorded, safe against power loss (several times slower on most disks)
+    durability: Literal["kill", "power"] = "kill"
     argv: tuple[str, ...] = ()
 
 
@@ -86,7 +89,7 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
         sources = DatasetSources(out_dir)
         sources.check(identity, options.allow_other_source)
         runtimes = [NodeRuntime(node=node, output_size=node.cfg.output_size or (source.height, source.width),
-                                files=FrameFiles(out_dir / node.name),
+                                files=FrameFiles(out_dir / node.name, durable=options.durability == "power"),
                                 metadata=RepresentationMetadata(out_dir / node.name, node.name,
                                                                 node.representation.definition())
                                 if node.stored else None)

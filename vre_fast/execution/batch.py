@@ -197,6 +197,8 @@ class BatchExecutor:
         self._writer = _WriteStage(write_workers, max_pending=4 * write_workers, stats=self.stages)
         self._prefetch = prefetch
         self._sample_batch: ComputeBatch | None = None
+        # nodes whose decoded outputs a computing dependant reads in this run
+        self._feeds_dependants = {dep for rt in runtimes if plan.compute[rt.name] for dep in rt.node.inputs.values()}
         self._on_chunk = on_chunk or (lambda n: None)
 
     def run(self) -> None:
@@ -285,15 +287,18 @@ class BatchExecutor:
                     self._compute_batch(rt, [f], frames, outputs, failed)
             return
         for i, f in enumerate(indices):
-            outputs[rt.name][f] = decoded[i]
+            picture_input = None if decoded is None else decoded[i]
+            if rt.name in self._feeds_dependants:
+                outputs[rt.name][f] = picture_input
             if f in self.plan.write[rt.name]:
-                holder = frames if frames.holds(stored[i]) or frames.holds(decoded[i]) else None
+                views_frames = frames.holds(stored[i]) or (picture_input is not None and frames.holds(picture_input))
+                holder = frames if views_frames else None
                 if holder is not None:  # the output is a view of the frames: keep them until it is written
                     holder.retain()
-                self._writer.submit(_WriteJob(rt, f, stored[i], decoded[i], seconds / len(indices), holder))
+                self._writer.submit(_WriteJob(rt, f, stored[i], picture_input, seconds / len(indices), holder))
 
     def _run_node(self, rt: NodeRuntime, indices: list[int], frames: FrameSlot,
-                  outputs: dict[str, dict[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, float]:
+                  outputs: dict[str, dict[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray | None, float]:
         rep = rt.node.representation
         batch = ComputeBatch(
             indices=indices,
@@ -303,7 +308,8 @@ class BatchExecutor:
             device=rt.node.cfg.device,
         )
         start = time.perf_counter()
-        stored, decoded = run_representation(rep, batch, rt.output_size)
+        needed = rt.name in self._feeds_dependants or any(fmt != "npz" for fmt in rt.node.cfg.output_formats)
+        stored, decoded = run_representation(rep, batch, rt.output_size, decode=needed)
         seconds = time.perf_counter() - start
         rt.stats.compute_seconds += seconds
         rt.stats.computed += len(indices)
@@ -348,7 +354,7 @@ class _WriteJob:
     rt: NodeRuntime
     frame: int
     stored: np.ndarray
-    decoded: np.ndarray
+    decoded: np.ndarray | None  # None when no picture is written
     seconds: float
     frames: FrameSlot | None  # the slot the output is a view of, released once written
 

@@ -14,12 +14,14 @@ from .resize import resize_batch
 __all__ = ["run_representation"]
 
 
-def run_representation(rep: Representation, batch: ComputeBatch,
-                       output_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(stored, decoded) outputs of `rep` for `batch`: what is written to disk and what dependants see."""
+def run_representation(rep: Representation, batch: ComputeBatch, output_size: tuple[int, int],
+                       decode: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(stored, decoded) outputs of `rep` for `batch`: what is written to disk and what dependants (and
+    pictures) see; decoded is None when the caller says nobody needs it (widening float16 back to float32
+    costs about as much as a simple kernel)."""
     raw = rep.compute(batch)
     if not isinstance(raw, np.ndarray) or raw.ndim < 3 or len(raw) != len(batch.indices):
         raise ValueError(f"compute returned {type(raw).__name__} {getattr(raw, 'shape', '')} for a batch of "
                          f"{len(batch.indices)} frames; expected (B, H, W[, C])")
     stored = rep.encode(resize_batch(raw, output_size, rep.interpolation))
-    return stored, rep.decode(stored)
+    return stored, rep.decode(stored) if decode else None

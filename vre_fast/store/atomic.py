@@ -14,28 +14,64 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "is_read_only_error", "locked", "read_locked", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "atomic_write_bytes", "is_read_only_error", "locked", "read_locked",
+           "remove_stale_temporaries"]
 
 _HOST_TAG = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_IOV_MAX = 1024
 FOREIGN_TEMP_MAX_AGE_S = 3600.0  # a temp file of another host this old has no live writer: no write takes an hour
 
 
-def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
-    """Temp file in the same directory, fsync, rename over `path`."""
+def atomic_write(path: Path, parts: Sequence[bytes | memoryview], durable: bool = True) -> None:
+    """Writes `parts` to a temp file in the same directory and renames it over `path`.
+
+    The rename alone makes the write atomic for readers and safe against a killed process (the page
+    cache outlives it). `durable` adds what power loss needs: fsync of the file before the rename and
+    of the directory after it, so the new name is on disk before anything recorded later points to it.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}-{_HOST_TAG}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            _write_all(fd, parts)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if durable:
+        _fsync_directory(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes | memoryview, durable: bool = True) -> None:
+    atomic_write(path, [data], durable)
+
+
+def _write_all(fd: int, parts: Sequence[bytes | memoryview]) -> None:
+    """Every byte of `parts`, with as few system calls as the kernel allows (writev, retried when short)."""
+    pending = [memoryview(p).cast("B") for p in parts if len(p)]
+    while pending:
+        written = os.writev(fd, pending[:_IOV_MAX])
+        while written:
+            if written >= pending[0].nbytes:
+                written -= pending.pop(0).nbytes
+            else:
+                pending[0], written = pending[0][written:], 0
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager

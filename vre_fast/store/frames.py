@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import atomic_write_bytes, remove_stale_temporaries
+from .atomic import atomic_write, remove_stale_temporaries
+from .npz import npz_parts
 
 __all__ = ["FrameFiles"]
 
@@ -19,8 +20,12 @@ JPEG_QUALITY = 95
 
 
 class FrameFiles:
-    def __init__(self, directory: Path):
+    """`durable`: fsync every file (and its directory) for power-loss safety; without it a write is still
+    atomic and safe against a killed process (see `atomic_write`)."""
+
+    def __init__(self, directory: Path, durable: bool = False):
         self.directory = directory
+        self.durable = durable
 
     def path(self, fmt: str, frame: int) -> Path:
         return self.directory / fmt / f"{frame}.{fmt}"
@@ -30,18 +35,23 @@ class FrameFiles:
             (self.directory / fmt).mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.directory / fmt)
 
-    def write(self, frame: int, stored: np.ndarray | None, image: np.ndarray | None, compress: bool) -> None:
-        """Writes the npz (if `stored`) and the image formats present in `image` ({fmt: HxWx3})."""
+    def write(self, frame: int, stored: np.ndarray | None, image: dict[str, np.ndarray] | None,
+              compress: int = 0) -> None:
+        """Writes the npz (if `stored`; deflated at level `compress`, 0: stored) and the image formats present
+        in `image` ({fmt: HxWx3})."""
         if stored is not None:
-            buf = io.BytesIO()
-            (np.savez_compressed if compress else np.savez)(buf, arr_0=stored)
-            atomic_write_bytes(self.path("npz", frame), buf.getbuffer())
+            parts = npz_parts(stored, compress or None)
+            if parts is None:  # over 4 GiB: zipfile's zip64
+                buf = io.BytesIO()
+                (np.savez_compressed if compress else np.savez)(buf, arr_0=stored)
+                parts = [buf.getbuffer()]
+            atomic_write(self.path("npz", frame), parts, self.durable)
         for fmt, picture in (image or {}).items():
             params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if fmt == "jpg" else []
             ok, encoded = cv2.imencode(f".{fmt}", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), params)
             if not ok:
                 raise StoreError(f"cannot encode frame {frame} of {self.directory.name} as {fmt}")
-            atomic_write_bytes(self.path(fmt, frame), encoded.data)
+            atomic_write(self.path(fmt, frame), [encoded.data], self.durable)
 
     def read(self, frame: int) -> np.ndarray:
         path = self.path("npz", frame)

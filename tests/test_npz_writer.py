@@ -1,0 +1,74 @@
+"""The hand-packed npz writer against np.savez / np.load (the reference), and the durability choice."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vre_fast import ConfigError, parse_config
+from vre_fast.store import FrameFiles
+from vre_fast.store.npz import npz_parts
+
+ARRAYS = {
+    "float16 hsv": np.random.default_rng(0).random((48, 64, 3)).astype(np.float16),
+    "uint8 rgb": np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8),
+    "float32 depth": np.random.default_rng(2).random((5, 7), dtype=np.float32),
+    "bool mask": np.random.default_rng(3).random((9, 4)) > 0.5,
+    "non-contiguous": np.arange(200, dtype=np.int64).reshape(10, 20)[:, ::3],
+    "big-endian": np.arange(12, dtype=">f4").reshape(3, 4),
+    "empty": np.zeros((0, 3), np.float32),
+}
+
+
+@pytest.mark.parametrize("level", [None, 1, 2, 3])
+@pytest.mark.parametrize("name", list(ARRAYS))
+def test_np_load_reads_what_it_writes(tmp_path: Path, name: str, level: int | None):
+    array = ARRAYS[name]
+    path = tmp_path / "x.npz"
+    path.write_bytes(b"".join(bytes(p) for p in npz_parts(array, level)))
+    with np.load(path, allow_pickle=False) as data:
+        assert list(data) == ["arr_0"]
+        back = data["arr_0"]
+    assert back.dtype == array.dtype and back.shape == array.shape and np.array_equal(back, array)
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None  # every CRC checks
+        info = z.getinfo("arr_0.npy")
+        assert info.compress_type == (zipfile.ZIP_STORED if level is None else zipfile.ZIP_DEFLATED)
+        with np.load(path) as data, z.open(info) as member:  # the member is the .npy np.save would write
+            assert member.read()[:6] == b"\x93NUMPY" and np.array_equal(data["arr_0"], array)
+
+
+def test_same_array_same_bytes_and_compression_shrinks(tmp_path: Path):
+    smooth = np.tile(np.linspace(0, 1, 640, dtype=np.float32), (480, 1)).astype(np.float16)
+    sizes = {}
+    for level in (None, 1, 3):
+        first = b"".join(bytes(p) for p in npz_parts(smooth, level))
+        assert first == b"".join(bytes(p) for p in npz_parts(smooth.copy(), level))  # no timestamp inside
+        sizes[level] = len(first)
+    assert sizes[3] <= sizes[1] < sizes[None] / 2
+
+
+def test_durability_power_fsyncs_each_file_and_kill_does_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    picture = np.zeros((4, 4, 3), np.uint8)
+    FrameFiles(tmp_path / "a", durable=False).make_dirs(("npz", "png"))
+    FrameFiles(tmp_path / "a", durable=False).write(0, picture, {"png": picture})
+    assert calls == []
+    FrameFiles(tmp_path / "a", durable=True).write(1, picture, {"png": picture})
+    assert len(calls) == 4  # each of the two files, then its directory
+    with np.load(tmp_path / "a" / "npz" / "1.npz") as data:
+        assert np.array_equal(data["arr_0"], picture)
+
+
+def test_compress_levels_in_the_config():
+    cfg = parse_config({"compress": True, "representations": {"a": {"type": "rgb"}, "b": {"type": "hsv",
+                                                                                            "compress": 3}}})
+    assert [r.compress for r in cfg.representations] == [1, 3]
+    with pytest.raises(ConfigError, match=r"representations\.a\.compress: expected true, false or a level"):
+        parse_config({"representations": {"a": {"type": "rgb", "compress": 7}}})
