@@ -78,7 +78,7 @@ def run_tcp(cfg: Path, frames: list[np.ndarray], size: str, stats: Path) -> np.n
     results = socket.create_server(("127.0.0.1", 0))
     proc = subprocess.Popen([*stream_cmd(cfg, f"vre-tcp://127.0.0.1:{in_port}",
                                          f"vre-tcp://127.0.0.1:{results.getsockname()[1]}", size, stats),
-                             "--max-clients", "1"])
+                             "--sessions", "1"])
     try:
         back, _ = results.accept()
         for _ in range(200):

@@ -1,13 +1,61 @@
-"""Shared helpers for the numba.cuda kernels: launch geometry and device-array coercion."""
+"""Shared helpers for the numba.cuda kernels: lazy compilation, launch geometry, device-array coercion.
+
+numba.cuda costs a noticeable part of a second to import and is useless to a CPU run, so it is imported
+on first use: `cuda` stands for the module until then, and `cuda_kernel` compiles a kernel at its first
+launch.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import cuda
 
-__all__ = ["as_device", "cuda", "grid_2d", "to_host"]
+__all__ = ["as_device", "cuda", "cuda_kernel", "grid_2d", "to_host"]
+
+
+class _NumbaCuda:
+    """`numba.cuda`, imported when an attribute is first asked for."""
+
+    def __getattr__(self, name: str) -> Any:
+        from numba import cuda as module
+
+        return getattr(module, name)
+
+
+cuda: Any = _NumbaCuda()
+
+
+class _LazyKernel:
+    """A `numba.cuda.jit` kernel compiled on its first launch (`kernel[blocks, threads](...)`)."""
+
+    def __init__(self, fn: Callable[..., None], options: dict[str, Any]):
+        self._fn, self._options = fn, options
+        self._compiled: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def py_func(self) -> Callable[..., None]:
+        """The Python function, ready for numba's CUDA compiler (e.g. `cuda.compile_ptx`)."""
+        from numba import cuda as module
+
+        self._fn.__globals__["cuda"] = module  # the body's `cuda.grid` must resolve to the module itself
+        return self._fn
+
+    def __getitem__(self, launch: Any) -> Any:
+        with self._lock:
+            if self._compiled is None:
+                from numba import cuda as module
+
+                self._compiled = module.jit(**self._options)(self.py_func)
+        return self._compiled[launch]
+
+
+def cuda_kernel(**options: Any) -> Callable[[Callable[..., None]], _LazyKernel]:
+    """`@cuda.jit(**options)`, deferred until the kernel is first launched."""
+    return lambda fn: _LazyKernel(fn, options)
 
 BLOCK_2D = (16, 16)
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from ._cuda import as_device, cuda, grid_2d
+from ._cuda import as_device, cuda, cuda_kernel, grid_2d
 from ._dispatch import backend_of, get_kernel, register_kernel
 
 __all__ = ["hsv_cuda", "hsv_numba", "hsv_numpy", "rgb_to_hsv"]
@@ -73,7 +73,7 @@ def _hsv_numba_rows(rows: np.ndarray, out: np.ndarray) -> None:
             out[y, x, 0], out[y, x, 1], out[y, x, 2] = h, s, v
 
 
-@cuda.jit(cache=True)
+@cuda_kernel(cache=True)
 def _hsv_cuda_kernel(rgb, out):  # noqa: ANN001 - numba.cuda kernel
     x, y = cuda.grid(2)
     if y < rgb.shape[0] and x < rgb.shape[1]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from ._cuda import as_device, cuda
+from ._cuda import as_device, cuda, cuda_kernel
 from ._dispatch import backend_of, get_kernel, register_kernel
 
 __all__ = ["apply_lut", "lut_cuda", "lut_numba", "lut_numpy"]
@@ -82,7 +82,7 @@ def _lut_scalar(flat, table, out):  # noqa: ANN001, ANN202
     return -1
 
 
-@cuda.jit(cache=True)
+@cuda_kernel(cache=True)
 def _lut_cuda_kernel(flat, table, out):  # noqa: ANN001
     i = cuda.grid(1)
     if i < flat.size:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ._cuda import as_device, cuda, grid_2d
+from ._cuda import as_device, cuda, cuda_kernel, grid_2d
 from ._dispatch import backend_of, get_kernel, register_kernel
 
 __all__ = ["depth_to_normals", "intrinsics_from_fov", "normals_cross_cuda", "normals_cross_numba",
@@ -322,7 +322,7 @@ def normals_cross_numba(depth: np.ndarray, intrinsics: Intrinsics, window_size: 
 # Same four passes on the device: moments, running sums along x (a thread per plane and row), along y
 # (a thread per plane and column), per-pixel fit. Nothing leaves the GPU.
 
-@cuda.jit(cache=True)
+@cuda_kernel(cache=True)
 def _moments_cuda(depth, fx, fy, cx, cy, planes):  # noqa: ANN001
     x, y = cuda.grid(2)
     if y < depth.shape[0] and x < depth.shape[1]:
@@ -331,7 +331,7 @@ def _moments_cuda(depth, fx, fy, cx, cy, planes):  # noqa: ANN001
             planes[k, y, x] = m[k]
 
 
-@cuda.jit(cache=True)
+@cuda_kernel(cache=True)
 def _running_sum_cuda(src, r, along_x, dst):  # noqa: ANN001
     """A thread per (plane, line): the (2r+1) window sum along x or y, clipped at the borders."""
     i = cuda.grid(1)
@@ -358,7 +358,7 @@ def _running_sum_cuda(src, r, along_x, dst):  # noqa: ANN001
                 acc -= src[k, j - r, line]
 
 
-@cuda.jit(cache=True)
+@cuda_kernel(cache=True)
 def _fit_cuda(depth, s, fx, fy, cx, cy, min_valid, out):  # noqa: ANN001
     x, y = cuda.grid(2)
     if y < depth.shape[0] and x < depth.shape[1]:
@@ -391,7 +391,7 @@ def normals_svd_cuda(depth: Any, intrinsics: Intrinsics, window_size: int, min_v
     return out.reshape((*d_depth.shape, 3))
 
 
-@cuda.jit(cache=True)
+@cuda_kernel(cache=True)
 def _cross_cuda(depth, fx, fy, cx, cy, r, out):  # noqa: ANN001
     x, y = cuda.grid(2)
     h, w = depth.shape

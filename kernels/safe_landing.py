@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from ._cuda import as_device, cuda, grid_2d
+from ._cuda import as_device, cuda, cuda_kernel, grid_2d
 from ._dispatch import backend_of, get_kernel, register_kernel
 
 __all__ = ["safe_landing", "safe_landing_cuda", "safe_landing_numba", "safe_landing_numpy"]
@@ -69,7 +69,7 @@ def _safe_numba_loop(flat, ax, ay, az, cos_min, cls, has_classes, table, out):  
                              cos_min, class_ok)
 
 
-@cuda.jit(cache=True)
+@cuda_kernel(cache=True)
 def _safe_cuda_kernel(normals, ax, ay, az, cos_min, cls, has_classes, table, out):  # noqa: ANN001
     x, y = cuda.grid(2)
     if y < normals.shape[0] and x < normals.shape[1]:

@@ -287,3 +287,10 @@ def test_collage_to_a_folder_replaces_only_when_complete(video: Path, tmp_path: 
     assert main(["collage", str(out), "-o", str(tmp_path / "pngs")]) == 0
     assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["0.png", "1.png", "2.png"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_stdin_size_beyond_the_frame_limit_is_refused_before_reading(tmp_path: Path, capsys):
+    cfg = write_cfg(tmp_path / "cfg.yaml", RGB_HSV)
+    assert main(["stream", "-c", str(cfg), "--source", "stdin", "--size", "100000x100000", "--sink", "null",
+                 "--quiet"]) == 1
+    assert "--size 100000x100000 is larger than --max-frame-size 7680x4320" in one_error_line(capsys.readouterr().err)

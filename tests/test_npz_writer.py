@@ -11,7 +11,7 @@ import pytest
 
 from vre_fast import ConfigError, parse_config
 from vre_fast.store import FrameFiles
-from vre_fast.store.npz import npz_parts
+from vre_fast.store.npz import npy_parts, npz_parts
 
 ARRAYS = {
     "float16 hsv": np.random.default_rng(0).random((48, 64, 3)).astype(np.float16),
@@ -42,6 +42,14 @@ def test_np_load_reads_what_it_writes(tmp_path: Path, name: str, level: int | No
             assert member.read()[:6] == b"\x93NUMPY" and np.array_equal(data["arr_0"], array)
 
 
+@pytest.mark.parametrize("name", list(ARRAYS))
+def test_npy_is_what_np_save_writes(tmp_path: Path, name: str):
+    array = ARRAYS[name]
+    np.save(tmp_path / "reference.npy", array)
+    (tmp_path / "ours.npy").write_bytes(b"".join(bytes(p) for p in npy_parts(array)))
+    assert (tmp_path / "ours.npy").read_bytes() == (tmp_path / "reference.npy").read_bytes()
+
+
 def test_same_array_same_bytes_and_compression_shrinks(tmp_path: Path):
     smooth = np.tile(np.linspace(0, 1, 640, dtype=np.float32), (480, 1)).astype(np.float16)
     sizes = {}
@@ -58,9 +66,9 @@ def test_durability_power_fsyncs_each_file_and_kill_does_not(tmp_path: Path, mon
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd)))
     picture = np.zeros((4, 4, 3), np.uint8)
     FrameFiles(tmp_path / "a", durable=False).make_dirs(("npz", "png"))
-    FrameFiles(tmp_path / "a", durable=False).write(0, picture, {"png": picture})
+    FrameFiles(tmp_path / "a", durable=False).write(0, picture, ("npz",), {"png": picture})
     assert calls == []
-    FrameFiles(tmp_path / "a", durable=True).write(1, picture, {"png": picture})
+    FrameFiles(tmp_path / "a", durable=True).write(1, picture, ("npz",), {"png": picture})
     assert len(calls) == 4  # each of the two files, then its directory
     with np.load(tmp_path / "a" / "npz" / "1.npz") as data:
         assert np.array_equal(data["arr_0"], picture)
@@ -72,3 +80,32 @@ def test_compress_levels_in_the_config():
     assert [r.compress for r in cfg.representations] == [1, 3]
     with pytest.raises(ConfigError, match=r"representations\.a\.compress: expected true, false or a level"):
         parse_config({"representations": {"a": {"type": "rgb", "compress": 7}}})
+
+
+def test_npy_outputs_are_read_back_rebuilt_and_drawn(video: Path, tmp_path: Path, capsys):
+    from test_run import do_run, metadata, write_plane_depth
+
+    from vre_fast.cli import main
+
+    write_plane_depth(tmp_path / "depth", 24, 48, 64)
+    out = tmp_path / "out"
+    depth = {"depth": {"type": "external", "parameters": {"path": str(tmp_path / "depth")}, "output_formats": ["npy"]}}
+    do_run(video, out, depth, frames=(0, 4))
+    stored = np.load(out / "depth" / "npy" / "2.npy")
+    assert stored.dtype == np.float32 and not (out / "depth" / "npz").exists()  # external keeps its dtype
+    normals = {"normals": {"type": "normals_svd", "dependencies": ["depth"], "parameters": {"sensor_fov": 75}}}
+    result = do_run(video, out, {**depth, **normals}, frames=(0, 4))
+    assert {rt.name: rt.stats.loaded for rt in result.runtimes}["depth"] == 4  # read back from the npy files
+    (out / "depth" / ".metadata.json").unlink()
+    assert main(["metadata", "rebuild", str(out), "-c", str(_cfg_file(tmp_path, {**depth, **normals}))]) == 0
+    assert sorted(metadata(out, "depth")["frames"]) == [0, 1, 2, 3]
+    assert main(["collage", str(out), "-o", str(tmp_path / "c.mp4")]) == 0
+    assert "4 frames written" in capsys.readouterr().out
+
+
+def _cfg_file(tmp_path: Path, reprs: dict) -> Path:
+    import yaml
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump({"batch_size": 4, "representations": reprs}))
+    return path

@@ -48,10 +48,10 @@ def test_a_failing_writer_stops_the_run_and_keeps_what_was_written(video: Path, 
                                                                    monkeypatch: pytest.MonkeyPatch):
     original = FrameFiles.write
 
-    def write(self, frame, stored, image, compress):  # noqa: ANN001
+    def write(self, frame, *args):  # noqa: ANN001
         if frame == 13:
             raise OSError(28, "No space left on device")
-        return original(self, frame, stored, image, compress)
+        return original(self, frame, *args)
 
     monkeypatch.setattr(FrameFiles, "write", write)
     out = tmp_path / "out"
@@ -83,9 +83,9 @@ def test_a_slow_writer_holds_back_compute_instead_of_piling_up_results(video: Pa
             peak[0] = max(peak[0], pending[0])
         original_submit(self, job)
 
-    def slow_write(self, frame, stored, image, compress):  # noqa: ANN001
+    def slow_write(self, frame, *args):  # noqa: ANN001
         time.sleep(0.01)
-        original_write(self, frame, stored, image, compress)
+        original_write(self, frame, *args)
         with lock:
             pending[0] -= 1
 
@@ -108,9 +108,9 @@ def test_pipelined_run_equals_a_plain_sequential_loop_bit_for_bit(video: Path, t
 
     original_write = FrameFiles.write
 
-    def slow_write(self, frame, stored, image, compress):  # noqa: ANN001
+    def slow_write(self, frame, *args):  # noqa: ANN001
         time.sleep(0.005)  # slots come round again while views of them wait to be written
-        original_write(self, frame, stored, image, compress)
+        original_write(self, frame, *args)
 
     monkeypatch.setattr(FrameFiles, "write", slow_write)
     cfg = {"batch_size": 3, "representations": {  # rgb last: its writes are the last of each chunk

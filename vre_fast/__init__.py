@@ -1,14 +1,36 @@
-"""vre-fast: video -> graph of per-frame representations, stored resumably or streamed."""
+"""vre-fast: video -> graph of per-frame representations, stored resumably or streamed.
+
+The public names are imported on first use (PEP 562), so `vre-fast --help` and tools that need one
+corner of the package do not pay for numba, OpenCV and the representation registry up front.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from ._cfg import RepresentationCfg, RunCfg  # noqa: E402
-from ._config_loader import load_config, parse_config  # noqa: E402
-from ._registry import list_representations, register_representation  # noqa: E402
-from .errors import ConfigError, GraphError, RepresentationError, StoreError, VideoError, VreError  # noqa: E402
-from .representation import ComputeBatch, Input, Representation  # noqa: E402
-from .runner import RunOptions, run  # noqa: E402
+_EXPORTS = {
+    "RepresentationCfg": "._cfg", "RunCfg": "._cfg",
+    "load_config": "._config_loader", "parse_config": "._config_loader",
+    "list_representations": "._registry", "register_representation": "._registry",
+    "ConfigError": ".errors", "GraphError": ".errors", "RepresentationError": ".errors", "StoreError": ".errors",
+    "VideoError": ".errors", "VreError": ".errors",
+    "ComputeBatch": ".representation", "Input": ".representation", "Representation": ".representation",
+    "RunOptions": ".runner", "run": ".runner",
+}
 
-__all__ = ["ComputeBatch", "ConfigError", "GraphError", "Input", "Representation", "RepresentationCfg",
-           "RepresentationError", "RunCfg", "RunOptions", "StoreError", "VideoError", "VreError",
-           "list_representations", "load_config", "parse_config", "register_representation", "run"]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vre_fast' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

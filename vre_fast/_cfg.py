@@ -7,9 +7,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OUTPUT_FORMATS", "RepresentationCfg", "RunCfg", "stable_hash"]
+__all__ = ["BINARY_FORMATS", "IMAGE_FORMATS", "OUTPUT_FORMATS", "RepresentationCfg", "RunCfg", "stable_hash"]
 
-OUTPUT_FORMATS = ("npz", "png", "jpg")
+BINARY_FORMATS = ("npz", "npy")  # the stored array (read back by dependants, collage, the reader)
+IMAGE_FORMATS = ("png", "jpg")  # a picture of it (make_image)
+OUTPUT_FORMATS = BINARY_FORMATS + IMAGE_FORMATS
 
 
 def stable_hash(obj: Any) -> str:

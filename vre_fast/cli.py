@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__
-from ._builder import build_graph
-from ._config_loader import load_config, parse_output_formats
-from ._registry import list_representations
-from .errors import VreError
-from .runner import RunOptions, parse_frames, run
-from .store import rebuild_metadata
+from .frame_range import parse_frames
 
 __all__ = ["main"]
 
@@ -26,14 +25,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("video", type=Path)
     p.add_argument("--config", "-c", type=Path, required=True, help="YAML graph config")
     p.add_argument("--output", "-o", type=Path, required=True, help="output directory (created, resumable)")
-    p.add_argument("--frames", type=parse_frames, default=(None, None), help="A..B (B excluded), A.., ..B or N")
+    p.add_argument("--frames", type=_frames_arg, default=(None, None), help="A..B (B excluded), A.., ..B or N")
     p.add_argument("--batch-size", type=int, help="default batch size (a representation's own wins)")
     p.add_argument("--output-formats", help="default formats, comma separated: npz,png,jpg")
-    p.add_argument("--compress", action="store_true", default=None, help="compressed npz by default")
+    p.add_argument("--compress", nargs="?", type=int, const=True, default=None, choices=[1, 2, 3],
+                   metavar="LEVEL", help="compressed npz by default; LEVEL 1 (fastest, the default) .. 3 (smallest)")
     p.add_argument("--device", help="default device, e.g. cpu or cuda:0")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first failing frame (default) or record it and go on")
-    p.add_argument("--write-workers", type=int, default=2, help="threads encoding and writing files")
+    p.add_argument("--write-workers", type=_positive_int, default=2, help="threads encoding and writing files")
+    p.add_argument("--durability", choices=["kill", "power"], default="kill",
+                   help="kill (default): every file is renamed into place whole, safe if the process is killed; "
+                        "power: also fsync each file before it counts as done, safe against power loss (slower)")
+    p.add_argument("--allow-other-source", action="store_true",
+                   help="add frames to an output directory made from a different video (refused by default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("metadata", help="metadata tools")
@@ -41,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     r = msub.add_parser("rebuild", help="regenerate every representation's metadata from the files on disk")
     r.add_argument("output", type=Path)
     r.add_argument("--config", "-c", type=Path, help="config, for representations whose metadata is gone")
+    r.add_argument("--relabel", action="store_true",
+                   help="record the config's definition even where the metadata names another one (only if the "
+                        "files really were computed with the config's)")
 
     p = sub.add_parser("stream", help="run the graph live: frames in from a source, results out to a sink")
     p.add_argument("--config", "-c", type=Path, required=True, help="YAML graph config")
@@ -52,10 +60,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--representations", help="comma separated names to output (default: all in the config)")
     p.add_argument("--size", type=_parse_size, help="WxH: the frame size (needed for stdin, enforced on TCP)")
     p.add_argument("--policy", choices=["latest", "all"], default="latest",
-                   help="latest: drop frames that arrive while busy (default); all: make the source wait")
+                   help="latest: drop frames that arrive while busy (default; with several vre-tcp clients the "
+                        "newest frame from any client wins); all: make the source wait (back-pressure reaches "
+                        "each vre-tcp client through TCP)")
     p.add_argument("--pace", action="store_true", help="read a video file at its native frame rate")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate written into encoded sinks")
-    p.add_argument("--max-clients", type=int, help="vre-tcp source: stop after this many client sessions")
+    p.add_argument("--max-clients", type=int, default=8, metavar="N",
+                   help="vre-tcp source: clients served at once; one more is refused with a message (default 8)")
+    p.add_argument("--sessions", type=int, metavar="N",
+                   help="vre-tcp source: serve N client sessions in total, then end the stream (default: until "
+                        "SIGINT)")
+    p.add_argument("--read-timeout", type=float, default=10.0, metavar="S",
+                   help="vre-tcp source: a frame, once begun, must arrive whole within S seconds or its client is "
+                        "dropped (default 10)")
+    p.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
+                   help="vre-tcp source: drop a client that starts no frame for S seconds (default 60)")
     p.add_argument("--max-frame-size", type=_parse_size, default=(4320, 7680),
                    help="vre-tcp source: largest WxH accepted (default 7680x4320)")
     p.add_argument("--stats-json", type=Path, help="write the latency summary here on exit")
@@ -71,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--target", type=Path, required=True, help="a video (.mp4, .mkv) or a folder for png")
     p.add_argument("--fps", type=float, default=10.0)
     p.add_argument("--tile", type=_parse_size, default=(270, 480), help="WxH of each tile (default 480x270)")
+    p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
+                   help="stop at the first unreadable stored file (default) or leave that frame out")
 
     sub.add_parser("list", help="list the representation types")
     return parser
@@ -79,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
+    # stream shows its own log lines (or none with --quiet)
+    with contextlib.nullcontext() if args.command == "stream" else _warnings_on_stderr():
+        return _dispatch(args, argv)
+
+
+def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    """The command's work; the runtime is imported here, not at start-up, so `--help` answers at once."""
+    from .errors import VreError
+
     try:
         if args.command == "run":
             return _run(args, argv)
@@ -91,28 +121,80 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "collage":
             from .collage import make_collage
 
-            count = make_collage(args.output, args.target, args.fps, args.tile)
+            count = make_collage(args.output, args.target, args.fps, args.tile, on_error=args.on_error)
             print(f"{count} frames written to {args.target}")
             return 0
+        from ._registry import list_representations
+
         print("\n".join(list_representations()))
         return 0
     except VreError as exc:
         print(f"vre-fast: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the environment, not the code: a full disk, a read-only output, a missing folder
+        print(f"vre-fast: error: {_describe_os_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("vre-fast: interrupted; finished frames are kept, run again to resume", file=sys.stderr)
         return 130
 
 
+@contextlib.contextmanager
+def _warnings_on_stderr() -> Iterator[None]:
+    """Warnings of the run (a frame that failed and was skipped, a frame left out of a collage) reach the
+    terminal as `vre-fast: ...` lines; the run's full log goes to its file in OUT/.logs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("vre-fast: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    log = logging.getLogger("vre_fast")
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+
+
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from ._config_loader import load_config, parse_output_formats
+    from .runner import RunOptions, run
+
     overrides = {"batch_size": args.batch_size, "compress": args.compress, "device": args.device}
     if args.output_formats is not None:
         overrides["output_formats"] = list(parse_output_formats(args.output_formats, "--output-formats"))
     cfg = load_config(args.config, overrides=overrides)
     options = RunOptions(frames=args.frames, on_error=args.on_error, write_workers=args.write_workers,
-                         progress=not args.no_progress, argv=("vre-fast", *argv))
+                         progress=not args.no_progress, allow_other_source=args.allow_other_source,
+                         durability=args.durability,
+                         argv=("vre-fast", *argv))
     run(args.video, cfg, args.output, options)
     return 0
+
+
+def _describe_os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}{what}; finished frames are kept: free some space and run again to resume"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{where}{what}; the output must be writable (reading a dataset needs no write access)"
+    return f"{where}{what}"
+
+
+def _frames_arg(text: str) -> tuple[int | None, int | None]:
+    try:
+        return parse_frames(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -128,35 +210,52 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def _stream(args: argparse.Namespace) -> int:
     import json
-    import logging
     import signal
 
+    from ._config_loader import load_config
     from .streaming import Limits, StreamGraph, StreamRuntime, open_sink, open_source
 
+    log = logging.getLogger("vre_fast")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("vre-fast: %(message)s"))
     if not args.quiet:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("vre-fast: %(message)s"))
-        logging.getLogger("vre_fast").addHandler(handler)
-        logging.getLogger("vre_fast").setLevel(logging.INFO)
-    chosen = [r for r in args.representations.split(",") if r] if args.representations else None
-    graph = StreamGraph(load_config(args.config), chosen, args.size)
-    graph.warm_up()
-    limits = Limits(max_height=args.max_frame_size[0], max_width=args.max_frame_size[1])
-    source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients)
-    runtime = StreamRuntime(graph, source, open_sink(args.sink, graph, args.fps), policy=args.policy)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: runtime.stop())
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    previous_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        runtime.run()
-    finally:
-        graph.close()
-        print(runtime.stats.format(), file=sys.stderr)
-        if args.stats_json is not None:
-            args.stats_json.write_text(json.dumps(runtime.stats.summary(), indent=1))
+        chosen = [r for r in args.representations.split(",") if r] if args.representations else None
+        limits = Limits(max_height=args.max_frame_size[0], max_width=args.max_frame_size[1])
+        if args.size is not None:
+            limits.check_size(args.size)
+        graph = StreamGraph(load_config(args.config), chosen, args.size)
+        graph.warm_up()
+        source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients,
+                             sessions=args.sessions, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
+        try:
+            sink = open_sink(args.sink, graph, args.fps)
+        except BaseException:
+            source.close()
+            raise
+        runtime = StreamRuntime(graph, source, sink, policy=args.policy)
+        for sig in previous_handlers:
+            signal.signal(sig, lambda *_: runtime.stop())
+        try:
+            runtime.run()  # a failing sink raises VreError (exit 1) after the stats below are printed
+        finally:
+            graph.close()
+            print(runtime.stats.format(), file=sys.stderr)
+            if args.stats_json is not None:
+                args.stats_json.write_text(json.dumps(runtime.stats.summary(), indent=1))
+    finally:  # leave the process as it was: main() may be called from a program or a test
+        for sig, previous in previous_handlers.items():
+            signal.signal(sig, previous)
+        log.removeHandler(handler)
     return 0
 
 
 def _export_engines(args: argparse.Namespace) -> int:
+    from ._builder import build_graph
+    from ._config_loader import load_config
     from .export import export_all
     from .representations._learned import LearnedRepresentation
 
@@ -177,6 +276,11 @@ def _export_engines(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
+    from ._builder import build_graph
+    from ._config_loader import load_config
+    from .errors import VreError
+    from .store import rebuild_metadata
+
     definitions = {}
     if args.config is not None:
         definitions = {n.name: n.representation.definition() for n in build_graph(load_config(args.config)).nodes}
@@ -185,7 +289,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     if not dirs:
         raise VreError(f"{args.output}: no representation directories to rebuild")
     for d in dirs:
-        report = rebuild_metadata(d, definitions.get(d.name))
+        report = rebuild_metadata(d, definitions.get(d.name), relabel=args.relabel)
         print(f"{d.name}: {report['frames']} frames"
-              + (f"; unreadable, left out: {', '.join(report['unreadable'])}" if report["unreadable"] else ""))
+              + (f"; unreadable, left out: {', '.join(report['unreadable'])}" if report["unreadable"] else "")
+              + f" (definition: {report['definition']})")
     return 0

@@ -66,9 +66,9 @@ def make_collage(out_dir: Path, target: Path, fps: float = 10.0, size: tuple[int
         files.append(FrameFiles(directory))
     if not reps:
         raise StoreError(f"{out_dir}: no representations to draw")
-    frames = sorted(set.intersection(*(set(f.frames_on_disk("npz")) for f in files)))
+    frames = sorted(set.intersection(*(f.stored_frames() for f in files)))
     if not frames:
-        raise StoreError(f"{out_dir}: no frame is stored (npz) by every representation")
+        raise StoreError(f"{out_dir}: no frame is stored (npz or npy) by every representation")
     height, width = size
     writer = _Writer(target, fps)
     written = 0

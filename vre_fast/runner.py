@@ -16,6 +16,7 @@ from ._cfg import RunCfg
 from .backends import require_cuda
 from .errors import StoreError, VideoError
 from .execution import BatchExecutor, NodeRuntime, Plan, StageStats, make_plan
+from .frame_range import parse_frames
 from .sources import VideoSource
 from .store import (
     DatasetSources,
@@ -54,21 +55,6 @@ class RunResult:
     computed_frames: int
     record: RunRecord | None
     runtimes: list[NodeRuntime] = field(default_factory=list)
-
-
-def parse_frames(text: str) -> tuple[int | None, int | None]:
-    """'A..B' (B excluded), 'A..', '..B' or a single frame 'N'."""
-    try:
-        if ".." not in text:
-            n = int(text)
-            return n, n + 1
-        a, b = text.split("..", 1)
-        start, stop = (int(a) if a else None), (int(b) if b else None)
-    except ValueError:
-        raise ValueError(f"--frames expects A..B (B excluded), A.., ..B or N; got {text!r}") from None
-    if (start is not None and start < 0) or (start is not None and stop is not None and stop <= start):
-        raise ValueError(f"--frames {text!r} is an empty or negative range")
-    return start, stop
 
 
 def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions()) -> RunResult:

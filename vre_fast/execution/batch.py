@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from .._builder import GraphNode
+from .._cfg import BINARY_FORMATS, IMAGE_FORMATS
 from ..errors import RepresentationError, StoreError, VreError
 from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
 from ..sources import VideoSource
@@ -308,7 +309,7 @@ class BatchExecutor:
             device=rt.node.cfg.device,
         )
         start = time.perf_counter()
-        needed = rt.name in self._feeds_dependants or any(fmt != "npz" for fmt in rt.node.cfg.output_formats)
+        needed = rt.name in self._feeds_dependants or any(f in IMAGE_FORMATS for f in rt.node.cfg.output_formats)
         stored, decoded = run_representation(rep, batch, rt.output_size, decode=needed)
         seconds = time.perf_counter() - start
         rt.stats.compute_seconds += seconds
@@ -367,9 +368,9 @@ class _WriteJob:
 
     def _write(self) -> None:
         cfg = self.rt.node.cfg
-        images = [fmt for fmt in cfg.output_formats if fmt != "npz"]
+        images = [fmt for fmt in cfg.output_formats if fmt in IMAGE_FORMATS]
         picture = self.rt.node.representation.make_image(self.decoded[None])[0] if images else None
-        self.rt.files.write(self.frame, self.stored if "npz" in cfg.output_formats else None,
-                            {fmt: picture for fmt in images}, cfg.compress)
+        binary = tuple(fmt for fmt in cfg.output_formats if fmt in BINARY_FORMATS)
+        self.rt.files.write(self.frame, self.stored, binary, {fmt: picture for fmt in images}, cfg.compress)
         assert self.rt.metadata is not None
         self.rt.metadata.record(self.frame, self.seconds, cfg.output_formats)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._builder import RepresentationGraph
+from .._cfg import BINARY_FORMATS
 
 __all__ = ["Plan", "make_plan"]
 
@@ -28,7 +29,8 @@ def make_plan(graph: RepresentationGraph, requested: list[int], done: dict[str, 
     write: dict[str, frozenset[int]] = {}
     for node in reversed(graph.nodes):
         on_disk = done.get(node.name, set()) if node.stored else set()
-        loadable = on_disk if "npz" in node.cfg.output_formats else set()  # images are not read back
+        # images are not read back
+        loadable = on_disk if any(f in BINARY_FORMATS for f in node.cfg.output_formats) else set()
         missing = wanted - on_disk if node.stored else set()
         needed = set().union(*(compute[d.name] for d in graph.dependants(node.name)))
         compute[node.name] = frozenset(missing | (needed - loadable))

@@ -1,4 +1,5 @@
-"""One representation's per-frame files: npz/<frame>.npz (key arr_0) and png|jpg/<frame>.<ext>."""
+"""One representation's per-frame files: npz/<frame>.npz (key arr_0) or npy/<frame>.npy, and
+png|jpg/<frame>.<ext>."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..errors import StoreError
 from .atomic import atomic_write, remove_stale_temporaries
-from .npz import npz_parts
+from .npz import npy_parts, npz_parts
 
 __all__ = ["FrameFiles"]
 
@@ -35,17 +36,19 @@ class FrameFiles:
             (self.directory / fmt).mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.directory / fmt)
 
-    def write(self, frame: int, stored: np.ndarray | None, image: dict[str, np.ndarray] | None,
+    def write(self, frame: int, stored: np.ndarray, binary: tuple[str, ...], image: dict[str, np.ndarray] | None,
               compress: int = 0) -> None:
-        """Writes the npz (if `stored`; deflated at level `compress`, 0: stored) and the image formats present
-        in `image` ({fmt: HxWx3})."""
-        if stored is not None:
+        """Writes `stored` in each of the `binary` formats (npz deflated at level `compress`, 0: stored) and the
+        image formats present in `image` ({fmt: HxWx3})."""
+        if "npz" in binary:
             parts = npz_parts(stored, compress or None)
             if parts is None:  # over 4 GiB: zipfile's zip64
                 buf = io.BytesIO()
                 (np.savez_compressed if compress else np.savez)(buf, arr_0=stored)
                 parts = [buf.getbuffer()]
             atomic_write(self.path("npz", frame), parts, self.durable)
+        if "npy" in binary:
+            atomic_write(self.path("npy", frame), npy_parts(stored), self.durable)
         for fmt, picture in (image or {}).items():
             params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if fmt == "jpg" else []
             ok, encoded = cv2.imencode(f".{fmt}", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), params)
@@ -54,14 +57,23 @@ class FrameFiles:
             atomic_write(self.path(fmt, frame), [encoded.data], self.durable)
 
     def read(self, frame: int) -> np.ndarray:
+        """The stored array of `frame`, from its npz or else its npy."""
         path = self.path("npz", frame)
+        if not path.exists() and self.path("npy", frame).exists():
+            path = self.path("npy", frame)
         try:
+            if path.suffix == ".npy":
+                return np.load(path, allow_pickle=False)
             with np.load(path, allow_pickle=False) as data:
                 return data["arr_0"]
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise StoreError(f"cannot read {path}: {type(exc).__name__}: {exc}; run `vre-fast metadata rebuild "
                              f"{self.directory.parent}` to leave unreadable files out, then run again to recompute "
                              f"them") from None
+
+    def stored_frames(self) -> set[int]:
+        """Frames with a stored array (npz or npy)."""
+        return set(self.frames_on_disk("npz")) | set(self.frames_on_disk("npy"))
 
     def frames_on_disk(self, fmt: str) -> dict[int, Path]:
         folder = self.directory / fmt

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .._cfg import BINARY_FORMATS, OUTPUT_FORMATS
 from ..errors import StoreError
 from .atomic import atomic_write_bytes, locked, read_locked
 from .frames import FrameFiles
@@ -249,9 +250,9 @@ def rebuild_metadata(directory: Path, definition: dict[str, Any] | None, relabel
         how = "kept" if kept is not None else ("relabelled" if recorded is not None else "from config")
         formats: dict[int, list[str]] = {}
         unreadable = []
-        for fmt in ("npz", "png", "jpg"):
+        for fmt in OUTPUT_FORMATS:
             for frame, path in files.frames_on_disk(fmt).items():
-                if fmt == "npz" and not _npz_ok(path):
+                if fmt in BINARY_FORMATS and not _array_ok(path):
                     unreadable.append(str(path))
                     continue
                 formats.setdefault(frame, []).append(fmt)
@@ -266,8 +267,11 @@ def rebuild_metadata(directory: Path, definition: dict[str, Any] | None, relabel
     return {"frames": len(formats), "unreadable": unreadable, "definition": how}
 
 
-def _npz_ok(path: Path) -> bool:
+def _array_ok(path: Path) -> bool:
     try:
+        if path.suffix == ".npy":
+            np.load(path, allow_pickle=False)
+            return True
         with np.load(path, allow_pickle=False) as data:
             data["arr_0"]
         return True

@@ -1,4 +1,4 @@
-"""A standard .npz (a zip holding `arr_0.npy`), written straight from the array's memory.
+"""A standard .npz (a zip holding `arr_0.npy`) or .npy, written straight from the array's memory.
 
 `np.savez` builds the archive through zipfile into a BytesIO (copying the array twice) and stamps it
 with the current time. Here the zip headers are packed by hand around the array's own buffer, which
@@ -17,7 +17,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["COMPRESS_LEVELS", "DEFAULT_COMPRESS_LEVEL", "npz_parts"]
+__all__ = ["COMPRESS_LEVELS", "DEFAULT_COMPRESS_LEVEL", "npy_parts", "npz_parts"]
 
 COMPRESS_LEVELS = (1, 2, 3)  # 1: fastest .. 3: smallest, whichever deflate is installed
 DEFAULT_COMPRESS_LEVEL = 1
@@ -35,13 +35,22 @@ _END = struct.Struct("<IHHHHIIH")
 _LIMIT = 0xFFFFFFFF - (1 << 16)  # sizes that need no zip64 records
 
 
+def npy_parts(array: np.ndarray) -> list[bytes | memoryview]:
+    """The pieces of a .npy file (what np.save writes): its header, then the array's own buffer."""
+    head, body = _npy_member(np.ascontiguousarray(array))
+    return [head, body]
+
+
+def _npy_member(array: np.ndarray) -> tuple[bytes, memoryview]:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    return header.getvalue(), memoryview(array.reshape(-1).view(np.uint8))
+
+
 def npz_parts(array: np.ndarray, compress_level: int | None) -> list[bytes | memoryview] | None:
     """The pieces of the .npz, in order, for `write_parts`; None when the array needs zip64 (over ~4 GiB)
     or is not C-contiguous-able, for the caller to fall back to np.savez."""
-    array = np.ascontiguousarray(array)
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
-    head, body = header.getvalue(), memoryview(array.reshape(-1).view(np.uint8))
+    head, body = _npy_member(np.ascontiguousarray(array))
     size = len(head) + body.nbytes
     if size > _LIMIT:
         return None

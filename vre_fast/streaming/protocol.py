@@ -5,19 +5,30 @@ Input frames (the TCP source): a 32-byte header, then height*width*3 bytes of RG
 Results (the "vre" sink format): per frame a header, then one record per array.
     magic b"VRO1" | frame_id u64 | arrays u16 | compute_ns u64
     record: name_len u16 | name | dtype_len u8 | dtype (numpy .str, e.g. "<f2") | ndim u8 | shape u32*ndim | data
-All integers little-endian. Every size read from the network is checked against limits before use.
+All integers little-endian. Every size read from the network is checked against limits before use:
+a buffer is allocated only for a payload whose header passed the checks, so a reader never holds more
+than one frame of at most max_height*max_width*3 bytes.
 """
 
 from __future__ import annotations
 
+import socket
 import struct
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["FRAME_HEADER", "Disconnected", "FrameHeader", "Limits", "ProtocolError", "ResultMessage", "encode_frame",
-           "encode_result", "read_exact", "read_frame", "read_frame_header", "read_result"]
+from ..errors import VreError
+
+__all__ = ["FRAME_HEADER", "POLL_SECONDS", "ClientTimeout", "Disconnected", "FrameHeader", "FrameReceiver", "Limits",
+           "ProtocolError", "ResultMessage", "encode_frame", "encode_result", "parse_frame_header", "read_exact",
+           "read_frame", "read_frame_header", "read_result"]
+
+POLL_SECONDS = 0.2  # the longest a socket wait blocks before it looks at its deadline and at `stop`
 
 FRAME_MAGIC, RESULT_MAGIC = b"VRF1", b"VRO1"
 FRAME_HEADER = struct.Struct("<4sIIB3xQQ")
@@ -37,6 +48,16 @@ class Disconnected(EOFError):  # noqa: N818 - it is an EOF, named for what the c
         super().__init__("peer disconnected" + (" in the middle of a message" if partial else ""))
 
 
+class ClientTimeout(TimeoutError):
+    """The peer was too slow: it started no frame within the idle timeout, or did not finish one within the read
+    timeout. `partial` tells whether it had sent part of a frame; the message says how much, e.g.
+    "sent 1234 of 5678 bytes of frame 3 in 10 s"."""
+
+    def __init__(self, message: str, partial: bool):
+        self.partial = partial
+        super().__init__(message)
+
+
 @dataclass(frozen=True)
 class Limits:
     max_height: int = 4320
@@ -44,6 +65,14 @@ class Limits:
     max_arrays: int = 64
     max_name: int = 256
     max_ndim: int = 4
+
+    def check_size(self, size: tuple[int, int]) -> None:
+        """Refuses a configured --size (height, width) beyond the frame limit before anything that large is
+        allocated."""
+        if size[0] > self.max_height or size[1] > self.max_width:
+            raise VreError(f"--size {size[1]}x{size[0]} is larger than --max-frame-size {self.max_width}x"
+                           f"{self.max_height} (one raw frame would be {size[0] * size[1] * 3 / 2**30:.1f} GiB); "
+                           f"raise --max-frame-size if it really is")
 
 
 @dataclass(frozen=True)
@@ -83,7 +112,12 @@ def encode_frame(frame: np.ndarray, frame_id: int, sent_ns: int = 0) -> bytes:
 
 
 def read_frame_header(stream: BinaryIO, limits: Limits) -> FrameHeader:
-    magic, h, w, c, frame_id, sent_ns = FRAME_HEADER.unpack(read_exact(stream, FRAME_HEADER.size))
+    return parse_frame_header(read_exact(stream, FRAME_HEADER.size), limits)
+
+
+def parse_frame_header(data: bytes | bytearray, limits: Limits) -> FrameHeader:
+    """The header in `data` (FRAME_HEADER.size bytes), or ProtocolError when a value is bad or beyond `limits`."""
+    magic, h, w, c, frame_id, sent_ns = FRAME_HEADER.unpack(data)
     if magic != FRAME_MAGIC:
         raise ProtocolError(f"bad frame header: magic {magic!r}, expected {FRAME_MAGIC!r}")
     if c != 3:
@@ -97,6 +131,73 @@ def read_frame(stream: BinaryIO, limits: Limits) -> tuple[FrameHeader, np.ndarra
     header = read_frame_header(stream, limits)
     data = read_exact(stream, header.nbytes, started=True)
     return header, np.frombuffer(data, np.uint8).reshape(header.height, header.width, 3)
+
+
+class _Stopped(Exception):
+    """`stop` was set while a FrameReceiver waited."""
+
+
+class FrameReceiver:
+    """Reads input frames from one client's socket with deadlines, for a server that must not wait on any client.
+
+    A frame whose first byte has arrived must arrive whole (header and payload) within `read_timeout`
+    seconds; a client that starts no frame for `idle_timeout` seconds is too slow as well. Both raise
+    ClientTimeout. The socket is polled every POLL_SECONDS, so setting `stop` ends a wait promptly.
+    The payload is received with recv_into into one bytearray of exactly the frame's size, allocated only
+    after the header passed `limits`. `receive()` raises nothing but ProtocolError (a bad header),
+    Disconnected (the peer closed), ClientTimeout, or OSError (e.g. a reset connection).
+    """
+
+    def __init__(self, conn: socket.socket, limits: Limits, read_timeout: float, idle_timeout: float,
+                 stop: threading.Event | None = None):
+        self._conn, self._limits, self._stop = conn, limits, stop
+        self.read_timeout, self.idle_timeout = read_timeout, idle_timeout
+
+    def receive(self) -> tuple[FrameHeader, np.ndarray] | None:
+        """The next frame as (header, HxWx3 uint8 array over the received buffer), or None once `stop` is set."""
+        header_bytes = bytearray(FRAME_HEADER.size)
+        try:
+            first = self._recv_some(memoryview(header_bytes), time.monotonic() + self.idle_timeout)
+            if first is None:
+                raise ClientTimeout(f"sent nothing for {self.idle_timeout:g} s", partial=False)
+            if first == 0:
+                raise Disconnected(partial=False)
+            deadline = time.monotonic() + self.read_timeout
+            self._fill(header_bytes, first, deadline,
+                       lambda got: f"sent {got} of the {FRAME_HEADER.size} header bytes of a frame")
+            header = parse_frame_header(header_bytes, self._limits)
+            payload = bytearray(header.nbytes)
+            total = FRAME_HEADER.size + header.nbytes
+            self._fill(payload, 0, deadline,
+                       lambda got: f"sent {FRAME_HEADER.size + got} of {total} bytes of frame {header.frame_id}")
+        except _Stopped:
+            return None
+        return header, np.frombuffer(payload, np.uint8).reshape(header.height, header.width, 3)
+
+    def _fill(self, buffer: bytearray, got: int, deadline: float, progress: Callable[[int], str]) -> None:
+        """Receives into buffer[got:] until it is full; `progress(got)` describes a timeout."""
+        view = memoryview(buffer)
+        while got < len(buffer):
+            n = self._recv_some(view[got:], deadline)
+            if n is None:
+                raise ClientTimeout(f"{progress(got)} in {self.read_timeout:g} s", partial=True)
+            if n == 0:
+                raise Disconnected(partial=True)
+            got += n
+
+    def _recv_some(self, view: memoryview, deadline: float) -> int | None:
+        """Bytes received into `view` (0: the peer closed), or None once `deadline` passed."""
+        while True:
+            if self._stop is not None and self._stop.is_set():
+                raise _Stopped
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._conn.settimeout(min(POLL_SECONDS, remaining))
+            try:
+                return self._conn.recv_into(view)
+            except TimeoutError:
+                continue
 
 
 def encode_result(frame_id: int, arrays: dict[str, np.ndarray], compute_ns: int = 0) -> list[bytes | memoryview]:

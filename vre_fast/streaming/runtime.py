@@ -1,15 +1,18 @@
 """The streaming loop: a reader thread feeds a frame policy; the compute loop takes, computes, sends.
 
 Nothing is written to disk. Per frame: wait (received -> compute starts), compute, send; the summary
-(p50/p99) is printed on exit and available as `runtime.stats`.
+(p50/p99) is printed on exit and available as `runtime.stats`. A sink that fails (its reader went away)
+ends the run with a VreError, so `vre-fast stream` exits 1 instead of pretending all went well.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
+import av
+
+from ..errors import VreError
 from .graph import StreamGraph
 from .policies import make_policy
 from .sinks import Sink
@@ -18,7 +21,7 @@ from .stats import FrameTiming, LatencyStats
 
 __all__ = ["StreamRuntime"]
 
-logger = logging.getLogger("vre_fast")
+_SINK_ERRORS = (OSError, av.FFmpegError)
 
 
 class StreamRuntime:
@@ -30,8 +33,11 @@ class StreamRuntime:
         self._reader_error: BaseException | None = None
 
     def run(self) -> LatencyStats:
+        """Processes frames until the source ends or stop(); a failing sink ends the run with VreError naming it
+        (after cleanup, with the stats complete)."""
         reader = threading.Thread(target=self._read, name="vre-stream-reader", daemon=True)
         reader.start()
+        sink_error: VreError | None = None
         try:
             while not self._stop.is_set():
                 item: SourceFrame | None = self.policy.get(timeout=0.1)
@@ -44,8 +50,8 @@ class StreamRuntime:
                 computed = time.perf_counter()
                 try:
                     self.sink.send(result)
-                except OSError as exc:  # a closed pipe, a reset or stalled connection
-                    logger.warning("sink failed (%s: %s); stopping", type(exc).__name__, exc)
+                except _SINK_ERRORS as exc:  # a closed pipe, a reset or stalled connection, a failing encoder
+                    sink_error = self._sink_failed(exc)
                     break
                 self.stats.add(FrameTiming(item.frame_id, item.received_at, start - item.received_at,
                                            computed - start, time.perf_counter() - computed))
@@ -54,10 +60,21 @@ class StreamRuntime:
             reader.join(timeout=1.0)
             self.stats.dropped = self.policy.dropped
             self.stats.rejected = getattr(self.source, "rejected", 0)
-            self.sink.close()
+            self.stats.refused = getattr(self.source, "refused", 0)
+            try:
+                self.sink.close()
+            except _SINK_ERRORS as exc:
+                if sink_error is None:
+                    sink_error = self._sink_failed(exc)
         if self._reader_error is not None:
             raise self._reader_error
+        if sink_error is not None:
+            raise sink_error
         return self.stats
+
+    def _sink_failed(self, exc: BaseException) -> VreError:
+        name = getattr(self.sink, "name", type(self.sink).__name__)
+        return VreError(f"sink {name}: {type(exc).__name__}: {exc}")
 
     def stop(self) -> None:
         """Safe from a signal handler or another thread."""

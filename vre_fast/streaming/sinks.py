@@ -33,6 +33,8 @@ _VIDEO_FILES = {".mp4", ".mkv", ".avi", ".ts", ".mov"}
 
 
 class Sink(Protocol):
+    name: str  # what the user called it (--sink), for error messages
+
     def send(self, result: StreamResult) -> None: ...
 
     def close(self) -> None: ...
@@ -40,9 +42,9 @@ class Sink(Protocol):
 
 def open_sink(spec: str, graph: StreamGraph, fps: float = 30.0) -> Sink:
     if spec == "stdout":
-        return ByteStreamSink(sys.stdout.buffer, graph, framed=False)
+        return ByteStreamSink(sys.stdout.buffer, graph, framed=False, name=spec)
     if spec == "stdout:vre":
-        return ByteStreamSink(sys.stdout.buffer, graph, framed=True)
+        return ByteStreamSink(sys.stdout.buffer, graph, framed=True, name=spec)
     if spec == "null":
         return NullSink()
     if spec == "window":
@@ -57,7 +59,7 @@ def open_sink(spec: str, graph: StreamGraph, fps: float = 30.0) -> Sink:
         except OSError as exc:
             raise VreError(f"--sink {spec}: cannot connect: {exc}") from None
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return ByteStreamSink(SocketWriter(conn), graph, framed=not raw)
+        return ByteStreamSink(SocketWriter(conn), graph, framed=not raw, name=spec)
     scheme = spec.split("://", 1)[0] if "://" in spec else None
     if scheme in _CONTAINERS:
         return EncodedSink(spec, _CONTAINERS[scheme], graph, fps)
@@ -68,6 +70,8 @@ def open_sink(spec: str, graph: StreamGraph, fps: float = 30.0) -> Sink:
 
 
 class NullSink:
+    name = "null"
+
     def send(self, result: StreamResult) -> None:
         pass
 
@@ -95,8 +99,8 @@ class SocketWriter:
 class ByteStreamSink:
     """Raw pictures or framed arrays on a byte stream (stdout, a socket)."""
 
-    def __init__(self, stream: BinaryIO | SocketWriter, graph: StreamGraph, framed: bool):
-        self._stream, self._graph, self._framed = stream, graph, framed
+    def __init__(self, stream: BinaryIO | SocketWriter, graph: StreamGraph, framed: bool, name: str):
+        self._stream, self._graph, self._framed, self.name = stream, graph, framed, name
 
     def send(self, result: StreamResult) -> None:
         if self._framed:
@@ -119,6 +123,7 @@ class EncodedSink:
 
     def __init__(self, target: str, fmt: str | None, graph: StreamGraph, fps: float):
         self._target, self._fmt, self._graph, self._fps = target, fmt, graph, fps
+        self.name = target
         self._container = None
         self._stream = None
         self._count = 0
@@ -155,6 +160,8 @@ class EncodedSink:
 
 
 class WindowSink:
+    name = "window"
+
     def __init__(self, graph: StreamGraph):
         import cv2
 

@@ -5,13 +5,22 @@
     udp://, rtp://, rtsp://, srt://, tcp://, http://, ...   any FFmpeg URL, decoded by PyAV
     v4l2:/dev/video0           a camera through FFmpeg's v4l2 input
     PATH                       a video file (with pace=True, at its native frame rate)
+
+The TCP server serves several clients at once (up to max_clients), each from its own reader thread with
+read and idle deadlines, so a stalled client never holds up the others. All clients feed one stream:
+with the `latest` policy the newest frame from ANY client wins, a deliberate choice (one model, one
+slot: the freshest picture is what a live consumer wants); with `all` every client's frames are kept
+and back-pressure reaches each client through TCP.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +33,7 @@ import cv2
 import numpy as np
 
 from ..errors import VideoError, VreError
-from .protocol import Disconnected, Limits, ProtocolError, read_exact, read_frame_header
+from .protocol import POLL_SECONDS, ClientTimeout, Disconnected, FrameReceiver, Limits, ProtocolError, read_exact
 
 __all__ = ["FrameSource", "SourceFrame", "open_source"]
 
@@ -49,17 +58,24 @@ DEFAULT_LIMITS = Limits()
 
 
 def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = False,
-                limits: Limits = DEFAULT_LIMITS, max_clients: int | None = None) -> FrameSource:
-    """`size` is (height, width): required for stdin, enforced on TCP frames, a resize for decoded video."""
+                limits: Limits = DEFAULT_LIMITS, max_clients: int = 8, sessions: int | None = None,
+                read_timeout: float = 10.0, idle_timeout: float = 60.0) -> FrameSource:
+    """`size` is (height, width): required for stdin, enforced on TCP frames, a resize for decoded video.
+
+    The rest is for vre-tcp:// (TcpServerSource): clients served at once, client sessions in total before the
+    stream ends (None: until close()), and the per-frame read and per-connection idle deadlines in seconds.
+    """
     if spec == "stdin":
         if size is None:
             raise VreError("--source stdin needs --size WxH: raw frames carry no header")
+        limits.check_size(size)
         return RawStreamSource(sys.stdin.buffer, size)
     if spec.startswith("vre-tcp://"):
         url = urlsplit(spec)
         if url.port is None:
             raise VreError(f"--source {spec}: give a port, e.g. vre-tcp://127.0.0.1:5555")
-        return TcpServerSource(url.hostname or "127.0.0.1", url.port, size, limits, max_clients)
+        return TcpServerSource(url.hostname or "127.0.0.1", url.port, size, limits, max_clients, sessions,
+                               read_timeout, idle_timeout)
     if spec.startswith("v4l2:"):
         return PyAVSource(spec[len("v4l2:"):], size, pace=False, fmt="v4l2")
     if "://" in spec:
@@ -92,60 +108,177 @@ class RawStreamSource:
 
 
 class TcpServerSource:
-    """Serves one client at a time; a malformed frame ends that client's session, never the server."""
+    """A TCP server for the framed protocol that serves up to `max_clients` clients at once.
 
-    def __init__(self, host: str, port: int, size: tuple[int, int] | None, limits: Limits,
-                 max_clients: int | None):
-        self._size, self._limits, self._max_clients = size, limits, max_clients
+    Threads: one accepts connections, one per client reads its frames (FrameReceiver: every frame has a
+    read deadline, every connection an idle deadline) and puts them on a small bounded queue that
+    `frames()` yields from. A client that misbehaves (a malformed, oversized, truncated or too slow
+    frame) is dropped with a message naming it; the others never wait on it. A client beyond
+    `max_clients` (or beyond `sessions`) is refused: it gets one line, b"VRE-REFUSED <why>\n", and is
+    counted in `refused`.
+
+    Frames of every client share the queue, in the order they arrived. With the `all` policy a full queue
+    stops the readers, so back-pressure reaches each client through TCP; with `latest` the newest frame of
+    ANY client wins (one slot for the whole server, not one per client): for several cameras feeding one
+    model, run one stream per camera.
+
+    Memory: each reader holds at most one frame (being received, or waiting for room on the queue), so the
+    server holds at most max_clients + queue_size frames, each at most limits.max_height * max_width * 3
+    bytes; the runtime adds its policy's slots (1 for latest, 2 for all) and the frame in compute.
+    """
+
+    def __init__(self, host: str, port: int, size: tuple[int, int] | None, limits: Limits, max_clients: int = 8,
+                 sessions: int | None = None, read_timeout: float = 10.0, idle_timeout: float = 60.0,
+                 queue_size: int = 2):
+        if max_clients < 1:
+            raise VreError(f"--max-clients {max_clients}: at least one client must be allowed")
+        if sessions is not None and sessions < 0:
+            raise VreError(f"--sessions {sessions}: give a count of 0 or more")
+        if not (read_timeout > 0 and idle_timeout > 0):
+            raise VreError(f"--read-timeout {read_timeout:g} / --idle-timeout {idle_timeout:g}: give seconds > 0")
+        self._size, self._limits = size, limits
+        self._max_clients, self._sessions = max_clients, sessions
+        self._read_timeout, self._idle_timeout = read_timeout, idle_timeout
+        self._frames: queue.Queue[SourceFrame] = queue.Queue(maxsize=queue_size)
+        self._closing = threading.Event()
+        self._lock = threading.Lock()  # guards the counters below, written by every reader thread
+        self._acceptor: threading.Thread | None = None
+        self._readers: list[threading.Thread] = []
+        self.connected = 0  # clients connected now
+        self.peak_connected = 0  # the most clients connected at once
+        self.started = 0  # sessions started so far
+        self.rejected = 0  # frames rejected: malformed, oversized, of the wrong size, incomplete
+        self.refused = 0  # clients refused: too many at once, or after the last session
         self._server = socket.create_server((host, port), reuse_port=False)
-        self._server.settimeout(0.2)
+        self._server.settimeout(POLL_SECONDS)
         self.address = self._server.getsockname()[:2]
-        self.rejected = 0
-        self._closed = False
         logger.info("listening on %s:%d", *self.address)
 
     def frames(self) -> Iterator[SourceFrame]:
-        clients = 0
-        while not self._closed and (self._max_clients is None or clients < self._max_clients):
-            try:
-                conn, peer = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return  # closed
-            clients += 1
-            with conn, conn.makefile("rb", buffering=1 << 20) as stream:
-                conn.settimeout(None)
-                yield from self._session(stream, f"{peer[0]}:{peer[1]}")
-
-    def _session(self, stream: BinaryIO, peer: str) -> Iterator[SourceFrame]:
-        logger.info("client %s connected", peer)
-        while not self._closed:
-            try:
-                header = read_frame_header(stream, self._limits)
-                data = read_exact(stream, header.nbytes, started=True)
-            except Disconnected as end:
-                if end.partial:
-                    self.rejected += 1
-                    logger.warning("client %s disconnected in the middle of a frame; session ended", peer)
-                else:
-                    logger.info("client %s disconnected", peer)
-                return
-            except (ProtocolError, OSError) as exc:
-                self.rejected += 1
-                logger.error("client %s: %s; closing its connection", peer, exc)
-                return
-            if self._size is not None and (header.height, header.width) != self._size:
-                self.rejected += 1
-                logger.error("client %s: frame %d is %dx%d, expected %dx%d; frame skipped", peer, header.frame_id,
-                             header.width, header.height, self._size[1], self._size[0])
-                continue
-            yield SourceFrame(header.frame_id, np.frombuffer(data, np.uint8).reshape(header.height, header.width, 3),
-                              time.perf_counter())
+        """Every client's frames as they arrive, until close() or until the last of `sessions` has ended."""
+        acceptor = self._acceptor = threading.Thread(target=self._accept_clients, name="vre-tcp-accept", daemon=True)
+        acceptor.start()
+        try:
+            while not self._closing.is_set():
+                try:
+                    item = self._frames.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    if self._all_sessions_ended() and self._frames.empty():
+                        return
+                    continue
+                yield item
+        finally:
+            self.close()
+            for thread in (acceptor, *self._readers):
+                thread.join(timeout=2 * POLL_SECONDS)
 
     def close(self) -> None:
-        self._closed = True
-        self._server.close()
+        """Stops accepting and reading; every thread of the server ends within POLL_SECONDS. Safe from a signal
+        handler: it only sets a flag (and closes the listening socket if frames() never started)."""
+        self._closing.set()
+        if self._acceptor is None:
+            self._server.close()
+
+    def _all_sessions_ended(self) -> bool:
+        with self._lock:
+            return self._sessions is not None and self.started >= self._sessions and self.connected == 0
+
+    def _accept_clients(self) -> None:
+        """The only user of the listening socket once frames() runs, so it is the one to close it (closing it
+        under another thread's accept() could let that thread accept on a reused descriptor)."""
+        with self._server:
+            while not self._closing.is_set():
+                try:
+                    conn, address = self._server.accept()
+                except TimeoutError:
+                    continue
+                except OSError as exc:  # e.g. out of file descriptors: keep serving the connected clients
+                    logger.error("accepting a client failed (%s: %s); retrying", type(exc).__name__, exc)
+                    self._closing.wait(POLL_SECONDS)
+                    continue
+                host, port = address[:2]
+                peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 host in brackets
+                refusal = self._admit()
+                if refusal is not None:
+                    self._refuse(conn, peer, *refusal)
+                    continue
+                reader = threading.Thread(target=self._serve_client, args=(conn, peer),
+                                          name=f"vre-tcp-client {peer}", daemon=True)
+                self._readers = [t for t in self._readers if t.is_alive()] + [reader]
+                reader.start()
+
+    def _admit(self) -> tuple[str, str] | None:
+        """None, having counted the client in, when it may be served now; else (why for the log, why for it)."""
+        with self._lock:
+            if self._sessions is not None and self.started >= self._sessions:
+                return f"all sessions have started (--sessions {self._sessions})", "no more sessions"
+            if self.connected >= self._max_clients:
+                return (f"{self.connected} clients connected (--max-clients {self._max_clients})",
+                        "too many clients")
+            self.started += 1
+            self.connected += 1
+            self.peak_connected = max(self.peak_connected, self.connected)
+        return None
+
+    def _refuse(self, conn: socket.socket, peer: str, reason: str, line: str) -> None:
+        with self._lock:
+            self.refused += 1
+        logger.warning("client %s refused: %s", peer, reason)
+        with conn, contextlib.suppress(OSError):  # it may be gone already; it is refused either way
+            conn.settimeout(POLL_SECONDS)
+            conn.sendall(f"VRE-REFUSED {line}\n".encode())
+            conn.shutdown(socket.SHUT_WR)
+
+    def _serve_client(self, conn: socket.socket, peer: str) -> None:
+        """Reads one client's frames onto the queue until it leaves, misbehaves or the server closes."""
+        logger.info("client %s connected", peer)
+        receiver = FrameReceiver(conn, self._limits, self._read_timeout, self._idle_timeout, self._closing)
+        try:
+            while True:
+                received = receiver.receive()
+                if received is None:
+                    return  # the server is closing
+                header, image = received
+                if self._size is not None and image.shape[:2] != self._size:
+                    self._count_rejected()
+                    logger.error("client %s: frame %d is %dx%d, expected %dx%d; frame skipped", peer,
+                                 header.frame_id, header.width, header.height, self._size[1], self._size[0])
+                    continue
+                if not self._offer(SourceFrame(header.frame_id, image, time.perf_counter())):
+                    return
+        except Disconnected as end:
+            if end.partial:
+                self._count_rejected()
+                logger.warning("client %s disconnected in the middle of a frame; session ended", peer)
+            else:
+                logger.info("client %s disconnected", peer)
+        except ClientTimeout as exc:
+            if exc.partial:
+                self._count_rejected()
+            logger.warning("client %s %s; dropped", peer, exc)
+        except ProtocolError as exc:
+            self._count_rejected()
+            logger.error("client %s: %s; closing its connection", peer, exc)
+        except OSError as exc:
+            logger.error("client %s: %s: %s; closing its connection", peer, type(exc).__name__, exc)
+        finally:
+            with self._lock:  # before the close: a client that saw it may reconnect at once and find room
+                self.connected -= 1
+            conn.close()
+
+    def _offer(self, item: SourceFrame) -> bool:
+        """Waits for room on the queue (back-pressure); False when the server closed first."""
+        while not self._closing.is_set():
+            try:
+                self._frames.put(item, timeout=POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _count_rejected(self) -> None:
+        with self._lock:
+            self.rejected += 1
 
 
 class PyAVSource:
@@ -163,9 +296,11 @@ class PyAVSource:
         self._closed = False
 
     def frames(self) -> Iterator[SourceFrame]:
-        start, first_time = time.perf_counter(), None
+        """Decoded frames; a file that ends before its header's frame count (or whose decoding fails after
+        some frames) ends the stream with a warning, as a truncated file does."""
+        start, first_time, decoded = time.perf_counter(), None, 0
         try:
-            for frame_id, frame in enumerate(self._container.decode(self._stream)):
+            for frame in self._container.decode(self._stream):
                 if self._closed:
                     return
                 if self._pace and frame.time is not None:
@@ -176,14 +311,24 @@ class PyAVSource:
                 image = frame.to_ndarray(format="rgb24")
                 if self._size is not None and image.shape[:2] != self._size:
                     image = cv2.resize(image, (self._size[1], self._size[0]), interpolation=cv2.INTER_AREA)
-                yield SourceFrame(frame_id, image, time.perf_counter())
+                yield SourceFrame(decoded, image, time.perf_counter())
+                decoded += 1
         except av.FFmpegError as exc:
             if self._closed:
                 return
             if self._live:  # a live stream that went quiet past its timeout has ended
                 logger.info("%s: stream ended (%s)", self._target, exc)
                 return
-            raise VideoError(f"{self._target}: decoding failed: {exc}") from None
+            if decoded == 0:  # nothing to stream at all: an error, not a short stream
+                raise VideoError(f"{self._ended_early(decoded)}; FFmpeg: {exc}") from None
+            logger.warning("%s; FFmpeg: %s", self._ended_early(decoded), exc)
+            return
+        if not self._live and not self._closed and decoded < self._stream.frames:
+            logger.warning("%s", self._ended_early(decoded))
+
+    def _ended_early(self, decoded: int) -> str:
+        header = f", its header says {self._stream.frames}" if self._stream.frames > decoded else ""
+        return f"{self._target}: ended after {decoded} frames{header} (truncated file?)"
 
     def close(self) -> None:
         self._closed = True

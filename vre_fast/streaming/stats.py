@@ -37,6 +37,7 @@ class LatencyStats:
         self.processed = 0
         self.dropped = 0
         self.rejected = 0
+        self.refused = 0
 
     def add(self, timing: FrameTiming) -> None:
         with self._lock:
@@ -54,11 +55,11 @@ class LatencyStats:
 
     def summary(self) -> dict[str, object]:
         return {"processed": self.processed, "dropped": self.dropped, "rejected": self.rejected,
-                "latency_ms": self.percentiles()}
+                "refused": self.refused, "latency_ms": self.percentiles()}
 
     def format(self) -> str:
         lines = [f"frames: {self.processed} processed, {self.dropped} dropped (newer frame arrived first), "
-                 f"{self.rejected} rejected (malformed)"]
+                 f"{self.rejected} rejected (malformed or incomplete); {self.refused} clients refused"]
         for stage, values in self.percentiles().items():
             lines.append(f"  {stage:<8} p50 {values['p50']:8.3f} ms   p99 {values['p99']:8.3f} ms")
         return "\n".join(lines)
