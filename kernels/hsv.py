@@ -1,4 +1,9 @@
-"""RGB (uint8) -> HSV with every channel in [0, 1] (hue as a fraction of the turn), as VRE defines it."""
+"""RGB (uint8) -> HSV with every channel in [0, 1] (hue as a fraction of the turn), as VRE defines it.
+
+Every kernel takes the output dtype: float32, or float16 (the stored form), which the numba kernel
+writes directly, rounding each float32 result as `astype(np.float16)` would (bit for bit): converting
+afterwards in NumPy costs more than the kernel, and a float32 intermediate doubles the memory traffic.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,19 @@ from numba import njit, prange
 
 from ._cuda import as_device, cuda, cuda_kernel, grid_2d
 from ._dispatch import backend_of, get_kernel, register_kernel
+from ._half import half_bits
 
 __all__ = ["hsv_cuda", "hsv_numba", "hsv_numpy", "rgb_to_hsv"]
 
 
-def rgb_to_hsv(rgb: Any, backend: str | None = None) -> Any:
-    """(..., 3) uint8 -> (..., 3) float32, on the backend where `rgb` lives unless told."""
-    return get_kernel("hsv", backend or backend_of(rgb))(rgb)
+def rgb_to_hsv(rgb: Any, backend: str | None = None, dtype: Any = np.float32) -> Any:
+    """(..., 3) uint8 -> (..., 3) `dtype` (float32 or float16), on the backend where `rgb` lives unless told."""
+    return get_kernel("hsv", backend or backend_of(rgb))(rgb, dtype)
 
 
 @register_kernel("hsv", "numpy")
-def hsv_numpy(rgb: np.ndarray) -> np.ndarray:
-    """Reference: the textbook hexcone formula in float64, returned as float32."""
+def hsv_numpy(rgb: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+    """Reference: the textbook hexcone formula in float64, returned as float32 (then cast to `dtype`)."""
     x = rgb.astype(np.float64) / 255.0
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     v = x.max(axis=-1)
@@ -29,7 +35,7 @@ def hsv_numpy(rgb: np.ndarray) -> np.ndarray:
     s = np.where(v > 0, delta / np.where(v > 0, v, 1.0), 0.0)
     h = np.where(v == r, (g - b) / safe, np.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
     h = np.where(delta > 0, (h / 6.0) % 1.0, 0.0)
-    return np.stack([h, s, v], axis=-1).astype(np.float32)
+    return np.stack([h, s, v], axis=-1).astype(np.float32).astype(dtype, copy=False)
 
 
 @njit(inline="always")
@@ -57,12 +63,17 @@ def _hsv_pixel(r: int, g: int, b: int) -> tuple[float, float, float]:
 
 
 @register_kernel("hsv", "numba")
-def hsv_numba(rgb: np.ndarray) -> np.ndarray:
-    """Parallel over rows; agrees with `hsv_numpy` to 1e-6 (float32 arithmetic)."""
+def hsv_numba(rgb: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+    """Parallel over rows; agrees with `hsv_numpy` to 1e-6 (float32 arithmetic); float16 output equals
+    the float32 output cast with `astype`, bit for bit."""
     frames = np.ascontiguousarray(rgb).reshape(-1, *rgb.shape[-2:])
+    if np.dtype(dtype) == np.float16:
+        bits = np.empty(frames.shape, np.uint16)
+        _hsv_numba_rows_half(frames, bits)
+        return bits.view(np.float16).reshape(rgb.shape)
     out = np.empty(frames.shape, np.float32)
     _hsv_numba_rows(frames, out)
-    return out.reshape(rgb.shape)
+    return out.reshape(rgb.shape).astype(dtype, copy=False)
 
 
 @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
@@ -71,6 +82,21 @@ def _hsv_numba_rows(rows: np.ndarray, out: np.ndarray) -> None:
         for x in range(rows.shape[1]):
             h, s, v = _hsv_pixel(np.int32(rows[y, x, 0]), np.int32(rows[y, x, 1]), np.int32(rows[y, x, 2]))
             out[y, x, 0], out[y, x, 1], out[y, x, 2] = h, s, v
+
+
+@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
+def _hsv_numba_rows_half(rows: np.ndarray, out: np.ndarray) -> None:
+    """float16 bit patterns: each row in float32 into a small scratch (numba has no scalar bitcast, an
+    array view is one), then rounded to float16 while still in cache."""
+    for y in prange(rows.shape[0]):
+        scratch = np.empty(rows.shape[1] * 3, np.float32)
+        for x in range(rows.shape[1]):
+            h, s, v = _hsv_pixel(np.int32(rows[y, x, 0]), np.int32(rows[y, x, 1]), np.int32(rows[y, x, 2]))
+            scratch[3 * x], scratch[3 * x + 1], scratch[3 * x + 2] = h, s, v
+        bits = scratch.view(np.uint32)
+        for x in range(rows.shape[1]):
+            for c in range(3):
+                out[y, x, c] = half_bits(bits[3 * x + c])
 
 
 @cuda_kernel(cache=True)
@@ -82,11 +108,12 @@ def _hsv_cuda_kernel(rgb, out):  # noqa: ANN001 - numba.cuda kernel
 
 
 @register_kernel("hsv", "cuda")
-def hsv_cuda(rgb: Any) -> Any:
-    """Device (..., H, W, 3) uint8 -> device float32, without leaving the GPU."""
+def hsv_cuda(rgb: Any, dtype: Any = np.float32) -> Any:
+    """Device (..., H, W, 3) uint8 -> device float32 or float16 (the store rounds on the device), without
+    leaving the GPU."""
     d_rgb = as_device(rgb)
     flat = d_rgb.reshape(-1, *d_rgb.shape[-3:]) if d_rgb.ndim == 4 else d_rgb.reshape(1, *d_rgb.shape)
-    out = cuda.device_array(flat.shape, np.float32)
+    out = cuda.device_array(flat.shape, np.dtype(dtype))
     blocks, threads = grid_2d(*flat.shape[1:3])
     for i in range(flat.shape[0]):
         _hsv_cuda_kernel[blocks, threads](flat[i], out[i])

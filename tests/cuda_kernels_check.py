@@ -17,6 +17,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
     np.testing.assert_allclose(hsv.rgb_to_hsv(cuda.to_device(rgb)).copy_to_host(), hsv.hsv_numpy(rgb), atol=1e-6)
+    half = hsv.rgb_to_hsv(cuda.to_device(rgb), dtype=np.float16).copy_to_host()
+    assert half.dtype == np.float16
+    np.testing.assert_allclose(half.astype(np.float32), hsv.hsv_numpy(rgb), atol=5e-4)  # float16 rounding
 
     h, w = 9, 12
     intr = normals_svd.intrinsics_from_fov(75, (3840, 2160), (w, h))

@@ -24,6 +24,7 @@ numba.cuda.api.get_current_device = numba.cuda.dispatcher.get_current_device = l
 F32_2, F32_3, F64_3, F64 = t.float32[:, ::1], t.float32[:, :, ::1], t.float64[:, :, ::1], t.float64
 KERNELS = [
     (hsv._hsv_cuda_kernel, (t.uint8[:, :, ::1], F32_3)),
+    (hsv._hsv_cuda_kernel, (t.uint8[:, :, ::1], t.float16[:, :, ::1])),
     (ns._moments_cuda, (F32_2, F64, F64, F64, F64, F64_3)),
     (ns._running_sum_cuda, (F64_3, t.int64, t.boolean, F64_3)),
     (ns._fit_cuda, (F32_2, F64_3, F64, F64, F64, F64, t.int64, F32_3)),

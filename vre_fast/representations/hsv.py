@@ -14,7 +14,7 @@ from ..representation import ComputeBatch, Representation, kernel_backend
 @register_representation("hsv")
 class HSV(Representation):
     def compute(self, batch: ComputeBatch) -> np.ndarray:
-        return to_host(rgb_to_hsv(batch.frames, kernel_backend(batch.device)))
+        return to_host(rgb_to_hsv(batch.frames, kernel_backend(batch.device), self.storage_dtype))
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         return colormaps.unit_to_image(decoded)
