@@ -109,3 +109,23 @@ def _cfg_file(tmp_path: Path, reprs: dict) -> Path:
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump({"batch_size": 4, "representations": reprs}))
     return path
+
+
+def test_output_dtype_stores_that_dtype_and_is_part_of_the_definition(video: Path, tmp_path: Path):
+    from test_run import do_run, metadata, npz
+
+    from vre_fast import StoreError
+
+    out = tmp_path / "out"
+    do_run(video, out, {"hsv": {"type": "hsv", "output_dtype": "float32"}, "rgb": {"type": "rgb"}}, frames=(0, 2))
+    assert npz(out, "hsv", 1).dtype == np.float32 and metadata(out, "hsv")["definition"]["output_dtype"] == "float32"
+    with pytest.raises(StoreError, match=r"output_dtype: 'float32' on disk, '<unset>' now"):
+        do_run(video, out, {"hsv": {"type": "hsv"}}, frames=(0, 2))
+    with pytest.raises(ConfigError, match=r"representations\.rgb: output_dtype: float16 cannot hold this "
+                                          r"representation's uint8 outputs"):
+        do_run(video, out, {"rgb": {"type": "rgb", "output_dtype": "float16"}})
+    with pytest.raises(ConfigError, match=r"representations\.rgb\.output_dtype: expected one of"):
+        parse_config({"representations": {"rgb": {"type": "rgb", "output_dtype": "complex64"}}})
+    default = tmp_path / "default"
+    do_run(video, default, {"hsv": {"type": "hsv"}}, frames=(0, 1))
+    assert npz(default, "hsv", 0).dtype == np.float16 and "output_dtype" not in metadata(default, "hsv")["definition"]

@@ -56,7 +56,7 @@ def build_graph(cfg: RunCfg) -> RepresentationGraph:
         params = build_params(cls, c.parameters, f"representations.{name}.parameters")
         deps = {role: built[dep].representation for role, dep in inputs[name].items()}
         try:
-            rep = cls(name, params, deps)
+            rep = cls(name, params, deps, output_dtype=c.output_dtype)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"representations.{name}: {exc}") from None
         built[name] = GraphNode(cfg=c, representation=rep, inputs=inputs[name])

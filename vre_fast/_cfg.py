@@ -7,11 +7,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BINARY_FORMATS", "IMAGE_FORMATS", "OUTPUT_FORMATS", "RepresentationCfg", "RunCfg", "stable_hash"]
+__all__ = ["BINARY_FORMATS", "IMAGE_FORMATS", "OUTPUT_DTYPES", "OUTPUT_FORMATS", "RepresentationCfg", "RunCfg",
+           "stable_hash"]
 
 BINARY_FORMATS = ("npz", "npy")  # the stored array (read back by dependants, collage, the reader)
 IMAGE_FORMATS = ("png", "jpg")  # a picture of it (make_image)
 OUTPUT_FORMATS = BINARY_FORMATS + IMAGE_FORMATS
+OUTPUT_DTYPES = ("float16", "float32", "uint8", "uint16")
 
 
 def stable_hash(obj: Any) -> str:
@@ -30,6 +32,7 @@ class RepresentationCfg:
     # storage
     output_formats: tuple[str, ...] = ("npz",)
     compress: int = 0  # npz deflate level: 0 stored, 1 (fastest) .. 3 (smallest)
+    output_dtype: str | None = None  # the stored dtype (OUTPUT_DTYPES); None: the representation's own
     output_size: tuple[int, int] | None = None  # (height, width); None: the video's resolution
     # execution
     batch_size: int = 1

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from ._cfg import OUTPUT_FORMATS, RepresentationCfg, RunCfg, stable_hash
+from ._cfg import OUTPUT_DTYPES, OUTPUT_FORMATS, RepresentationCfg, RunCfg, stable_hash
 from .errors import ConfigError
 from .store.npz import COMPRESS_LEVELS, DEFAULT_COMPRESS_LEVEL
 
@@ -17,7 +17,7 @@ __all__ = ["load_config", "parse_config", "parse_output_formats"]
 
 _GLOBAL_KEYS = {"batch_size", "output_formats", "compress", "device", "output_size", "representations"}
 _REPR_KEYS = {"type", "dependencies", "parameters", "batch_size", "output_formats", "compress", "device",
-              "output_size"}
+              "output_size", "output_dtype"}
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunCfg:
@@ -94,6 +94,11 @@ def parse_config(raw: Any, overrides: Mapping[str, Any] | None = None, source: s
             raise ConfigError(f"{key}.parameters: expected a mapping")
         cfg = replace(defaults, name=name, type=body["type"], parameters=dict(params),
                       dependencies=_parse_dependencies(body.get("dependencies"), key))
+        if "output_dtype" in body:
+            if body["output_dtype"] not in OUTPUT_DTYPES:
+                raise ConfigError(f"{key}.output_dtype: expected one of {list(OUTPUT_DTYPES)}, "
+                                  f"got {body['output_dtype']!r}")
+            cfg = replace(cfg, output_dtype=body["output_dtype"])
         cfgs.append(_apply_common(cfg, body, f"{key}."))
     return RunCfg(representations=tuple(cfgs), config_hash=stable_hash(raw), source=source)
 

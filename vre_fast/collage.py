@@ -36,7 +36,8 @@ def representation_from_definition(name: str, definition: dict[str, Any]) -> Rep
     """The representation a metadata file describes, dependencies included (for decode / make_image)."""
     cls = get_representation_class(definition["type"])
     deps = {role: representation_from_definition(f"{name}.{role}", d) for role, d in definition["inputs"].items()}
-    return cls(name, build_params(cls, definition["parameters"], f"{name}.parameters"), deps)
+    return cls(name, build_params(cls, definition["parameters"], f"{name}.parameters"), deps,
+               output_dtype=definition.get("output_dtype"))
 
 
 def _tile(pictures: list[tuple[str, np.ndarray]], height: int, width: int) -> np.ndarray:

@@ -63,10 +63,19 @@ class Representation(ABC):
     interpolation: ClassVar[Literal["auto", "linear", "nearest"]] = "auto"
     storage_dtype: ClassVar[Any] = np.float16
 
-    def __init__(self, name: str, params: Any, dependencies: dict[str, Representation]):
+    def __init__(self, name: str, params: Any, dependencies: dict[str, Representation],
+                 output_dtype: str | None = None):
         self.name = name
         self.params = params
         self.dependencies = dependencies
+        # the config's `output_dtype` (VRE's): the stored dtype, within the same kind (float or integer)
+        self.output_dtype = None if output_dtype is None else np.dtype(output_dtype)
+        if self.output_dtype is not None:
+            native = np.dtype(type(self).storage_dtype)
+            if np.issubdtype(native, np.floating) != np.issubdtype(self.output_dtype, np.floating):
+                raise ValueError(f"output_dtype: {self.output_dtype.name} cannot hold this representation's "
+                                 f"{native.name} outputs; choose a dtype of the same kind (float or integer)")
+            self.storage_dtype = self.output_dtype
         self.validate()
 
     # -- hooks a subclass may override -------------------------------------------------------------
@@ -112,8 +121,11 @@ class Representation(ABC):
     # -- used by the runtime -----------------------------------------------------------------------
     def definition(self) -> dict[str, Any]:
         """Everything that determines the stored values; a change means the stored frames are stale."""
-        return {"type": self.type_name, "parameters": asdict(self.params),
-                "inputs": {role: dep.definition() for role, dep in self.dependencies.items()}}
+        definition = {"type": self.type_name, "parameters": asdict(self.params),
+                      "inputs": {role: dep.definition() for role, dep in self.dependencies.items()}}
+        if self.output_dtype is not None:  # only when set: definitions recorded before it existed stay equal
+            definition["output_dtype"] = self.output_dtype.name
+        return definition
 
     type_name: ClassVar[str] = ""  # set by the registry
 

@@ -24,4 +24,9 @@ def run_representation(rep: Representation, batch: ComputeBatch, output_size: tu
         raise ValueError(f"compute returned {type(raw).__name__} {getattr(raw, 'shape', '')} for a batch of "
                          f"{len(batch.indices)} frames; expected (B, H, W[, C])")
     stored = rep.encode(resize_batch(raw, output_size, rep.interpolation))
+    if rep.output_dtype is not None and stored.dtype != rep.output_dtype:
+        if np.issubdtype(stored.dtype, np.floating) != np.issubdtype(rep.output_dtype, np.floating):
+            raise ValueError(f"output_dtype {rep.output_dtype.name} cannot hold '{rep.name}''s {stored.dtype.name} "
+                             f"outputs (a float and an integer dtype); choose one of the same kind")
+        stored = stored.astype(rep.output_dtype)
     return stored, rep.decode(stored) if decode else None
