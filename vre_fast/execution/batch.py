@@ -22,7 +22,7 @@ import numpy as np
 from .._builder import GraphNode
 from .._cfg import BINARY_FORMATS, IMAGE_FORMATS
 from ..errors import RepresentationError, StoreError, VreError
-from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
+from ..representation import SAMPLE_FRAMES, ComputeBatch, Representation, sample_batch
 from ..sources import VideoSource
 from ..store import FrameFiles, RepresentationMetadata
 from .node import run_representation
@@ -322,8 +322,10 @@ class BatchExecutor:
         start = time.perf_counter()
         rt.stats.set_up = True  # teardown is due even if prepare fails half-way
         try:
-            rt.node.representation.setup(rt.node.cfg.device)
-            rt.node.representation.prepare(self._sample())
+            rep = rt.node.representation
+            rep.setup(rt.node.cfg.device)
+            if type(rep).prepare is not Representation.prepare:  # decode the sample only for those that use it
+                rep.prepare(self._sample())
         except VreError:
             raise
         except Exception as exc:
