@@ -31,7 +31,7 @@ class RepresentationCfg:
     parameters: dict[str, Any] = field(default_factory=dict)
     # storage
     output_formats: tuple[str, ...] = ("npz",)
-    compress: int = 0  # npz deflate level: 0 stored, 1 (fastest) .. 3 (smallest)
+    compress: int = 0  # npz deflate level: 0 stored, 1 (fastest) .. 9 (smallest); `true` is 6
     output_dtype: str | None = None  # the stored dtype (OUTPUT_DTYPES); None: the representation's own
     output_size: tuple[int, int] | None = None  # (height, width); None: the video's resolution
     # execution

@@ -140,8 +140,8 @@ def _apply_common(cfg: RepresentationCfg, body: Mapping[str, Any], prefix: str) 
         if isinstance(level, bool):
             level = DEFAULT_COMPRESS_LEVEL if level else 0
         if not (isinstance(level, int) and (level == 0 or level in COMPRESS_LEVELS)):
-            raise ConfigError(f"{prefix}compress: expected true, false or a level {list(COMPRESS_LEVELS)} "
-                              f"(1 fastest, 3 smallest), got {body['compress']!r}")
+            raise ConfigError(f"{prefix}compress: expected true (level {DEFAULT_COMPRESS_LEVEL}), false or a level "
+                              f"1 (fastest) .. 9 (smallest), got {body['compress']!r}")
         changes["compress"] = level
     if "device" in body:
         device = body["device"]
