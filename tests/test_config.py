@@ -74,7 +74,7 @@ def test_global_section_and_overrides():
         overrides={"batch_size": 16, "compress": True})
     a, b = cfg.representations
     assert (a.batch_size, a.output_formats, a.compress) == (16, ("npz", "png"), 6)  # true: level 6
-    assert (b.batch_size, b.output_formats, b.compress) == (2, ("jpg",), True)
+    assert (b.batch_size, b.output_formats, b.compress) == (2, ("jpg",), 6)
     with pytest.raises(ConfigError, match=r"unknown top-level key\(s\) \['batchsize'\]"):
         parse_config({"batchsize": 3, "representations": {"a": {"type": "rgb"}}})
 
