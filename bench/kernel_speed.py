@@ -47,6 +47,8 @@ def cases(s: dict) -> dict[str, dict[str, Callable[[], object]]]:
     """kernel -> {implementation: thunk}."""
     return {
         "hsv": {"numpy": lambda: hsv.hsv_numpy(s["rgb"]), "numba": lambda: hsv.hsv_numba(s["rgb"])},
+        "hsv to float16 (the stored form)": {"numpy": lambda: hsv.hsv_numpy(s["rgb"], np.float16),
+                                             "numba": lambda: hsv.hsv_numba(s["rgb"], np.float16)},
         f"normals_svd w{WINDOW}": {
             "numpy": lambda: normals_svd.normals_svd_numpy(s["depth"], s["intr"], WINDOW),
             "numba": lambda: normals_svd.normals_svd_numba(s["depth"], s["intr"], WINDOW)},
@@ -77,6 +79,7 @@ def cuda_cases(s: dict) -> dict[str, Callable[[], object]]:
 
     return {
         "hsv": synced(lambda: hsv.hsv_cuda(d["rgb"])),
+        "hsv to float16 (the stored form)": synced(lambda: hsv.hsv_cuda(d["rgb"], np.float16)),
         f"normals_svd w{WINDOW}": synced(lambda: normals_svd.normals_svd_cuda(d["depth"], s["intr"], WINDOW)),
         f"normals_cross w{WINDOW}": synced(lambda: normals_svd.normals_cross_cuda(d["depth"], s["intr"], WINDOW)),
         "lut (semantic_mapper, binary_mask)": synced(lambda: lookup.lut_cuda(d["classes"], s["lut"])),
