@@ -54,7 +54,8 @@ def compute(rep, batch_frames: np.ndarray, next_frames: np.ndarray | None = None
 
 @pytest.mark.parametrize("type_name, variant", [("edges_hed", "random"), ("depth_anything", "test"),
                                                 ("depth_dpt", "test"), ("optical_flow_rife", "random"),
-                                                ("semantic_safeuav", "150k"), ("edges_dexined", "random"),
+                                                ("semantic_safeuav", "150k"),
+                                                pytest.param("edges_dexined", "random", marks=pytest.mark.slow),
                                                 ("depth_marigold", "test"), ("optical_flow_raft", "small_random"),
                                                 ("optical_flow_raft", "large_random")])
 def test_onnxruntime_equals_torch_eager(type_name: str, variant: str):
