@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import yaml
 from conftest import make_video
@@ -64,6 +65,29 @@ def test_a_different_video_is_refused_naming_both_and_allowed_only_when_asked(vi
     assert {s["width"] for s in sources} == {64, 56} and all(len(s["fingerprint"]) == 64 for s in sources)
     records = [json.loads(p.read_text()) for p in sorted((out / ".logs").glob("run-*.json"))]
     assert {r["source"]["path"] for r in records} == {str(video.resolve()), str(other.resolve())}
+
+
+def test_videos_that_open_alike_are_still_told_apart(tmp_path: Path):
+    from vre_fast.sources.synthetic import write_video
+
+    rng = np.random.default_rng(0)
+    leader = [np.zeros((48, 64, 3), np.uint8)] * 3  # a black leader, as many real clips open
+    first = write_video(tmp_path / "first.mp4", leader + list(rng.integers(0, 255, (21, 48, 64, 3), np.uint8)))
+    second = write_video(tmp_path / "second.mp4", leader + list(rng.integers(0, 255, (21, 48, 64, 3), np.uint8)))
+    out = tmp_path / "out"
+    do_run(first, out, RGB_HSV, frames=(0, 3))
+    with pytest.raises(StoreError, match="is a different video"):
+        do_run(second, out, RGB_HSV, frames=(0, 3))
+
+
+def test_yaml_merge_keys_still_load_and_may_be_overridden(video: Path, tmp_path: Path):
+    from vre_fast import load_config
+
+    cfg = tmp_path / "merge.yaml"
+    cfg.write_text("representations:\n  a: {type: edges_canny, parameters: &canny {threshold1: 60, threshold2: 150}}\n"
+                   "  b:\n    type: edges_canny\n    parameters:\n      <<: *canny\n      threshold1: 50\n")
+    a, b = load_config(cfg).representations
+    assert a.parameters == {"threshold1": 60, "threshold2": 150} and b.parameters == {"threshold1": 50, "threshold2": 150}
 
 
 def test_a_dataset_of_an_older_version_adopts_the_video_it_is_run_with(video: Path, tmp_path: Path):
@@ -236,7 +260,9 @@ def test_bad_arguments_and_files_get_one_line(video: Path, tmp_path: Path, capsy
     cfg, out = write_cfg(tmp_path / "cfg.yaml", RGB_HSV), tmp_path / "out"
     (tmp_path / "a_file").write_text("x")
     assert cli_run(video, cfg, tmp_path / "a_file") == 1
-    assert "a_file: is a file; the output must be a directory" in one_error_line(capsys.readouterr().err)
+    assert "a_file: it is a file; the output must be a directory" in one_error_line(capsys.readouterr().err)
+    assert cli_run(video, cfg, tmp_path / "a_file" / "sub") == 1  # a file on the way
+    assert f"a_file/sub: {tmp_path / 'a_file'} is a file" in one_error_line(capsys.readouterr().err)
     assert cli_run(video, tmp_path, out) == 1
     assert f"--config {tmp_path} is a directory" in one_error_line(capsys.readouterr().err)
     (tmp_path / "latin1.yaml").write_bytes("representations: {caf\xe9: {type: rgb}}".encode("latin-1"))
@@ -252,13 +278,54 @@ def test_bad_arguments_and_files_get_one_line(video: Path, tmp_path: Path, capsy
         with pytest.raises(SystemExit) as exit_:
             cli_run(video, cfg, out, *extra)
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+    for argv, message in ((["run", str(video), "-c", str(cfg), "-o", ""], "--output/-o: an empty path"),
+                          (["collage", str(out), "-o", "c.mp4", "--fps", "nan"], "--fps: expected a positive number"),
+                          (["collage", str(out), "-o", "c.mp4", "--fps", "0"], "--fps: expected a positive number"),
+                          (["collage", str(out), "-o", "c.mp4", "--tile", "100000x100000"], "a tile is at most"),
+                          (["stream", "-c", str(cfg), "--source", "stdin", "--fps", "0"], "--fps: expected a")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err, argv
+    for port in ("99999", "abc"):
+        assert main(["stream", "-c", str(cfg), "--source", f"vre-tcp://127.0.0.1:{port}", "--sink", "null",
+                     "--quiet"]) == 1
+        assert "--source vre-tcp://127.0.0.1:" in one_error_line(capsys.readouterr().err)
 
     assert cli_run(video, cfg, out, "--frames", "0..2") == 0
     (out / "hsv" / ".metadata.json").write_text("[]")
     capsys.readouterr()
     assert cli_run(video, cfg, out) == 1
     line = one_error_line(capsys.readouterr().err)
-    assert "hsv/.metadata.json is not a vre-fast metadata object" in line and "metadata rebuild" in line
+    assert "hsv/.metadata.json is not valid vre-fast metadata (a JSON list, not an object)" in line
+    assert "metadata rebuild" in line
+
+
+@pytest.mark.parametrize("damage", ['{"frames": []}', '{"frames": {"3": {"time": 1}}}', '{"frames": {"3": "x"}}',
+                                    '{"frames": {"abc": {"time": 1, "formats": ["npz"]}}}',
+                                    '{"frames": {"3": {"time": 1, "formats": null}}}'])
+def test_metadata_entries_of_the_wrong_shape_are_one_line(video: Path, tmp_path: Path, capsys, damage: str):
+    cfg, out = write_cfg(tmp_path / "cfg.yaml", RGB_HSV), tmp_path / "out"
+    assert cli_run(video, cfg, out, "--frames", "0..2") == 0
+    state = json.loads((out / "hsv" / ".metadata.json").read_text())
+    (out / "hsv" / ".metadata.json").write_text(json.dumps({**state, **json.loads(damage)}))
+    capsys.readouterr()
+    for argv in (["run", str(video), "-c", str(cfg), "-o", str(out), "--no-progress"],
+                 ["collage", str(out), "-o", str(tmp_path / "c.mp4")]):
+        assert main(argv) == 1
+        assert "is not valid vre-fast metadata" in one_error_line(capsys.readouterr().err)
+
+
+def test_malformed_journal_lines_are_ignored_with_a_warning(video: Path, tmp_path: Path, capsys):
+    cfg, out = write_cfg(tmp_path / "cfg.yaml", RGB_HSV), tmp_path / "out"
+    assert cli_run(video, cfg, out, "--frames", "0..2") == 0
+    journal = out / "hsv" / ".metadata.journal" / "dead.jsonl"
+    journal.write_text("123\nnull\n" + "\n".join(json.dumps(line) for line in (
+        {"time": 1}, {"frame": "five", "time": 1, "formats": ["npz"]}, {"frame": 4, "formats": ["npz"]},
+        {"frame": 5, "time": 1.0, "formats": ["npz"], "run_id": "x"})) + "\n")
+    capsys.readouterr()
+    assert sorted(metadata(out, "hsv")["frames"]) == [0, 1, 5]  # the one well-formed line counts
+    assert cli_run(video, cfg, out, "--frames", "0..3") == 0
+    assert "5 malformed line(s) ignored" in capsys.readouterr().err
 
 
 # -- 7. leftovers -----------------------------------------------------------------------------------------
@@ -281,12 +348,36 @@ def test_temporaries_of_dead_writers_go_on_any_open_even_of_a_finished_dataset(v
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
 
 
-def test_collage_to_a_folder_replaces_only_when_complete(video: Path, tmp_path: Path):
+def test_collage_to_a_folder_replaces_only_when_complete(video: Path, tmp_path: Path, capsys):
     out = tmp_path / "out"
     do_run(video, out, RGB_HSV, frames=(0, 3))
-    assert main(["collage", str(out), "-o", str(tmp_path / "pngs")]) == 0
-    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["0.png", "1.png", "2.png"]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    pictures = out / "pictures"  # inside the dataset: not taken for a representation afterwards
+    (pictures).mkdir()
+    (pictures / "7.png").write_bytes(b"a stale frame of an earlier collage")
+    (pictures / "notes.png").write_bytes(b"not a frame: kept")
+    assert main(["collage", str(out), "-o", str(pictures)]) == 0
+    assert sorted(p.name for p in pictures.iterdir()) == ["0.png", "1.png", "2.png", "notes.png"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+    assert main(["collage", str(out), "-o", str(tmp_path / "again.mp4")]) == 0  # pictures/ is no representation
+    capsys.readouterr()
+    assert main(["metadata", "rebuild", str(out)]) == 0
+    assert "pictures" not in capsys.readouterr().out
+    for target, message in (("x.gif", ".gif is not a video format"), (str(pictures) + ".mp4", None)):
+        if message is None:
+            (tmp_path / "dir.mp4").mkdir()
+            target, message = str(tmp_path / "dir.mp4"), "is a folder; give a video file name"
+        assert main(["collage", str(out), "-o", target]) == 1
+        assert message in one_error_line(capsys.readouterr().err)
+
+
+def test_a_collage_temp_folder_left_by_a_kill_does_not_break_later_runs(video: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    do_run(video, out, RGB_HSV, frames=(0, 2))
+    left = out / ".collage.99999.tmp"
+    left.mkdir()
+    os.utime(left, (time.time() - 7200, time.time() - 7200))
+    do_run(video, out, RGB_HSV, frames=(0, 3))  # before: "Is a directory" from the sweep
+    assert left.is_dir()
 
 
 def test_stdin_size_beyond_the_frame_limit_is_refused_before_reading(tmp_path: Path, capsys):
@@ -294,3 +385,18 @@ def test_stdin_size_beyond_the_frame_limit_is_refused_before_reading(tmp_path: P
     assert main(["stream", "-c", str(cfg), "--source", "stdin", "--size", "100000x100000", "--sink", "null",
                  "--quiet"]) == 1
     assert "--size 100000x100000 is larger than --max-frame-size 7680x4320" in one_error_line(capsys.readouterr().err)
+
+
+def test_run_options_and_source_records_of_the_wrong_shape_are_refused(video: Path, tmp_path: Path):
+    from vre_fast import RunOptions
+
+    for bad in ({"write_workers": 0}, {"on_error": "bogus"}, {"durability": "bogus"}):
+        with pytest.raises(ValueError, match="must be"):
+            RunOptions(**bad)
+    out = tmp_path / "out"
+    do_run(video, out, RGB_HSV, frames=(0, 1))
+    record = json.loads((out / ".source.json").read_text())
+    record["sources"][0]["fingerprint"] = None
+    (out / ".source.json").write_text(json.dumps(record))
+    with pytest.raises(StoreError, match=r"\.source\.json is unreadable \(TypeError: field\(s\) \['fingerprint'\]"):
+        do_run(video, out, RGB_HSV, frames=(0, 1))

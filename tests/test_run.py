@@ -88,8 +88,12 @@ def test_frame_slice_writes_exactly_those_frames(video: Path, tmp_path: Path):
         assert sorted(int(p.stem) for p in (part / name / "npz").iterdir()) == [5, 6, 7, 8]
         for i in range(5, 9):
             assert np.array_equal(npz(part, name, i), npz(full, name, i)), (name, i)
-    with pytest.raises(VideoError, match=r"video\.mp4: --frames 20\.\.30 goes past the end of the video \(24"):
+    with pytest.raises(VideoError, match=r"video\.mp4: --frames 20\.\.30 is past the end of the video \(the video "
+                                         r"has 24 frames: 0\.\.24\)"):
         do_run(video, part, PROCEDURAL, frames=(20, 30))
+    for empty in ((24, None), (30, None), (5, 5)):  # before: "Nothing to compute", as if done
+        with pytest.raises(VideoError, match=r"--frames \d+\.\.\d+ is empty"):
+            do_run(video, part, PROCEDURAL, frames=empty)
 
 
 def test_second_run_computes_nothing(video: Path, tmp_path: Path, capsys):

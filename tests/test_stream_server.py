@@ -474,6 +474,20 @@ def test_a_truncated_file_ends_the_stream_with_a_warning(tmp_path: Path, server_
     assert not [r for r in server_log.records if r.name == "vre_fast"]
 
 
+def test_a_truncated_mkv_without_a_frame_count_warns_too(tmp_path: Path, server_log):
+    """mkv (like ts and webm) carries no frame count: the duration tells how many frames to expect."""
+    full = make_video(tmp_path / "v.mkv", num_frames=60)
+    truncated = tmp_path / "truncated.mkv"
+    truncated.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    got = list(open_source(str(truncated)).frames())
+    warnings = [r.getMessage() for r in server_log.records if r.name == "vre_fast" and r.levelno == logging.WARNING]
+    assert 0 < len(got) < 60 and len(warnings) == 1
+    assert warnings[0].startswith(f"{truncated}: ended after {len(got)} frames, its header says 60")
+    server_log.clear()
+    assert len(list(open_source(str(full)).frames())) == 60
+    assert not [r for r in server_log.records if r.name == "vre_fast" and r.levelno == logging.WARNING]
+
+
 class FailingContainer:
     """A container whose decoding fails (as FFmpeg does on a corrupt packet) after `good` frames."""
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import logging
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="compute a representation graph over a video into an output directory")
-    p.add_argument("video", type=Path)
-    p.add_argument("--config", "-c", type=Path, required=True, help="YAML graph config")
-    p.add_argument("--output", "-o", type=Path, required=True, help="output directory (created, resumable)")
+    p.add_argument("video", type=_path)
+    p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
+    p.add_argument("--output", "-o", type=_path, required=True, help="output directory (created, resumable)")
     p.add_argument("--frames", type=_frames_arg, default=(None, None), help="A..B (B excluded), A.., ..B or N")
     p.add_argument("--batch-size", type=int, help="default batch size (a representation's own wins)")
     p.add_argument("--output-formats", help="default formats, comma separated: npz,png,jpg")
@@ -45,14 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metadata", help="metadata tools")
     msub = p.add_subparsers(dest="metadata_command", required=True)
     r = msub.add_parser("rebuild", help="regenerate every representation's metadata from the files on disk")
-    r.add_argument("output", type=Path)
-    r.add_argument("--config", "-c", type=Path, help="config, for representations whose metadata is gone")
+    r.add_argument("output", type=_path)
+    r.add_argument("--config", "-c", type=_path, help="config, for representations whose metadata is gone")
     r.add_argument("--relabel", action="store_true",
                    help="record the config's definition even where the metadata names another one (only if the "
                         "files really were computed with the config's)")
 
     p = sub.add_parser("stream", help="run the graph live: frames in from a source, results out to a sink")
-    p.add_argument("--config", "-c", type=Path, required=True, help="YAML graph config")
+    p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     p.add_argument("--source", required=True,
                    help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file")
     p.add_argument("--sink", default="stdout",
@@ -65,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
                         "newest frame from any client wins); all: make the source wait (back-pressure reaches "
                         "each vre-tcp client through TCP)")
     p.add_argument("--pace", action="store_true", help="read a video file at its native frame rate")
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate written into encoded sinks")
+    p.add_argument("--fps", type=_positive_float, default=30.0, help="frame rate written into encoded sinks")
     p.add_argument("--max-clients", type=int, default=8, metavar="N",
                    help="vre-tcp source: clients served at once; one more is refused with a message (default 8)")
     p.add_argument("--sessions", type=int, metavar="N",
@@ -82,15 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no log lines on stderr")
 
     p = sub.add_parser("export-engines", help="export every learned representation to ONNX (and TensorRT)")
-    p.add_argument("--config", "-c", type=Path, required=True, help="YAML graph config")
+    p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     p.add_argument("--size", type=_parse_size, default=(540, 960),
                    help="WxH of the frames the engines will see (default 960x540)")
 
     p = sub.add_parser("collage", help="every representation of an output directory side by side")
-    p.add_argument("output", type=Path, help="a `vre-fast run` output directory")
-    p.add_argument("-o", "--target", type=Path, required=True, help="a video (.mp4, .mkv) or a folder for png")
-    p.add_argument("--fps", type=float, default=10.0)
-    p.add_argument("--tile", type=_parse_size, default=(270, 480), help="WxH of each tile (default 480x270)")
+    p.add_argument("output", type=_path, help="a `vre-fast run` output directory")
+    p.add_argument("-o", "--target", type=_path, required=True, help="a video (.mp4, .mkv) or a folder for png")
+    p.add_argument("--fps", type=_positive_float, default=10.0)
+    p.add_argument("--tile", type=_tile_size, default=(270, 480), help="WxH of each tile (default 480x270)")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first unreadable stored file (default) or leave that frame out")
 
@@ -188,6 +189,29 @@ def _frames_arg(text: str) -> tuple[int | None, int | None]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (an unset variable?)")
+    return Path(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _tile_size(text: str) -> tuple[int, int]:
+    height, width = _parse_size(text)
+    if height > 4320 or width > 7680:
+        raise argparse.ArgumentTypeError(f"a tile is at most 7680x4320, got {text!r}")
+    return height, width
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -280,18 +304,23 @@ def _rebuild(args: argparse.Namespace) -> int:
     from ._builder import build_graph
     from ._config_loader import load_config
     from .errors import VreError
-    from .store import rebuild_metadata
+    from .store import rebuild_metadata, representation_dirs
 
     definitions = {}
     if args.config is not None:
         definitions = {n.name: n.representation.definition() for n in build_graph(load_config(args.config)).nodes}
-    dirs = sorted(d for d in args.output.iterdir() if d.is_dir() and not d.name.startswith(".")) \
-        if args.output.is_dir() else []
+    dirs = representation_dirs(args.output, with_files_only=True)
     if not dirs:
         raise VreError(f"{args.output}: no representation directories to rebuild")
-    for d in dirs:
-        report = rebuild_metadata(d, definitions.get(d.name), relabel=args.relabel)
+    failed = 0
+    for d in dirs:  # each on its own: one that cannot be rebuilt does not stop the others
+        try:
+            report = rebuild_metadata(d, definitions.get(d.name), relabel=args.relabel)
+        except VreError as exc:
+            print(f"vre-fast: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         print(f"{d.name}: {report['frames']} frames"
               + (f"; unreadable, left out: {', '.join(report['unreadable'])}" if report["unreadable"] else "")
               + f" (definition: {report['definition']})")
-    return 0
+    return 1 if failed else 0

@@ -23,7 +23,7 @@ from ._builder import build_params
 from ._registry import get_representation_class
 from .errors import StoreError
 from .representation import Representation
-from .store import FrameFiles, RepresentationMetadata
+from .store import FrameFiles, RepresentationMetadata, representation_dirs
 
 __all__ = ["make_collage", "representation_from_definition"]
 
@@ -34,10 +34,14 @@ TITLE_HEIGHT = 24
 
 def representation_from_definition(name: str, definition: dict[str, Any]) -> Representation:
     """The representation a metadata file describes, dependencies included (for decode / make_image)."""
-    cls = get_representation_class(definition["type"])
-    deps = {role: representation_from_definition(f"{name}.{role}", d) for role, d in definition["inputs"].items()}
-    return cls(name, build_params(cls, definition["parameters"], f"{name}.parameters"), deps,
-               output_dtype=definition.get("output_dtype"))
+    try:
+        cls = get_representation_class(definition["type"])
+        deps = {role: representation_from_definition(f"{name}.{role}", d) for role, d in definition["inputs"].items()}
+        params = build_params(cls, definition["parameters"], f"{name}.parameters")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise StoreError(f"the metadata of '{name}' holds an incomplete definition ({type(exc).__name__}: {exc}); "
+                         f"rebuild it with `vre-fast metadata rebuild OUT --config CFG --relabel`") from None
+    return cls(name, params, deps, output_dtype=definition.get("output_dtype"))
 
 
 def _tile(pictures: list[tuple[str, np.ndarray]], height: int, width: int) -> np.ndarray:
@@ -60,8 +64,10 @@ def make_collage(out_dir: Path, target: Path, fps: float = 10.0, size: tuple[int
     The output is built beside `target` and moved into place only when complete, so a failure (a damaged
     stored file with on_error="stop", a full disk) leaves no partial video behind; with on_error="skip"
     frames with an unreadable file are left out, each with a warning."""
+    if not (math.isfinite(fps) and fps > 0):
+        raise StoreError(f"--fps {fps:g}: give a positive frame rate")
     reps, files = [], []
-    for directory in sorted(d for d in out_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
+    for directory in representation_dirs(out_dir):
         meta = RepresentationMetadata.read(directory)
         reps.append(representation_from_definition(directory.name, meta.definition))
         files.append(FrameFiles(directory))
@@ -91,43 +97,61 @@ def make_collage(out_dir: Path, target: Path, fps: float = 10.0, size: tuple[int
     return written
 
 
+_VIDEO_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".avi": "avi", ".mov": "mov"}  # suffix -> FFmpeg muxer
+
+
 class _Writer:
-    """Writes into a hidden temp path beside the target; `finish` moves it into place."""
+    """Writes into a hidden temp path beside the target (`.<name>.<pid>.tmp`); `finish` moves it into place."""
 
     def __init__(self, target: Path, fps: float):
         self.target, self.fps = target, Fraction(fps).limit_denominator(1000)
-        self.is_video = target.suffix.lower() in (".mp4", ".mkv", ".avi", ".mov")
-        self.tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix if self.is_video else ''}")
+        self.muxer = _VIDEO_FORMATS.get(target.suffix.lower())
+        if target.name in ("", ".", ".."):
+            raise StoreError(f"-o {str(target)!r}: name a video file (.mp4, .mkv, .avi, .mov) or a folder")
+        if self.muxer is not None and target.is_dir():
+            raise StoreError(f"-o {target}: is a folder; give a video file name, or a folder without a video "
+                             f"suffix for pictures")
+        if self.muxer is None and target.suffix and not target.is_dir():
+            raise StoreError(f"-o {target}: {target.suffix} is not a video format vre-fast writes "
+                             f"({', '.join(_VIDEO_FORMATS)}); for png pictures give a folder name without a suffix")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         self.container: Any = None
         self.stream: Any = None
-        if not self.is_video:
-            self.tmp.mkdir(parents=True)
+        self.written: list[str] = []
+        if self.muxer is None:
+            self.tmp.mkdir()
 
     def write(self, frame: int, picture: np.ndarray) -> None:
-        if not self.is_video:
+        if self.muxer is None:
             ok, encoded = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
             if not ok:
                 raise StoreError(f"cannot encode collage frame {frame} as png")
             (self.tmp / f"{frame}.png").write_bytes(encoded.tobytes())
+            self.written.append(f"{frame}.png")
             return
         if self.container is None:
-            self.container = av.open(str(self.tmp), "w")
+            self.container = av.open(str(self.tmp), "w", format=self.muxer)
             codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
             self.stream = self.container.add_stream(codec, rate=self.fps)
             self.stream.height, self.stream.width = picture.shape[0] // 2 * 2, picture.shape[1] // 2 * 2
             self.stream.pix_fmt = "yuv420p"
         picture = np.ascontiguousarray(picture[: self.stream.height, : self.stream.width])
         self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        self.written.append(str(frame))
 
     def finish(self) -> None:
-        if not self.is_video:
-            self.target.mkdir(parents=True, exist_ok=True)
-            for picture in self.tmp.iterdir():
-                os.replace(picture, self.target / picture.name)
+        if not self.written:
+            raise StoreError(f"no frame could be drawn: {self.target} not written")
+        if self.muxer is None:
+            self.target.mkdir(exist_ok=True)
+            stale = {p.name for p in self.target.glob("*.png") if p.stem.isdigit()} - set(self.written)
+            for name in stale:  # a previous collage's frames that this one does not have
+                (self.target / name).unlink()
+            for name in self.written:
+                os.replace(self.tmp / name, self.target / name)
             self.tmp.rmdir()
             return
-        if self.container is None:
-            raise StoreError(f"no frame could be drawn: {self.target} not written")
         self.container.mux(self.stream.encode())
         self.container.close()
         self.container = None

@@ -37,6 +37,8 @@ logger = logging.getLogger("vre_fast")
 
 @dataclass(frozen=True)
 class RunOptions:
+    """How `run` works (not what it computes: that is the config)."""
+
     frames: tuple[int | None, int | None] = (None, None)  # [start, stop); None: the video's ends
     on_error: Literal["stop", "skip"] = "stop"
     write_workers: int = 2
@@ -46,6 +48,15 @@ class RunOptions:
     # "kill": atomic renames, safe against a killed process; "power": also fsync each file and its
     # directory before the frame is recorded, safe against power loss (several times slower on most disks)
     durability: Literal["kill", "power"] = "kill"
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ("stop", "skip"):
+            raise ValueError(f"on_error must be 'stop' or 'skip', got {self.on_error!r}")
+        if self.durability not in ("kill", "power"):
+            raise ValueError(f"durability must be 'kill' or 'power', got {self.durability!r}")
+        if self.write_workers < 1 or self.prefetch_chunks < 1:
+            raise ValueError(f"write_workers and prefetch_chunks must be >= 1, got {self.write_workers} and "
+                             f"{self.prefetch_chunks}")
     argv: tuple[str, ...] = ()
 
 
@@ -62,14 +73,19 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
     read-only) dataset is checked without write access; writing starts once there is work."""
     graph = build_graph(cfg)  # every config error surfaces before the video is opened
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise StoreError(f"-o {out_dir}: is a file; the output must be a directory (created if missing)")
+    for folder in (out_dir, *out_dir.parents):  # the nearest existing one must be a directory
+        if folder.exists():
+            if not folder.is_dir():
+                raise StoreError(f"-o {out_dir}: {'it' if folder == out_dir else folder} is a file; the output must "
+                                 f"be a directory (created if missing)")
+            break
     with VideoSource(video) as source:
         start, stop = options.frames
         start, stop = start or 0, source.num_frames if stop is None else stop
-        if stop > source.num_frames:
-            raise VideoError(f"{source.path}: --frames {start}..{stop} goes past the end of the video "
-                             f"({source.num_frames} frames)")
+        if stop > source.num_frames or start >= stop:
+            raise VideoError(f"{source.path}: --frames {start}..{stop} is " +
+                             ("empty" if start >= stop else "past the end of the video") +
+                             f" (the video has {source.num_frames} frames: 0..{source.num_frames})")
         requested = list(range(start, stop))
         identity = _identify(source)
         sources = DatasetSources(out_dir)

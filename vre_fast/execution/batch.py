@@ -84,6 +84,16 @@ class NodeRuntime:
     def __post_init__(self) -> None:
         self.stats.batch_size = self.node.cfg.batch_size
 
+    def load(self, frame: int) -> np.ndarray:
+        """A stored output read back for a dependant; one of another size was not written by this graph."""
+        stored = self.files.read(frame)
+        if stored.shape[:2] != self.output_size:
+            raise StoreError(f"{self.files.directory / 'npz'} frame {frame}: the stored array is "
+                             f"{'x'.join(map(str, stored.shape))}, but '{self.name}' is {self.output_size[1]}x"
+                             f"{self.output_size[0]} in this run; replaced by hand? run `vre-fast metadata rebuild "
+                             f"{self.files.directory.parent}`")
+        return stored
+
 
 class _DecodeStage:
     """Decodes the frames of each chunk (plus t+1 where needed) into ring slots in a thread, a bounded
@@ -243,7 +253,7 @@ class BatchExecutor:
             outputs[rt.name], failed[rt.name] = {}, set()
             for f in (f for f in chunk if f in self.plan.load[rt.name]):
                 try:
-                    outputs[rt.name][f] = rt.node.representation.decode(rt.files.read(f))
+                    outputs[rt.name][f] = rt.node.representation.decode(rt.load(f))
                 except StoreError as exc:  # a damaged stored file: the frame fails for it and its dependants
                     if self.on_error == "stop":
                         raise

@@ -17,9 +17,25 @@ import numpy as np
 
 from ..errors import VideoError
 
-__all__ = ["VideoSource"]
+__all__ = ["VideoSource", "frame_count"]
 
 SEEK_GAP = 64  # decode forward through gaps shorter than this instead of seeking
+
+
+def frame_count(container: av.container.InputContainer, stream: av.video.stream.VideoStream
+                ) -> tuple[int, bool] | None:
+    """(frames, exact) from the header: the stream's frame count (exact), else its duration or the
+    container's times the frame rate (mkv, ts and webm carry no count); None when nothing tells."""
+    if stream.frames:
+        return int(stream.frames), True
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate:
+        return None
+    if stream.duration:
+        return round(stream.duration * Fraction(stream.time_base) * Fraction(rate)), False
+    if container.duration:
+        return round(Fraction(container.duration, av.time_base) * Fraction(rate)), False
+    return None
 
 
 class VideoSource:
@@ -41,14 +57,10 @@ class VideoSource:
         self._time_base = Fraction(stream.time_base)
         self._start_pts = stream.start_time or 0
         self.height, self.width = stream.codec_context.height, stream.codec_context.width
-        if stream.frames:
-            self.num_frames = int(stream.frames)
-        elif stream.duration:
-            self.num_frames = round(stream.duration * self._time_base * self.fps)
-        elif self._container.duration:
-            self.num_frames = round(Fraction(self._container.duration, av.time_base) * self.fps)
-        else:
+        count = frame_count(self._container, stream)
+        if count is None:
             raise VideoError(f"{self.path}: cannot tell how many frames the video has")
+        self.num_frames = count[0]
         self._decoder: Iterator[av.VideoFrame] | None = None
         self._position = -1  # index of the last frame the decoder returned
         self._pending: av.VideoFrame | None = None  # decoded by `_seek` but not consumed yet
@@ -75,13 +87,19 @@ class VideoSource:
         """The first `count` frames (all of them if the video is shorter), stacked."""
         return np.stack([frame for _, frame in self.read(range(min(count, self.num_frames)))])
 
-    def fingerprint(self, count: int = 3) -> str:
-        """sha256 of the first `count` frames' decoded pixels (and their shape): tells two videos apart
-        whatever their container, path or name."""
-        digest = hashlib.sha256()
-        head = self.head(count)
-        digest.update(str(head.shape).encode())
-        digest.update(head.tobytes())
+    def fingerprint(self) -> str:
+        """sha256 of the decoded pixels of a few frames spread over the video (the first three, then at a
+        quarter, half and three quarters): tells two videos apart whatever their container, path or name,
+        also when they open alike (a black leader, a fade). A frame that cannot be decoded (a truncated
+        file) ends the sample, so the same file always gives the same fingerprint."""
+        n = self.num_frames
+        digest = hashlib.sha256(f"{self.width}x{self.height}".encode())
+        try:
+            for index, frame in self.read(sorted({*range(min(3, n)), n // 4, n // 2, 3 * n // 4} & set(range(n)))):
+                digest.update(index.to_bytes(8, "little"))
+                digest.update(frame.tobytes())
+        except VideoError:
+            pass
         return digest.hexdigest()
 
     def _index_of(self, frame: av.VideoFrame) -> int:

@@ -1,11 +1,11 @@
 """The output directory: per-frame files, per-representation metadata, run records, its source video."""
 
 from .atomic import atomic_write_bytes
-from .dataset import DatasetSources, SourceIdentity, sweep_temporaries
+from .dataset import DatasetSources, SourceIdentity, representation_dirs, sweep_temporaries
 from .frames import FrameFiles
 from .metadata import RepresentationMetadata, rebuild_metadata
 from .run_record import RunRecord, close_abandoned_runs, held_while_running
 
 __all__ = ["DatasetSources", "FrameFiles", "RepresentationMetadata", "RunRecord", "SourceIdentity",
            "atomic_write_bytes", "close_abandoned_runs", "held_while_running", "rebuild_metadata",
-           "sweep_temporaries"]
+           "representation_dirs", "sweep_temporaries"]

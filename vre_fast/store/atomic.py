@@ -43,8 +43,10 @@ def atomic_write(path: Path, parts: Sequence[bytes | memoryview], durable: bool 
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # writev's errors name no file: say which
+            exc.filename = str(path)
         raise
     if durable:
         _fsync_directory(path.parent)
@@ -120,7 +122,7 @@ def remove_stale_temporaries(folder: Path) -> int:
     except OSError:
         return 0
     for tmp in candidates:
-        if not _is_stale(tmp):
+        if not tmp.is_file() or not _is_stale(tmp):  # a folder of that name is someone else's
             continue
         try:
             tmp.unlink()

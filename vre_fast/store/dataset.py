@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .._cfg import OUTPUT_FORMATS
 from ..errors import StoreError
 from .atomic import atomic_write_bytes, locked, remove_stale_temporaries
+from .metadata import METADATA
 
-__all__ = ["DatasetSources", "SourceIdentity", "sweep_temporaries"]
+__all__ = ["DatasetSources", "SourceIdentity", "representation_dirs", "sweep_temporaries"]
 
 logger = logging.getLogger("vre_fast")
 
@@ -45,7 +47,16 @@ class SourceIdentity:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SourceIdentity:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        """Raises KeyError or TypeError for a record of the wrong shape."""
+        values = {k: data[k] for k in cls.__dataclass_fields__}
+        wrong = [k for k, v in values.items() if not isinstance(v, _FIELD_TYPES[k]) or isinstance(v, bool)]
+        if wrong:
+            raise TypeError(f"field(s) {wrong} of the wrong type")
+        return cls(**values)
+
+
+_FIELD_TYPES = {"path": str, "size_bytes": int, "height": int, "width": int, "num_frames": int, "fps": str,
+                "fingerprint": str}
 
 
 class DatasetSources:
@@ -86,11 +97,26 @@ class DatasetSources:
                 self.check(source, allow_other)  # another run may have recorded a different video meanwhile
                 logger.warning("%s: adding frames of %s to a dataset made from %s (--allow-other-source)",
                                self.out_dir, source.describe(), recorded[0].describe())
-            elif any(d.is_dir() and (d / ".metadata.json").exists() for d in self.out_dir.iterdir()):
+            elif representation_dirs(self.out_dir):
                 logger.warning("%s records no source video (made by an older vre-fast); recording %s",
                                self.out_dir, source.describe())
             data = {"sources": [asdict(s) for s in (*recorded, source)]}
             atomic_write_bytes(self.path, json.dumps(data, indent=1).encode())
+
+
+def representation_dirs(out_dir: Path, with_files_only: bool = False) -> list[Path]:
+    """The representations of a dataset: folders with a .metadata.json (and, with `with_files_only`, folders
+    that only have format folders left, for `metadata rebuild`). Anything else in OUT (a collage's
+    pictures, the user's notes) is not one."""
+    if not out_dir.is_dir():
+        return []
+    found = []
+    for d in sorted(out_dir.iterdir()):
+        if not d.is_dir() or d.name.startswith("."):
+            continue
+        if (d / METADATA).is_file() or (with_files_only and any((d / f).is_dir() for f in OUTPUT_FORMATS)):
+            found.append(d)
+    return found
 
 
 def sweep_temporaries(out_dir: Path) -> int:
@@ -99,6 +125,6 @@ def sweep_temporaries(out_dir: Path) -> int:
     if not out_dir.is_dir():
         return 0
     folders = [out_dir, out_dir / ".logs"]
-    for rep in (d for d in out_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        folders += [rep, *(d for d in rep.iterdir() if d.is_dir() and not d.name.startswith("."))]
+    for rep in representation_dirs(out_dir, with_files_only=True):
+        folders += [rep, *(rep / f for f in OUTPUT_FORMATS)]
     return sum(remove_stale_temporaries(f) for f in folders if f.is_dir())

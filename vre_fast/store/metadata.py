@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -29,6 +30,8 @@ from .atomic import atomic_write_bytes, locked, read_locked
 from .frames import FrameFiles
 
 __all__ = ["RepresentationMetadata", "rebuild_metadata"]
+
+logger = logging.getLogger("vre_fast")
 
 METADATA = ".metadata.json"
 JOURNALS = ".metadata.journal"
@@ -146,10 +149,9 @@ class RepresentationMetadata:
         except (OSError, ValueError) as exc:
             raise StoreError(f"{path} is unreadable ({exc}); run `vre-fast metadata rebuild "
                              f"{self.directory.parent}`") from None
-        if not (isinstance(state, dict) and isinstance(state.get("definition", {}), dict)
-                and all(isinstance(state.get(k, {}), dict) for k in ("frames", "failed"))):
-            raise StoreError(f"{path} is not a vre-fast metadata object (expected {{'definition': {{...}}, "
-                             f"'frames': {{...}}}}, found {type(state).__name__}); run `vre-fast metadata rebuild "
+        problem = _metadata_problem(state)
+        if problem is not None:
+            raise StoreError(f"{path} is not valid vre-fast metadata ({problem}); run `vre-fast metadata rebuild "
                              f"{self.directory.parent}`")
         return state
 
@@ -171,12 +173,16 @@ class _Merged:
             lines = path.read_bytes().splitlines()
         except FileNotFoundError:
             return  # compacted by another process meanwhile
+        malformed = 0
         for raw in lines:
             try:
                 line = json.loads(raw)
             except ValueError:
                 continue  # a torn last line after a power loss
-            frame = int(line.pop("frame"))
+            if not _is_journal_line(line):
+                malformed += 1
+                continue
+            frame = line.pop("frame")
             failed = line.pop("failed", False)
             latest = max((e["time"] for e in (self.frames.get(frame), self.failed.get(frame)) if e), default=-1)
             if line["time"] < latest:
@@ -187,10 +193,40 @@ class _Merged:
             else:
                 self.failed.pop(frame, None)
                 self.frames[frame] = line
+        if malformed:
+            logger.warning("%s: %d malformed line(s) ignored (those frames count as not done)", path, malformed)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.header, "frames": {str(k): self.frames[k] for k in sorted(self.frames)},
                 "failed": {str(k): self.failed[k] for k in sorted(self.failed)}}
+
+
+def _is_entry(entry: Any, success: bool) -> bool:
+    """A frame's record: its time, and for a success the formats written."""
+    return (isinstance(entry, dict) and isinstance(entry.get("time"), (int, float))
+            and (not success or (isinstance(entry.get("formats"), list)
+                                 and all(isinstance(f, str) for f in entry["formats"]))))
+
+
+def _is_journal_line(line: Any) -> bool:
+    return (isinstance(line, dict) and isinstance(line.get("frame"), int) and not isinstance(line["frame"], bool)
+            and line["frame"] >= 0 and _is_entry(line, success=not line.get("failed", False)))
+
+
+def _metadata_problem(state: Any) -> str | None:
+    """What is wrong with a .metadata.json's content, or None."""
+    if not isinstance(state, dict):
+        return f"a JSON {type(state).__name__}, not an object"
+    if not isinstance(state.get("definition", {}), dict):
+        return "'definition' is not an object"
+    for key in ("frames", "failed"):
+        entries = state.get(key, {})
+        if not isinstance(entries, dict):
+            return f"'{key}' is a JSON {type(entries).__name__}, not an object"
+        for frame, entry in entries.items():
+            if not (frame.isdigit() and _is_entry(entry, success=key == "frames")):
+                return f"'{key}' has an invalid entry for frame {frame!r}"
+    return None
 
 
 def _owner_is_gone(journal: Path) -> bool:
@@ -246,7 +282,8 @@ def rebuild_metadata(directory: Path, definition: dict[str, Any] | None, relabel
                              f"produced its files ({'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}); "
                              f"rebuilding keeps the files' own definition: drop --config, or pass --relabel if the "
                              f"files really are outputs of the config's definition")
-        kept = recorded if recorded is not None and not (relabel and definition is not None) else None
+        relabelling = relabel and definition is not None and definition != recorded
+        kept = recorded if recorded is not None and not relabelling else None
         how = "kept" if kept is not None else ("relabelled" if recorded is not None else "from config")
         formats: dict[int, list[str]] = {}
         unreadable = []

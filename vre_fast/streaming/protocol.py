@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -56,6 +57,18 @@ class ClientTimeout(TimeoutError):
     def __init__(self, message: str, partial: bool):
         self.partial = partial
         super().__init__(message)
+
+
+def tcp_address(spec: str, option: str, example_port: int) -> tuple[str, int]:
+    """(host, port) of a vre-tcp://HOST:PORT option; the host defaults to loopback."""
+    try:
+        url = urlsplit(spec)
+        port = url.port
+    except ValueError as exc:  # a port that is not a number, or out of 0..65535
+        raise VreError(f"{option} {spec}: {exc}") from None
+    if port is None:
+        raise VreError(f"{option} {spec}: give a port, e.g. vre-tcp://127.0.0.1:{example_port}")
+    return url.hostname or "127.0.0.1", port
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import VreError
 from .graph import StreamGraph, StreamResult
-from .protocol import encode_result
+from .protocol import encode_result, tcp_address
 
 __all__ = ["Sink", "open_sink"]
 
@@ -50,12 +50,10 @@ def open_sink(spec: str, graph: StreamGraph, fps: float = 30.0) -> Sink:
     if spec == "window":
         return WindowSink(graph)
     if spec.startswith("vre-tcp://"):
-        url = urlsplit(spec)
-        if url.port is None:
-            raise VreError(f"--sink {spec}: give a port, e.g. vre-tcp://127.0.0.1:6000")
-        raw = parse_qs(url.query).get("format", ["vre"])[0] == "raw"
+        host, port = tcp_address(spec, "--sink", 6000)
+        raw = parse_qs(urlsplit(spec).query).get("format", ["vre"])[0] == "raw"
         try:
-            conn = socket.create_connection((url.hostname or "127.0.0.1", url.port), timeout=10)
+            conn = socket.create_connection((host, port), timeout=10)
         except OSError as exc:
             raise VreError(f"--sink {spec}: cannot connect: {exc}") from None
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -26,14 +26,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
-from urllib.parse import urlsplit
 
 import av
 import cv2
 import numpy as np
 
 from ..errors import VideoError, VreError
-from .protocol import POLL_SECONDS, ClientTimeout, Disconnected, FrameReceiver, Limits, ProtocolError, read_exact
+from ..sources.video import frame_count
+from .protocol import (
+    POLL_SECONDS,
+    ClientTimeout,
+    Disconnected,
+    FrameReceiver,
+    Limits,
+    ProtocolError,
+    read_exact,
+    tcp_address,
+)
 
 __all__ = ["FrameSource", "SourceFrame", "open_source"]
 
@@ -71,11 +80,8 @@ def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = Fal
         limits.check_size(size)
         return RawStreamSource(sys.stdin.buffer, size)
     if spec.startswith("vre-tcp://"):
-        url = urlsplit(spec)
-        if url.port is None:
-            raise VreError(f"--source {spec}: give a port, e.g. vre-tcp://127.0.0.1:5555")
-        return TcpServerSource(url.hostname or "127.0.0.1", url.port, size, limits, max_clients, sessions,
-                               read_timeout, idle_timeout)
+        host, port = tcp_address(spec, "--source", 5555)
+        return TcpServerSource(host, port, size, limits, max_clients, sessions, read_timeout, idle_timeout)
     if spec.startswith("v4l2:"):
         return PyAVSource(spec[len("v4l2:"):], size, pace=False, fmt="v4l2")
     if "://" in spec:
@@ -293,6 +299,7 @@ class PyAVSource:
             raise VideoError(f"cannot open stream {target}: {exc}") from None
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        self._expected = None if self._live else frame_count(self._container, self._stream)
         self._closed = False
 
     def frames(self) -> Iterator[SourceFrame]:
@@ -323,11 +330,14 @@ class PyAVSource:
                 raise VideoError(f"{self._ended_early(decoded)}; FFmpeg: {exc}") from None
             logger.warning("%s; FFmpeg: %s", self._ended_early(decoded), exc)
             return
-        if not self._live and not self._closed and decoded < self._stream.frames:
-            logger.warning("%s", self._ended_early(decoded))
+        if not self._closed and self._expected is not None:
+            expected, exact = self._expected
+            if decoded < (expected if exact else expected - 1):  # a duration-based count may be one off
+                logger.warning("%s", self._ended_early(decoded))
 
     def _ended_early(self, decoded: int) -> str:
-        header = f", its header says {self._stream.frames}" if self._stream.frames > decoded else ""
+        expected = self._expected[0] if self._expected is not None else 0
+        header = f", its header says {expected}" if expected > decoded else ""
         return f"{self._target}: ended after {decoded} frames{header} (truncated file?)"
 
     def close(self) -> None:
