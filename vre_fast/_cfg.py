@@ -33,6 +33,7 @@ class RepresentationCfg:
     output_formats: tuple[str, ...] = ("npz",)
     compress: int = 0  # npz deflate level: 0 stored, 1 (fastest) .. 9 (smallest); `true` is 6
     output_dtype: str | None = None  # the stored dtype (OUTPUT_DTYPES); None: the representation's own
+    jpeg_quality: int = 75  # of jpg pictures (75: PIL's default, so VRE's)
     output_size: tuple[int, int] | None = None  # (height, width); None: the video's resolution
     # execution
     batch_size: int = 1

@@ -15,9 +15,10 @@ from .store.npz import COMPRESS_LEVELS, DEFAULT_COMPRESS_LEVEL
 
 __all__ = ["load_config", "parse_config", "parse_output_formats"]
 
-_GLOBAL_KEYS = {"batch_size", "output_formats", "compress", "device", "output_size", "representations"}
+_GLOBAL_KEYS = {"batch_size", "output_formats", "compress", "device", "output_size", "jpeg_quality",
+                "representations"}
 _REPR_KEYS = {"type", "dependencies", "parameters", "batch_size", "output_formats", "compress", "device",
-              "output_size", "output_dtype"}
+              "output_size", "output_dtype", "jpeg_quality"}
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunCfg:
@@ -137,6 +138,11 @@ def _apply_common(cfg: RepresentationCfg, body: Mapping[str, Any], prefix: str) 
         changes["batch_size"] = bs
     if "output_formats" in body:
         changes["output_formats"] = parse_output_formats(body["output_formats"], f"{prefix}output_formats")
+    if "jpeg_quality" in body:
+        quality = body["jpeg_quality"]
+        if not (isinstance(quality, int) and not isinstance(quality, bool) and 1 <= quality <= 100):
+            raise ConfigError(f"{prefix}jpeg_quality: expected an integer 1..100, got {quality!r}")
+        changes["jpeg_quality"] = quality
     if "compress" in body:
         level = body["compress"]
         if isinstance(level, bool):

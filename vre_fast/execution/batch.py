@@ -383,6 +383,7 @@ class _WriteJob:
         images = [fmt for fmt in cfg.output_formats if fmt in IMAGE_FORMATS]
         picture = self.rt.node.representation.make_image(self.decoded[None])[0] if images else None
         binary = tuple(fmt for fmt in cfg.output_formats if fmt in BINARY_FORMATS)
-        self.rt.files.write(self.frame, self.stored, binary, {fmt: picture for fmt in images}, cfg.compress)
+        self.rt.files.write(self.frame, self.stored, binary, {fmt: picture for fmt in images}, cfg.compress,
+                            cfg.jpeg_quality)
         assert self.rt.metadata is not None
         self.rt.metadata.record(self.frame, self.seconds, cfg.output_formats)

@@ -17,7 +17,6 @@ from .npz import npy_parts, npz_parts
 
 __all__ = ["FrameFiles"]
 
-JPEG_QUALITY = 95
 
 
 class FrameFiles:
@@ -37,7 +36,7 @@ class FrameFiles:
             remove_stale_temporaries(self.directory / fmt)
 
     def write(self, frame: int, stored: np.ndarray, binary: tuple[str, ...], image: dict[str, np.ndarray] | None,
-              compress: int = 0) -> None:
+              compress: int = 0, jpeg_quality: int = 75) -> None:
         """Writes `stored` in each of the `binary` formats (npz deflated at level `compress`, 0: stored) and the
         image formats present in `image` ({fmt: HxWx3})."""
         if "npz" in binary:
@@ -50,7 +49,7 @@ class FrameFiles:
         if "npy" in binary:
             atomic_write(self.path("npy", frame), npy_parts(stored), self.durable)
         for fmt, picture in (image or {}).items():
-            params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if fmt == "jpg" else []
+            params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if fmt == "jpg" else []
             ok, encoded = cv2.imencode(f".{fmt}", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), params)
             if not ok:
                 raise StoreError(f"cannot encode frame {frame} of {self.directory.name} as {fmt}")
