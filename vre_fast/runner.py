@@ -48,6 +48,7 @@ class RunOptions:
     # "kill": atomic renames, safe against a killed process; "power": also fsync each file and its
     # directory before the frame is recorded, safe against power loss (several times slower on most disks)
     durability: Literal["kill", "power"] = "kill"
+    kernel_threads: int | None = None  # threads of a parallel kernel; None: all cores but one (decode and writers)
 
     def __post_init__(self) -> None:
         if self.on_error not in ("stop", "skip"):
@@ -180,7 +181,7 @@ def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, optio
 
     executor = BatchExecutor(runtimes, plan, source, on_error=options.on_error,
                              write_workers=options.write_workers, prefetch=options.prefetch_chunks,
-                             on_chunk=on_chunk)
+                             on_chunk=on_chunk, kernel_threads=options.kernel_threads)
     try:
         executor.run()
         record.status = "completed"

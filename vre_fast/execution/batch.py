@@ -29,6 +29,7 @@ from .node import run_representation
 from .oom import free_memory, is_out_of_memory
 from .plan import Plan
 from .ring import FrameRing, FrameSlot
+from .threads import default_kernel_threads, kernel_threads
 
 __all__ = ["BatchExecutor", "NodeRuntime", "NodeStats", "StageStats"]
 
@@ -200,7 +201,7 @@ class _WriteStage:
 class BatchExecutor:
     def __init__(self, runtimes: list[NodeRuntime], plan: Plan, source: VideoSource,
                  on_error: Literal["stop", "skip"] = "stop", write_workers: int = 2, prefetch: int = 2,
-                 on_chunk: Callable[[int], None] | None = None):
+                 on_chunk: Callable[[int], None] | None = None, kernel_threads: int | None = None):
         self.runtimes, self.plan, self.source = runtimes, plan, source
         self.on_error = on_error
         self._last_frame = source.num_frames - 1
@@ -211,8 +212,13 @@ class BatchExecutor:
         # nodes whose decoded outputs a computing dependant reads in this run
         self._feeds_dependants = {dep for rt in runtimes if plan.compute[rt.name] for dep in rt.node.inputs.values()}
         self._on_chunk = on_chunk or (lambda n: None)
+        self._kernel_threads = kernel_threads or default_kernel_threads()
 
     def run(self) -> None:
+        with kernel_threads(self._kernel_threads):
+            self._run()
+
+    def _run(self) -> None:
         chunk_size = max(rt.stats.batch_size for rt in self.runtimes)
         frames = self.plan.frames
         chunks = [frames[i:i + chunk_size] for i in range(0, len(frames), chunk_size)]
