@@ -70,7 +70,7 @@ def normals_image_numba(normals: np.ndarray) -> np.ndarray:
     return out.reshape(normals.shape)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _normals_image_rows(flat, out):  # noqa: ANN001
     for i in prange(len(flat)):
         x, y, z = flat[i, 0], flat[i, 1], flat[i, 2]

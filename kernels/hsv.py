@@ -76,7 +76,7 @@ def hsv_numba(rgb: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
     return out.reshape(rgb.shape).astype(dtype, copy=False)
 
 
-@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=True, cache=True, error_model="numpy")
 def _hsv_numba_rows(rows: np.ndarray, out: np.ndarray) -> None:
     for y in prange(rows.shape[0]):
         for x in range(rows.shape[1]):
@@ -84,7 +84,7 @@ def _hsv_numba_rows(rows: np.ndarray, out: np.ndarray) -> None:
             out[y, x, 0], out[y, x, 1], out[y, x, 2] = h, s, v
 
 
-@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=True, cache=True, error_model="numpy")
 def _hsv_numba_rows_half(rows: np.ndarray, out: np.ndarray) -> None:
     """float16 bit patterns: each row in float32 into a small scratch (numba has no scalar bitcast, an
     array view is one), then rounded to float16 while still in cache."""

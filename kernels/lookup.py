@@ -41,7 +41,7 @@ def lut_numba(classes: np.ndarray, lut: np.ndarray) -> np.ndarray:
 CHUNK = 16384
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _lut_rows(flat, table, out):  # noqa: ANN001, ANN202
     """Fills `out`; returns the flat index of an out-of-range id, or -1."""
     n, width = len(table), table.shape[1]
@@ -61,7 +61,7 @@ def _lut_rows(flat, table, out):  # noqa: ANN001, ANN202
     return -1
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _lut_scalar(flat, table, out):  # noqa: ANN001, ANN202
     """`_lut_rows` for one value per class, branch-free so the compiler can vectorise it: ids are clamped
     while looking up, and the largest / smallest id seen decides afterwards whether any was out of range."""

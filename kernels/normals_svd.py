@@ -229,7 +229,7 @@ def _accumulate(acc, rows, sign):  # noqa: ANN001
             acc[k, x] += sign * rows[k, x]
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True, error_model="numpy")
 def _normals_svd_bands(depth, fx, fy, cx, cy, r, min_valid, bands, out):  # noqa: ANN001
     """Each band of rows walks down the image keeping the window moments of its current row as running
     sums over a ring of the 2r+2 latest row sums: every intermediate stays in cache (about 1 MB a band)."""
@@ -295,7 +295,7 @@ def _cross_normal(zc, zr, zl, zd, zu, x, y, r, fx, fy, cx, cy):  # noqa: ANN001,
     return nx / length, ny / length, nz / length
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _normals_cross_frame(depth, fx, fy, cx, cy, r, out):  # noqa: ANN001
     h, w = depth.shape
     for y in prange(h):

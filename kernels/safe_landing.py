@@ -58,7 +58,7 @@ def safe_landing_numba(normals: np.ndarray, unit_axis: np.ndarray, cos_min: floa
     return out.reshape(normals.shape[:-1])
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _safe_numba_loop(flat, ax, ay, az, cos_min, cls, has_classes, table, out):  # noqa: ANN001
     for i in prange(len(flat)):
         class_ok = True
