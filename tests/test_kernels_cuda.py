@@ -24,6 +24,7 @@ def _cuda_toolkit() -> Path | None:
 
 
 @pytest.mark.skipif(_cuda_toolkit() is None, reason="no CUDA toolkit with libNVVM (set CUDA_HOME) to compile PTX")
+@pytest.mark.slow
 def test_cuda_kernels_compile_to_ptx():
     env = {**os.environ, "CUDA_HOME": str(_cuda_toolkit())}
     proc = subprocess.run([sys.executable, str(PTX_CHECK)], env=env, capture_output=True, text=True, timeout=300)
@@ -31,6 +32,7 @@ def test_cuda_kernels_compile_to_ptx():
     assert "compiled 8 CUDA kernels" in proc.stdout
 
 
+@pytest.mark.slow  # about 13 s: the simulator runs every CUDA thread in Python
 def test_cuda_kernels_in_the_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
     proc = subprocess.run([sys.executable, str(CHECK)], env=env, capture_output=True, text=True, timeout=300)

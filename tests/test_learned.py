@@ -52,12 +52,14 @@ def compute(rep, batch_frames: np.ndarray, next_frames: np.ndarray | None = None
         rep.teardown()
 
 
-@pytest.mark.parametrize("type_name, variant", [("edges_hed", "random"), ("depth_anything", "test"),
+@pytest.mark.parametrize("type_name, variant", [("edges_hed", "random"),
+                                                pytest.param("depth_anything", "test", marks=pytest.mark.slow),
                                                 ("depth_dpt", "test"), ("optical_flow_rife", "random"),
                                                 ("semantic_safeuav", "150k"),
                                                 pytest.param("edges_dexined", "random", marks=pytest.mark.slow),
-                                                ("depth_marigold", "test"), ("optical_flow_raft", "small_random"),
-                                                ("optical_flow_raft", "large_random")])
+                                                pytest.param("depth_marigold", "test", marks=pytest.mark.slow),
+                                                ("optical_flow_raft", "small_random"),
+                                                pytest.param("optical_flow_raft", "large_random", marks=pytest.mark.slow)])
 def test_onnxruntime_equals_torch_eager(type_name: str, variant: str):
     x = frames()
     extra = {"iterations": 3} if type_name == "optical_flow_raft" else {}
@@ -120,6 +122,7 @@ def test_export_is_validated_cached_and_reused(engine_cache: Path):
     assert onnx_file(rep, (32, 64)) != path  # another shape profile, another entry
 
 
+@pytest.mark.slow
 def test_int8_is_calibrated_on_the_first_batch_validated_and_cached(video: Path, tmp_path: Path, engine_cache: Path):
     x = frames(4)
     before = set(engine_cache.glob("engines/*/meta.json"))  # the cache is shared by the whole session

@@ -55,7 +55,7 @@ def assert_same_outputs(out: Path, clean: Path) -> None:
             assert f.read_bytes() == (out / name / fmt / f.name).read_bytes(), (name, f.name)
 
 
-@pytest.mark.parametrize("kill_after_files", [3, 60])
+@pytest.mark.parametrize("kill_after_files", [3, pytest.param(60, marks=pytest.mark.slow)])
 def test_sigkill_then_rerun_equals_clean_run(setup, tmp_path: Path, kill_after_files: int):
     video, cfg, clean = setup
     out = tmp_path / "out"

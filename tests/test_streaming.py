@@ -111,6 +111,7 @@ def test_tcp_round_trip(video: Path):
     assert set(p) == {"wait", "compute", "send", "total"} and p["total"]["p99"] >= p["total"]["p50"] > 0
 
 
+@pytest.mark.slow  # about 6 s: H.264 encoding and a UDP receiver's timeouts
 def test_udp_round_trip_through_pyav(video: Path, tmp_path: Path):
     """Pictures of `rgb` encoded as H.264 in MPEG-TS over UDP on loopback, decoded by a PyAV receiver."""
     frames = frames_of(make_video(tmp_path / "long.mp4", num_frames=60, height=64, width=96))
