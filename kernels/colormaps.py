@@ -10,7 +10,8 @@ from ._dispatch import get_kernel, register_kernel
 from .lookup import apply_lut
 
 __all__ = ["auto_to_image", "class_palette", "classes_to_image", "depth_to_image", "flow_to_image",
-           "gray_to_image", "normals_image_numba", "normals_image_numpy", "normals_to_image", "unit_to_image"]
+           "gray_to_image", "normals_image_numba", "normals_image_numpy", "normals_to_image", "unit_image_numba",
+           "unit_image_numpy", "unit_to_image"]
 
 IGNORE_CLASS = 255
 
@@ -24,9 +25,37 @@ _VIRIDIS = _lut(cv2.COLORMAP_VIRIDIS)
 
 
 def unit_to_image(x: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] (1 or 3 channels) drawn as grey or colour."""
+    """Values in [0, 1] (1 or 3 channels) drawn as grey or colour; NaN is black."""
+    return get_kernel("unit_image", "numba", allow_fallback=True)(x)
+
+
+@register_kernel("unit_image", "numpy")
+def unit_image_numpy(x: np.ndarray) -> np.ndarray:
     img = (np.clip(np.nan_to_num(x.astype(np.float32)), 0, 1) * 255 + 0.5).astype(np.uint8)
     return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 3 else img
+
+
+@register_kernel("unit_image", "numba")
+def unit_image_numba(x: np.ndarray) -> np.ndarray:
+    """One parallel pass instead of NumPy's six (a 1080p HSV picture: several times faster); equal to the
+    reference byte for byte (float32 arithmetic, the same rounding)."""
+    flat = np.ascontiguousarray(x, np.float32).reshape(-1)
+    out = np.empty(flat.size, np.uint8)
+    _unit_image(flat, out)
+    img = out.reshape(x.shape)
+    return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 3 else img
+
+
+@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
+def _unit_image(flat, out):  # noqa: ANN001
+    step = 16384
+    for chunk in prange((flat.size + step - 1) // step):
+        for i in range(chunk * step, min(flat.size, (chunk + 1) * step)):
+            v = flat[i]
+            if v != v:  # NaN
+                v = np.float32(0)
+            v = min(max(v, np.float32(0)), np.float32(1))
+            out[i] = np.uint8(v * np.float32(255) + np.float32(0.5))
 
 
 def gray_to_image(x: np.ndarray) -> np.ndarray:

@@ -68,6 +68,19 @@ def test_half_bits_rounds_every_case_as_numpy_does():
     assert np.array_equal(out, expected)
 
 
+def test_unit_image_numba_equals_the_numpy_reference_byte_for_byte():
+    from vre_fast.kernels.colormaps import unit_image_numba, unit_image_numpy
+
+    rng = np.random.default_rng(4)
+    x = rng.random((2, 30, 41, 3), dtype=np.float32) * 1.4 - 0.2
+    x.flat[::7], x.flat[::11], x.flat[::13] = np.nan, np.inf, -np.inf
+    x.flat[:6] = [0.5 / 255, 1.5 / 255, 254.5 / 255, 0.5, 1, 0]  # rounding at the half steps
+    grey = rng.random((2, 30, 41), dtype=np.float32)
+    for values in (x, grey, grey.astype(np.float16)):
+        assert np.array_equal(unit_image_numba(values), unit_image_numpy(values))
+    assert unit_image_numba(grey).shape == (2, 30, 41, 3)
+
+
 def test_hsv_reference_known_colours():
     rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [0, 0, 0]]], np.uint8)
     np.testing.assert_allclose(hsv_numpy(rgb)[0], [[0, 1, 1], [1 / 3, 1, 1], [2 / 3, 1, 1], [0, 0, 1], [0, 0, 0]],
