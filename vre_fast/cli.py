@@ -95,6 +95,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first unreadable stored file (default) or leave that frame out")
 
+    p = sub.add_parser("info", help="what an output directory holds: frames, formats, sizes, runs, per representation")
+    p.add_argument("output", type=_path, help="a `vre-fast run` output directory (or one made by VRE 1.18.6)")
+    p.add_argument("--json", action="store_true", help="print it as JSON, for scripts")
+
+    p = sub.add_parser("export-shards", help="write an output directory as WebDataset tar shards (resumable)")
+    p.add_argument("output", type=_path, help="a `vre-fast run` output directory (or one made by VRE 1.18.6)")
+    p.add_argument("-o", "--target", type=_path, required=True, help="the folder of shards (created)")
+    p.add_argument("--maxcount", type=_positive_int, default=1000, help="samples (frames) per shard at most")
+    p.add_argument("--maxsize", type=_positive_int, default=1 << 30, help="bytes per shard at most (a shard holds "
+                                                                           "at least one sample)")
+    p.add_argument("--representations", help="comma separated names to export (default: all)")
+
     sub.add_parser("list", help="list the representation types")
     return parser
 
@@ -126,6 +138,10 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
             count = make_collage(args.output, args.target, args.fps, args.tile, on_error=args.on_error)
             print(f"{count} frames written to {args.target}")
             return 0
+        if args.command == "info":
+            return _info(args)
+        if args.command == "export-shards":
+            return _export_shards(args)
         from ._registry import list_representations
 
         print("\n".join(list_representations()))
@@ -297,6 +313,27 @@ def _export_engines(args: argparse.Namespace) -> int:
               f"  tensorrt fp16: {row['tensorrt_fp16']}")
         if "int8" in row:
             print(f"  int8 (onnxruntime): {row['int8']}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import json
+
+    from .reader.info import dataset_info, format_info
+
+    info = dataset_info(args.output)
+    print(json.dumps(info, indent=1) if args.json else format_info(info))
+    return 0
+
+
+def _export_shards(args: argparse.Namespace) -> int:
+    from .reader.shards import export_shards
+
+    chosen = [r for r in args.representations.split(",") if r] if args.representations else None
+    report = export_shards(args.output, args.target, maxcount=args.maxcount, maxsize=args.maxsize,
+                           representations=chosen)
+    resumed = f" (resumed at shard {report.resumed_at})" if report.resumed_at is not None else ""
+    print(f"{report.samples} frames in {report.shards} shards in {args.target}; {report.written} written now{resumed}")
     return 0
 
 

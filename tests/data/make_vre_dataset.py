@@ -8,7 +8,7 @@ import _venvs; _venvs.vre_venv()"` creates it once), from the repository root:
 
 What it holds (6 frames of 32x24 of a numpy video, so no ffmpeg is needed), written by VRE's own DataWriter:
   rgb       color/rgb, npz compressed (np.savez_compressed), all 6 frames
-  hsv       color/hsv of rgb, npz, frames 0-3 only (a second run): frames 4-5 are missing
+  hsv       color/hsv of rgb, npz as float16 (VRE's output_dtype), frames 0-3 only (a second run): 4-5 are missing
   semantic  a SemanticRepresentation (VRE's class) of 4 brightness classes, stored argmaxed as uint8, npz
   depth     a DepthRepresentation of a tilted plane, npy (np.save)
   normals   normals/depth-svd (VRE's DepthNormalsSVD) of depth, npz, stored VRE's way: (n + 1) / 2
@@ -76,7 +76,7 @@ def main(out_dir: Path) -> None:
     semantic.set_io_params(**io)
     depth.set_io_params(**{**io, "binary_format": "npy"})
     normals.set_io_params(**io)
-    hsv.set_io_params(**io)
+    hsv.set_io_params(**io, output_dtype="float16")
     VideoRepresentationsExtractor(video(), [rgb, semantic, depth, normals]).run(out_dir, frames=list(range(FRAMES)))
     VideoRepresentationsExtractor(video(), [rgb, hsv]).run(out_dir, frames=[0, 1, 2, 3],
                                                            subset_exported_representations=["hsv"],
