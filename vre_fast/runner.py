@@ -107,6 +107,7 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
         plan = make_plan(graph, requested, _done(stored))
         if not plan.frames:
             return _nothing_to_compute(start, stop, stored, out_dir, runtimes)
+        require_cuda([rt.name for rt in runtimes if plan.compute[rt.name] and rt.node.cfg.device != "cpu"])
         sources.record(identity, options.allow_other_source)
         opened: list[RepresentationMetadata] = []
         try:
@@ -115,7 +116,6 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                 opened.append(rt.metadata)
                 rt.files.make_dirs(rt.node.cfg.output_formats)
             plan = make_plan(graph, requested, _done(stored))  # concurrent runs may have finished frames meanwhile
-            require_cuda([rt.name for rt in runtimes if plan.compute[rt.name] and rt.node.cfg.device != "cpu"])
             if not plan.frames:
                 return _nothing_to_compute(start, stop, stored, out_dir, runtimes)
             record = RunRecord(run_id=run_id, argv=list(options.argv), video=str(source.path),
