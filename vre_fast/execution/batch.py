@@ -209,8 +209,11 @@ class BatchExecutor:
         self._writer = _WriteStage(write_workers, max_pending=4 * write_workers, stats=self.stages)
         self._prefetch = prefetch
         self._sample_batch: ComputeBatch | None = None
-        # nodes whose decoded outputs a computing dependant reads in this run
+        # nodes whose decoded outputs a computing dependant reads in this run, and those that also need them
+        # for their pictures: the others skip decoding (widening float16 costs about what a kernel does)
         self._feeds_dependants = {dep for rt in runtimes if plan.compute[rt.name] for dep in rt.node.inputs.values()}
+        self._decodes = self._feeds_dependants | {rt.name for rt in runtimes
+                                                  if any(f in IMAGE_FORMATS for f in rt.node.cfg.output_formats)}
         self._on_chunk = on_chunk or (lambda n: None)
         self._kernel_threads = kernel_threads or default_kernel_threads()
 
@@ -304,15 +307,15 @@ class BatchExecutor:
                     self._compute_batch(rt, [f], frames, outputs, failed)
             return
         for i, f in enumerate(indices):
-            picture_input = None if decoded is None else decoded[i]
+            output = None if decoded is None else decoded[i]
             if rt.name in self._feeds_dependants:
-                outputs[rt.name][f] = picture_input
+                outputs[rt.name][f] = output
             if f in self.plan.write[rt.name]:
-                views_frames = frames.holds(stored[i]) or (picture_input is not None and frames.holds(picture_input))
+                views_frames = frames.holds(stored[i]) or (output is not None and frames.holds(output))
                 holder = frames if views_frames else None
                 if holder is not None:  # the output is a view of the frames: keep them until it is written
                     holder.retain()
-                self._writer.submit(_WriteJob(rt, f, stored[i], picture_input, seconds / len(indices), holder))
+                self._writer.submit(_WriteJob(rt, f, stored[i], output, seconds / len(indices), holder))
 
     def _run_node(self, rt: NodeRuntime, indices: list[int], frames: FrameSlot,
                   outputs: dict[str, dict[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray | None, float]:
@@ -325,8 +328,7 @@ class BatchExecutor:
             device=rt.node.cfg.device,
         )
         start = time.perf_counter()
-        needed = rt.name in self._feeds_dependants or any(f in IMAGE_FORMATS for f in rt.node.cfg.output_formats)
-        stored, decoded = run_representation(rep, batch, rt.output_size, decode=needed)
+        stored, decoded = run_representation(rep, batch, rt.output_size, decode=rt.name in self._decodes)
         seconds = time.perf_counter() - start
         rt.stats.compute_seconds += seconds
         rt.stats.computed += len(indices)

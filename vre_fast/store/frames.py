@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import atomic_write, remove_stale_temporaries
+from .atomic import atomic_write
 from .npz import npy_parts, npz_parts
 
 __all__ = ["FrameFiles"]
@@ -33,7 +33,6 @@ class FrameFiles:
     def make_dirs(self, formats: tuple[str, ...]) -> None:
         for fmt in formats:
             (self.directory / fmt).mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(self.directory / fmt)
 
     def write(self, frame: int, stored: np.ndarray, binary: tuple[str, ...], image: dict[str, np.ndarray] | None,
               compress: int = 0, jpeg_quality: int = 75) -> None:
