@@ -46,7 +46,8 @@ class RunOptions:
     progress: bool = True
     allow_other_source: bool = False  # add frames of a video other than the one the dataset was made from
     # "kill": atomic renames, safe against a killed process; "power": also fsync each file and its
-    # directory before the frame is recorded, safe against power loss (several times slower on most disks)
+    # directory before the frame is recorded, safe against power loss (bench/durability.py: the writers busy
+    # 1.45x as long, the run 1.07x at 960x540 on this project's machine)
     durability: Literal["kill", "power"] = "kill"
     kernel_threads: int | None = None  # threads of a parallel kernel; None: all cores but one (decode and writers)
 
