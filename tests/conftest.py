@@ -20,6 +20,18 @@ def make_video(path: Path, num_frames: int = 24, height: int = 48, width: int = 
     return write_video(path, frames, fps=fps, gop=gop)
 
 
+def remux(src: Path, dst: Path) -> Path:
+    """The same compressed frames in another container (what `ffmpeg -c copy` does): the pixels are identical."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = inp.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        for packet in inp.demux(stream):
+            if packet.dts is not None:  # the demuxer's end-of-stream flush packet
+                packet.stream = copy
+                out.mux(packet)
+    return dst
+
+
 @pytest.fixture
 def video(tmp_path: Path) -> Path:
     return make_video(tmp_path / "video.mp4")
