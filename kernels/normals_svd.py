@@ -27,16 +27,44 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 def depth_to_normals(depth: Any, intrinsics: Intrinsics, window_size: int, method: str = "svd",
-                     min_valid: int = 3, backend: str | None = None) -> Any:
+                     min_valid: int = 3, backend: str | None = None, step: int = 1, flip: bool = False) -> Any:
     """(B, H, W) or (H, W) depth -> (..., 3) float32 normals, on the backend where `depth` lives unless told.
 
     method "svd": the plane fit over the window; "cross": the cross product of the central differences
     at +-window_size//2 (cheaper, noisier; undefined where one of the four neighbours is invalid).
+    `step` fits every step-th row and column only (`intrinsics` are those of the subsampled grid); `flip`
+    turns the normals towards the camera. Both run where the depth lives, so a device input never leaves it.
     """
     _check_window(window_size)
-    kernel = get_kernel(f"normals_{method}", backend or backend_of(depth))
-    return kernel(depth, intrinsics, window_size, min_valid) if method == "svd" else \
+    backend = backend or backend_of(depth)
+    kernel = get_kernel(f"normals_{method}", backend)
+    depth = _subsample(depth, step, backend)
+    normals = kernel(depth, intrinsics, window_size, min_valid) if method == "svd" else \
         kernel(depth, intrinsics, window_size)
+    return _negate(normals, backend) if flip else normals
+
+
+def _subsample(depth: Any, step: int, backend: str) -> Any:
+    if step == 1:
+        return depth
+    if backend != "cuda":
+        return np.ascontiguousarray(np.asarray(depth)[..., ::step, ::step], np.float32)
+    d_depth = as_device(depth)
+    frames = d_depth.reshape(-1, *d_depth.shape[-2:])
+    n, h, w = frames.shape[0], -(-frames.shape[1] // step), -(-frames.shape[2] // step)
+    out = cuda.device_array((n, h, w), np.float32)
+    blocks, threads = grid_2d(h, w)
+    for i in range(n):
+        _subsample_cuda[blocks, threads](frames[i], step, out[i])
+    return out.reshape((*d_depth.shape[:-2], h, w))
+
+
+def _negate(normals: Any, backend: str) -> Any:
+    if backend != "cuda":
+        return -normals
+    flat = normals.reshape(normals.size)
+    _negate_cuda[(flat.size + 255) // 256, 256](flat)
+    return normals
 
 
 def _check_window(window_size: int) -> None:
@@ -389,6 +417,20 @@ def normals_svd_cuda(depth: Any, intrinsics: Intrinsics, window_size: int, min_v
         _running_sum_cuda[(10 * w + 63) // 64, 64](rows, r, False, planes)
         _fit_cuda[blocks, threads](frames[i], planes, fx, fy, cx, cy, min_valid, out[i])
     return out.reshape((*d_depth.shape, 3))
+
+
+@cuda_kernel(cache=True)
+def _subsample_cuda(src, step, out):  # noqa: ANN001
+    x, y = cuda.grid(2)
+    if y < out.shape[0] and x < out.shape[1]:
+        out[y, x] = src[y * step, x * step]
+
+
+@cuda_kernel(cache=True)
+def _negate_cuda(flat):  # noqa: ANN001
+    i = cuda.grid(1)
+    if i < flat.size:
+        flat[i] = -flat[i]
 
 
 @cuda_kernel(cache=True)

@@ -40,7 +40,7 @@ def sequential_reference(cfg, frames: list[np.ndarray]) -> dict[str, list[tuple[
                 next_frames=video[min(f + 1, len(frames) - 1)][None] if rep.needs_next_frame else None,
                 inputs={role: decoded[dep] for role, dep in node.inputs.items()})
             raw = np.asarray(rep.compute(batch))
-            stored = rep.encode(resize_batch(raw, node.cfg.output_size or (HEIGHT, WIDTH), rep.interpolation))
+            stored = rep.encode(resize_batch(raw, node.cfg.output_size or video.shape[1:3], rep.interpolation))
             if rep.output_dtype is not None:
                 stored = stored.astype(rep.output_dtype)
             decoded[node.name] = rep.decode(stored)

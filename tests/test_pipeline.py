@@ -72,9 +72,9 @@ def test_a_failing_writer_stops_the_run_and_keeps_what_was_written(video: Path, 
 def test_a_slow_writer_holds_back_compute_instead_of_piling_up_results(video: Path, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch):
     """Results waiting for the disk stay bounded (back-pressure), however slow the writes."""
-    from vre_fast.execution.batch import _WriteStage
+    from vre_fast.execution.operators import WritePool
 
-    original_write, original_submit = FrameFiles.write, _WriteStage.submit
+    original_write, original_submit = FrameFiles.write, WritePool.submit
     pending, peak, lock = [0], [0], threading.Lock()
 
     def submit(self, job):  # noqa: ANN001
@@ -89,12 +89,12 @@ def test_a_slow_writer_holds_back_compute_instead_of_piling_up_results(video: Pa
         with lock:
             pending[0] -= 1
 
-    monkeypatch.setattr(_WriteStage, "submit", submit)
+    monkeypatch.setattr(WritePool, "submit", submit)
     monkeypatch.setattr(FrameFiles, "write", slow_write)
     cfg = parse_config({"batch_size": 2, "representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"}}})
     run(video, cfg, tmp_path / "out", RunOptions(progress=False, write_workers=2))
     assert pending[0] == 0
-    assert peak[0] <= 2 * 4 + 1  # at most max_pending (4 per writer) queued, plus the one being handed over
+    assert peak[0] <= 2 * 4 + 1  # at most the writer-queue limit (4 per writer) queued, plus the one handed over
     assert len(list((tmp_path / "out" / "hsv" / "npz").glob("*.npz"))) == 24
 
 
@@ -102,8 +102,8 @@ def test_pipelined_run_equals_a_plain_sequential_loop_bit_for_bit(video: Path, t
                                                                   monkeypatch: pytest.MonkeyPatch):
     """Batches of 3 through reused ring slots (rgb's outputs are views of them), slow writes, flow's t+1
     frames, against one frame at a time straight from the decoder."""
-    from vre_fast._builder import build_graph
-    from vre_fast.execution.node import run_representation
+    from test_engine_equivalence import sequential_reference
+
     from vre_fast.sources import VideoSource
 
     original_write = FrameFiles.write
@@ -119,19 +119,17 @@ def test_pipelined_run_equals_a_plain_sequential_loop_bit_for_bit(video: Path, t
     run(video, parse_config(cfg), tmp_path / "out", RunOptions(progress=False, prefetch_chunks=1))
     with VideoSource(video) as source:
         frames = [f for _, f in source.read(range(source.num_frames))]
-    for node in build_graph(parse_config(cfg)).nodes:
-        for i, frame in enumerate(frames):
-            batch = ComputeBatch([i], frame[None], frames[min(i + 1, len(frames) - 1)][None], {})
-            expected = run_representation(node.representation, batch, frame.shape[:2])[0][0]
-            with np.load(tmp_path / "out" / node.name / "npz" / f"{i}.npz") as stored:
-                assert np.array_equal(stored["arr_0"], expected), (node.name, i)
+    for name, expected in sequential_reference(parse_config(cfg), frames).items():
+        for i, (stored, _) in enumerate(expected):
+            with np.load(tmp_path / "out" / name / "npz" / f"{i}.npz") as on_disk:
+                assert np.array_equal(on_disk["arr_0"], stored), (name, i)
 
 
 def test_frame_ring_reuses_its_slots_and_bounds_what_is_in_flight():
     from vre_fast.errors import VideoError
     from vre_fast.execution.ring import FrameRing
 
-    ring, stop = FrameRing(slots=2, rows=4), threading.Event()
+    ring, stop = FrameRing(slots=2, rows=4, frame_shape=(6, 8, 3)), threading.Event()
     frames = [np.full((6, 8, 3), i, np.uint8) for i in range(4)]
     a = ring.acquire(stop)
     a.fill(enumerate(frames), "clip.mp4")

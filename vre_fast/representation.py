@@ -18,7 +18,8 @@ __all__ = ["SAMPLE_FRAMES", "ComputeBatch", "Input", "NoParams", "Representation
 
 
 def kernel_backend(device: str) -> str:
-    """The kernels' backend for a representation's device: CUDA kernels on "cuda[:n]", numba on the CPU."""
+    """The kernels' backend for a device name, for `setup`'s warm-ups: CUDA kernels on "cuda[:n]", numba on
+    the CPU (compute needs none: the kernels run where their input arrays are)."""
     return "cuda" if device.startswith("cuda") else "numba"
 
 
@@ -35,13 +36,32 @@ class Input:
     optional: bool = False
 
 
-@dataclass
 class ComputeBatch:
-    indices: list[int]
-    frames: np.ndarray  # (B, H, W, 3) uint8 video frames
-    next_frames: np.ndarray | None  # frames t+1 (the last frame repeats at the end) if needs_next_frame
-    inputs: dict[str, np.ndarray]  # role -> decoded dependency output at this run's output size
-    device: str = "cpu"  # the node's device: which kernels to run
+    """A batch as `compute` sees it, already where the node computes: NumPy arrays on the CPU, device arrays
+    on a CUDA device (the runtime placed them there; a representation never copies between devices).
+
+    `frames` / `next_frames` may be handed over as a zero-argument callable: it is called on first access
+    only, so a node that reads only its inputs costs no frame copy to its device."""
+
+    def __init__(self, indices: list[int], frames: Any, next_frames: Any = None,
+                 inputs: dict[str, Any] | None = None):
+        self.indices = list(indices)
+        self._frames, self._next_frames = frames, next_frames
+        self.inputs: dict[str, Any] = inputs or {}  # role -> decoded dependency output at the output size
+
+    @property
+    def frames(self) -> Any:
+        """(B, H, W, 3) uint8 video frames."""
+        if callable(self._frames):
+            self._frames = self._frames()
+        return self._frames
+
+    @property
+    def next_frames(self) -> Any:
+        """Frames t+1 (the last frame repeats at the end) if the representation `needs_next_frame`, else None."""
+        if callable(self._next_frames):
+            self._next_frames = self._next_frames()
+        return self._next_frames
 
 
 SAMPLE_FRAMES = 8  # how many of a video's first frames `prepare` sees
@@ -62,6 +82,10 @@ class Representation(ABC):
     # resizing to the output size; "auto": nearest for integer outputs, linear for floats
     interpolation: ClassVar[Literal["auto", "linear", "nearest"]] = "auto"
     storage_dtype: ClassVar[Any] = np.float16
+    # where compute can run: "cpu" (NumPy in, NumPy out) and, for nodes built on the kernels' CUDA backend,
+    # "cuda" (device arrays in, device arrays out). A node on a device its compute does not support gets
+    # NumPy arrays (learned experts: their backend moves the arrays itself).
+    compute_backends: ClassVar[tuple[str, ...]] = ("cpu",)
 
     def __init__(self, name: str, params: Any, dependencies: dict[str, Representation],
                  output_dtype: str | None = None):
@@ -101,8 +125,9 @@ class Representation(ABC):
         """Called by the runtime after the last batch; frees what `setup` took."""
 
     @abstractmethod
-    def compute(self, batch: ComputeBatch) -> np.ndarray:
-        """(B, h, w[, C]) output for `batch`; any h, w: the runtime resizes to the output size."""
+    def compute(self, batch: ComputeBatch) -> Any:
+        """(B, h, w[, C]) output for `batch`, on the device of its arrays; any h, w: the runtime resizes to the
+        output size (on the host, after copying it there for storage)."""
 
     def encode(self, output: np.ndarray) -> np.ndarray:
         """The compact array stored in npz/<frame>.npz."""

@@ -15,7 +15,7 @@ from ._builder import build_graph
 from ._cfg import RunCfg
 from .backends import require_cuda
 from .errors import StoreError, VideoError
-from .execution import BatchExecutor, NodeRuntime, Plan, StageStats, make_plan
+from .execution import BatchExecutor, NodeBinding, Plan, StageStats, make_plan
 from .frame_range import parse_frames
 from .sources import VideoSource
 from .store import (
@@ -67,7 +67,7 @@ class RunResult:
     run_id: str | None
     computed_frames: int
     record: RunRecord | None
-    runtimes: list[NodeRuntime] = field(default_factory=list)
+    runtimes: list[NodeBinding] = field(default_factory=list)
 
 
 def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions()) -> RunResult:
@@ -92,7 +92,7 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
         identity = _identify(source)
         sources = DatasetSources(out_dir)
         sources.check(identity, options.allow_other_source)
-        runtimes = [NodeRuntime(node=node, output_size=node.cfg.output_size or (source.height, source.width),
+        runtimes = [NodeBinding(node=node, output_size=node.cfg.output_size or (source.height, source.width),
                                 files=FrameFiles(out_dir / node.name, durable=options.durability == "power"),
                                 metadata=RepresentationMetadata(out_dir / node.name, node.name,
                                                                 node.representation.definition())
@@ -137,12 +137,12 @@ def _identify(source: VideoSource) -> SourceIdentity:
                           fps=str(source.fps), fingerprint=source.fingerprint())
 
 
-def _done(stored: list[NodeRuntime]) -> dict[str, set[int]]:
+def _done(stored: list[NodeBinding]) -> dict[str, set[int]]:
     return {rt.name: rt.metadata.done(rt.node.cfg.output_formats) for rt in stored}
 
 
-def _nothing_to_compute(start: int, stop: int, stored: list[NodeRuntime], out_dir: Path,
-                        runtimes: list[NodeRuntime]) -> RunResult:
+def _nothing_to_compute(start: int, stop: int, stored: list[NodeBinding], out_dir: Path,
+                        runtimes: list[NodeBinding]) -> RunResult:
     print(f"Nothing to compute: frames {start}..{stop} of all {len(stored)} stored representations are "
           f"already in {out_dir}.", file=sys.stderr)
     return RunResult(run_id=None, computed_frames=0, record=None, runtimes=runtimes)
@@ -165,7 +165,7 @@ def _close_all(opened: list[RepresentationMetadata]) -> None:
         raise errors[0]
 
 
-def _execute(runtimes: list[NodeRuntime], plan: Plan, source: VideoSource, options: RunOptions, record: RunRecord,
+def _execute(runtimes: list[NodeBinding], plan: Plan, source: VideoSource, options: RunOptions, record: RunRecord,
              out_dir: Path) -> None:
     log_handler = logging.FileHandler(out_dir / ".logs" / f"run-{record.run_id}.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
@@ -228,7 +228,7 @@ def _stage_line(s: StageStats) -> str:
             f"{s.write_pending_max} writes")
 
 
-def _frames_done(runtimes: list[NodeRuntime], plan: Plan, run_id: str) -> int:
+def _frames_done(runtimes: list[NodeBinding], plan: Plan, run_id: str) -> int:
     """Planned frames that every stored node it had to write has recorded in this run."""
     done = set(plan.frames)
     for rt in runtimes:
@@ -238,7 +238,7 @@ def _frames_done(runtimes: list[NodeRuntime], plan: Plan, run_id: str) -> int:
     return len(done)
 
 
-def _print_summary(runtimes: list[NodeRuntime], already_done: dict[str, int]) -> None:
+def _print_summary(runtimes: list[NodeBinding], already_done: dict[str, int]) -> None:
     header = f"{'representation':<24} {'type':<22} {'computed':>8} {'loaded':>7} {'skipped':>7} {'failed':>6} " \
              f"{'ms/frame':>9} {'frames/s':>9}"
     lines = [header, "-" * len(header)]

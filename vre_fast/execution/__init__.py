@@ -1,6 +1,11 @@
-"""Batch execution: what to compute (plan), and the staged decode -> compute -> write pipeline."""
+"""The execution layer: contracts (operators, reports), operators/ (one per step), policies/ (back-pressure,
+OOM, errors), the plan of what to compute, the node execution batch runs and streams share, and the batch
+scheduler."""
 
-from .batch import BatchExecutor, NodeRuntime, NodeStats, StageStats
+from .binding import NodeBinding, NodeStats
+from .node import NodeExecution, NodeResult, placement
 from .plan import Plan, make_plan
+from .scheduler import BatchExecutor, StageStats
 
-__all__ = ["BatchExecutor", "NodeRuntime", "NodeStats", "Plan", "StageStats", "make_plan"]
+__all__ = ["BatchExecutor", "NodeBinding", "NodeExecution", "NodeResult", "NodeStats", "Plan", "StageStats",
+           "make_plan", "placement"]

@@ -1,32 +1,112 @@
-"""One node on one batch: compute, check, resize to the output size, encode, decode.
-
-Shared by the batch executor and the streaming graph, so a streamed frame and a stored frame go
-through exactly the same steps.
-"""
+"""One node on one batch, the same for a stored run and a live stream: the runtime places the batch where the
+node computes, computes, copies the output to the host only when storage, a picture or a dependant elsewhere
+needs it, resizes and encodes it there, and keeps the device output for dependants on the same device."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
+from .._builder import GraphNode
+from ..errors import VreError
 from ..representation import ComputeBatch, Representation
-from .resize import resize_batch
+from .devices import HOST, Device, device_named, is_device_array
+from .operators import ComputeOperator, DeviceToHost, EncodeOperator, HostToDevice
+from .outputs import ChunkOutputs
 
-__all__ = ["run_representation"]
+__all__ = ["NodeExecution", "NodeResult", "placement", "prepare_node", "setup_node"]
 
 
-def run_representation(rep: Representation, batch: ComputeBatch, output_size: tuple[int, int],
-                       decode: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """(stored, decoded) outputs of `rep` for `batch`: what is written to disk and what dependants (and
-    pictures) see; decoded is None when the caller says nobody needs it (widening float16 back to float32
-    costs about as much as a simple kernel)."""
-    raw = rep.compute(batch)
-    if not isinstance(raw, np.ndarray) or raw.ndim < 3 or len(raw) != len(batch.indices):
-        raise ValueError(f"compute returned {type(raw).__name__} {getattr(raw, 'shape', '')} for a batch of "
-                         f"{len(batch.indices)} frames; expected (B, H, W[, C])")
-    stored = rep.encode(resize_batch(raw, output_size, rep.interpolation))
-    if rep.output_dtype is not None and stored.dtype != rep.output_dtype:
-        if np.issubdtype(stored.dtype, np.floating) != np.issubdtype(rep.output_dtype, np.floating):
-            raise ValueError(f"output_dtype {rep.output_dtype.name} cannot hold '{rep.name}''s {stored.dtype.name} "
-                             f"outputs (a float and an integer dtype); choose one of the same kind")
-        stored = stored.astype(rep.output_dtype)
-    return stored, rep.decode(stored) if decode else None
+def placement(node: GraphNode) -> Device:
+    """Where a node computes: its configured device if its compute supports that device's kind, else the host
+    (a learned expert's backend then moves the arrays itself)."""
+    device = device_named(node.cfg.device)
+    return device if device.kind in node.representation.compute_backends else HOST
+
+
+def setup_node(node: GraphNode) -> float:
+    """The representation's `setup` on its device; the seconds it took."""
+    return _setting_up(node, lambda: node.representation.setup(node.cfg.device))
+
+
+def prepare_node(node: GraphNode, sample: Callable[[], ComputeBatch]) -> float:
+    """`prepare` with the input's sample, built only for representations that use it; the seconds."""
+    rep = node.representation
+    if type(rep).prepare is Representation.prepare:
+        return 0.0
+    return _setting_up(node, lambda: rep.prepare(sample()))
+
+
+def _setting_up(node: GraphNode, step: Callable[[], None]) -> float:
+    """A failure while setting up (missing weights, an INT8 model refused) is not a frame's failure: it is
+    raised as a VreError naming the node."""
+    start = time.perf_counter()
+    try:
+        step()
+    except VreError:
+        raise
+    except Exception as exc:
+        raise VreError(f"representation '{node.name}' could not be set up: {type(exc).__name__}: {exc}") from exc
+    return time.perf_counter() - start
+
+
+@dataclass
+class NodeResult:
+    indices: list[int]
+    stored: np.ndarray | None  # (B, H, W[, C]) encoded on the host; None when nothing needed it there
+    decoded: np.ndarray | None  # what dependants and pictures see; None when none of them needs it
+    seconds: float
+
+
+class NodeExecution:
+    """`host_output`: whether the output must reach the host (stored, drawn, or read by a dependant on
+    another device); `decode`: whether dependants or pictures read the decoded host output; `share_on_device`:
+    whether a dependant on this node's device may take the device output as it is."""
+
+    def __init__(self, node: GraphNode, output_size: tuple[int, int], host_output: bool, decode: bool,
+                 share_on_device: bool):
+        self.node, self.output_size = node, output_size
+        self.device = placement(node)
+        self.host_output, self.share_on_device = host_output, share_on_device
+        self.put = HostToDevice(self.device)
+        self.compute = ComputeOperator(node.representation)
+        self.fetch = DeviceToHost(self.device)
+        self.encode = EncodeOperator(node.representation, output_size, decode)
+
+    @property
+    def representation(self) -> Representation:
+        return self.node.representation
+
+    def setup(self) -> float:
+        return setup_node(self.node)
+
+    def prepare(self, sample: Callable[[], ComputeBatch]) -> float:
+        return prepare_node(self.node, sample)
+
+    def __call__(self, indices: list[int], frames: Callable[[], Any], next_frames: Callable[[], Any] | None,
+                 outputs: ChunkOutputs) -> NodeResult:
+        """Computes `indices`; `frames` / `next_frames` give the batch's frames on this node's device when
+        asked; dependency outputs come from `outputs`, and this node's are added there."""
+        start = time.perf_counter()
+        rep = self.representation
+        inputs = {role: outputs.gather(dep, indices, self.device, self.put) for role, dep in self.node.inputs.items()}
+        raw = self.compute(ComputeBatch(indices, frames, next_frames if rep.needs_next_frame else None, inputs))
+        on_device = is_device_array(raw)
+        if on_device and self.device.kind == "cpu":
+            raise ValueError(f"compute returned a device array on the host ('{self.node.name}' runs on the cpu)")
+        shared = (on_device and self.share_on_device
+                  and self.encode.exact_on_device(raw.dtype, tuple(raw.shape[1:3])))
+        stored = decoded = None
+        if self.host_output or not shared:
+            host = self.fetch(raw) if on_device else np.asarray(raw)
+            stored, decoded = self.encode(host)
+            if decoded is not None:
+                for i, f in enumerate(indices):
+                    outputs.add_host(self.node.name, f, decoded[i])
+        if shared:
+            outputs.add_device(self.node.name, indices, raw, self.device, self.fetch)
+        return NodeResult(list(indices), stored, decoded, time.perf_counter() - start)

@@ -19,10 +19,12 @@ class Plan:
     already_done: dict[str, int]
 
 
-def make_plan(graph: RepresentationGraph, requested: list[int], done: dict[str, set[int]]) -> Plan:
+def make_plan(graph: RepresentationGraph, requested: list[int], done: dict[str, set[int]],
+              outputs: set[str] | None = None) -> Plan:
     """Walks the graph from the leaves up: a node computes its own missing frames plus the frames its
     computing dependants need and the disk does not have; a learned node with nothing to compute is
-    therefore never set up."""
+    therefore never set up. `outputs`: the nodes whose frames are wanted (a stream's chosen ones); by
+    default the stored ones."""
     wanted = set(requested)
     compute: dict[str, frozenset[int]] = {}
     load: dict[str, frozenset[int]] = {}
@@ -31,7 +33,8 @@ def make_plan(graph: RepresentationGraph, requested: list[int], done: dict[str, 
         on_disk = done.get(node.name, set()) if node.stored else set()
         # images are not read back
         loadable = on_disk if any(f in BINARY_FORMATS for f in node.cfg.output_formats) else set()
-        missing = wanted - on_disk if node.stored else set()
+        wanted_here = node.name in outputs if outputs is not None else node.stored
+        missing = wanted - on_disk if wanted_here else set()
         needed = set().union(*(compute[d.name] for d in graph.dependants(node.name)))
         compute[node.name] = frozenset(missing | (needed - loadable))
         load[node.name] = frozenset(needed & loadable)

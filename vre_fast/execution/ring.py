@@ -21,19 +21,30 @@ __all__ = ["FrameRing", "FrameSlot"]
 
 
 class FrameSlot:
-    def __init__(self, rows: int, pinned: bool, give_back: Callable[[FrameSlot], None]):
+    def __init__(self, rows: int, frame_shape: tuple[int, int, int], pinned: bool,
+                 give_back: Callable[[FrameSlot], None]):
         self.array: np.ndarray | None = None  # (rows, H, W, 3) uint8, allocated by the first fill
-        self._capacity, self._pinned, self._give_back = rows, pinned, give_back
+        self._capacity, self._frame_shape, self._pinned, self._give_back = rows, frame_shape, pinned, give_back
         self._rows: dict[int, int] = {}
         self._users = 0
         self._lock = threading.Lock()
+        self._on_free: Callable[[], None] | None = None  # set by each acquire: the admission to give back
+
+    @property
+    def frame_bytes(self) -> int:
+        return int(np.prod(self._frame_shape))
+
+    @property
+    def pinned_bytes(self) -> int:
+        """Page-locked bytes this slot holds once allocated: all its rows, whatever a chunk fills."""
+        return self._capacity * self.frame_bytes if self._pinned else 0
 
     def fill(self, frames: Iterable[tuple[int, np.ndarray]], source: object) -> None:
         """Copies (index, frame) pairs into consecutive rows; `source` names the video in errors."""
         self._rows.clear()
         for row, (index, frame) in enumerate(frames):
             if self.array is None:
-                self.array = _allocate((self._capacity, *frame.shape), self._pinned)
+                self.array = _allocate((self._capacity, *self._frame_shape), self._pinned)
             if frame.shape != self.array.shape[1:]:
                 h, w = self.array.shape[1:3]
                 raise VideoError(f"{source}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the video's "
@@ -62,25 +73,35 @@ class FrameSlot:
             self._users -= 1
             free = self._users == 0
         if free:
+            on_free, self._on_free = self._on_free, None
             self._give_back(self)
+            if on_free is not None:
+                on_free()
 
 
 class FrameRing:
-    """`slots` buffers of `rows` frames each; `pinned` page-locks them through torch (runs on CUDA)."""
+    """`slots` buffers of `rows` frames of `frame_shape` (H, W, 3) each; `pinned` page-locks them through torch
+    (runs on CUDA)."""
 
-    def __init__(self, slots: int, rows: int, pinned: bool = False):
+    def __init__(self, slots: int, rows: int, frame_shape: tuple[int, int, int], pinned: bool = False):
         self._free: queue.Queue[FrameSlot] = queue.Queue()
-        self.slots = [FrameSlot(rows, pinned, self._free.put) for _ in range(slots)]
+        self.slots = [FrameSlot(rows, frame_shape, pinned, self._free.put) for _ in range(slots)]
         for slot in self.slots:
             self._free.put(slot)
 
-    def acquire(self, stop: threading.Event) -> FrameSlot | None:
-        """A free slot with one user (the caller), waiting while all are in use; None once `stop` is set."""
+    def slot_pinned_bytes(self) -> int:
+        """Pinned bytes a chunk holds while in flight (a whole slot, whatever it fills); 0 when not pinned."""
+        return self.slots[0].pinned_bytes if self.slots else 0
+
+    def acquire(self, stop: threading.Event, on_free: Callable[[], None] | None = None) -> FrameSlot | None:
+        """A free slot with one user (the caller), waiting while all are in use; None once `stop` is set.
+        `on_free` is called once the slot's last user lets go."""
         while not stop.is_set():
             try:
                 slot = self._free.get(timeout=0.1)
             except queue.Empty:
                 continue
+            slot._on_free = on_free
             slot.retain()
             return slot
         return None

@@ -2,8 +2,8 @@
 
 They are declared in the config's YAML shape (`{name: {type, dependencies, parameters, output_dtype}}`,
 parsed by the same loader as `vre-fast run`'s config), built from their dependencies' recorded definitions
-(collage's rebuild), and computed per item through `run_representation`, the one path a node's compute
-takes in `vre-fast run`, so a derived value equals the one `vre-fast run` would have stored and decoded.
+(collage's rebuild), and computed per item through `NodeExecution`, the one path a node's compute takes
+in `vre-fast run` and in a stream, so a derived value equals the one `vre-fast run` would have stored and decoded.
 
 Procedural types only: a learned type would load its weights in every reader process, and a type that
 needs frame t+1 (optical flow) has no next frame in a per-frame item. A type without inputs (hsv,
@@ -21,14 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from .._builder import _bind_inputs
+from .._builder import GraphNode, _bind_inputs
+from .._cfg import RepresentationCfg
 from .._config_loader import parse_config
 from .._registry import get_representation_class
 from ..collage import representation_from_definition
 from ..errors import ConfigError, RepresentationError, VreError
-from ..execution.node import run_representation
+from ..execution.node import NodeExecution
+from ..execution.outputs import ChunkOutputs
 from ..graph import topological_order
-from ..representation import ComputeBatch, Representation
+from ..representation import Representation
 from ._stores import StoredRepresentation
 
 __all__ = ["DerivedNode", "DerivedRepresentations"]
@@ -55,7 +57,11 @@ class DerivedNode:
     representation: Representation
     inputs: dict[str, str]  # role -> the stored or derived representation feeding it
     from_frames: bool  # no inputs: computed from the video frames (the stored rgb)
-    device: str
+    cfg: RepresentationCfg
+
+    @property
+    def device(self) -> str:
+        return self.cfg.device
 
 
 class DerivedRepresentations:
@@ -95,15 +101,18 @@ class DerivedRepresentations:
                 node.representation.setup(node.device)
                 self._set_up.add(name)
         picture = frames if node.from_frames else next(iter(inputs.values()))
-        batch = ComputeBatch([frame], _NO_FRAMES if frames is None else frames[None], None,
-                             {role: value[None] for role, value in inputs.items()}, node.device)
+        execution = NodeExecution(GraphNode(node.cfg, node.representation, node.inputs), picture.shape[:2],
+                                  host_output=True, decode=True, share_on_device=False)
+        outputs = ChunkOutputs()
+        for role, dep in node.inputs.items():
+            outputs.add_host(dep, frame, inputs[role])
         try:
-            _, decoded = run_representation(node.representation, batch, picture.shape[:2])
+            result = execution([frame], lambda: _NO_FRAMES if frames is None else frames[None], None, outputs)
         except VreError:
             raise
         except Exception as exc:
             raise RepresentationError(name, frame, exc) from exc
-        return decoded[0]
+        return result.decoded[0]
 
 
 def _build(cfg: Any, stored: Mapping[str, StoredRepresentation], built: Mapping[str, DerivedNode],
@@ -134,4 +143,4 @@ def _build(cfg: Any, stored: Mapping[str, StoredRepresentation], built: Mapping[
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{key}: {exc}") from None
     inputs = dict(roles) if cls.inputs else {}
-    return DerivedNode(cfg.name, representation, inputs, from_frames=not cls.inputs, device=cfg.device)
+    return DerivedNode(cfg.name, representation, inputs, from_frames=not cls.inputs, cfg=cfg)

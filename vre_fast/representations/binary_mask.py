@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .._registry import register_representation
 from ..kernels import colormaps
-from ..kernels._cuda import to_host
 from ..kernels.lookup import apply_lut
-from ..representation import ComputeBatch, Input, Representation, kernel_backend
+from ..representation import ComputeBatch, Input, Representation
 from ._classes import class_table, resolve_class_ids, table_size
 
 
@@ -27,16 +27,17 @@ class BinaryMaskParams:
 class BinaryMask(Representation):
     Params = BinaryMaskParams
     inputs = (Input("semantic"),)
+    compute_backends = ("cpu", "cuda")
     interpolation = "nearest"
     storage_dtype = np.uint8
 
     def validate(self) -> None:
         self._ids = resolve_class_ids(self.params.classes, self.dependencies["semantic"])
 
-    def compute(self, batch: ComputeBatch) -> np.ndarray:
+    def compute(self, batch: ComputeBatch) -> Any:
         classes = batch.inputs["semantic"]
         classes = classes.reshape(classes.shape[:3])
-        return to_host(apply_lut(classes, class_table(self._ids, table_size(classes)), kernel_backend(batch.device)))
+        return apply_lut(classes, class_table(self._ids, table_size(classes)))
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         return colormaps.unit_to_image(decoded)

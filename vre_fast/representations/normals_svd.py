@@ -7,13 +7,12 @@ pointing away from the camera unless `orientation: camera`; undefined pixels are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from .._registry import register_representation
 from ..kernels import colormaps
-from ..kernels._cuda import to_host
 from ..kernels.normals_svd import depth_to_normals, intrinsics_from_fov
 from ..representation import ComputeBatch, Input, Representation, kernel_backend
 
@@ -51,6 +50,7 @@ class NormalsSvdParams:
 class NormalsSvd(Representation):
     Params = NormalsSvdParams
     inputs = (Input("depth"),)
+    compute_backends = ("cpu", "cuda")
     interpolation = "nearest"  # keeps unit length and crisp invalid regions
 
     def setup(self, device: str) -> None:
@@ -61,19 +61,16 @@ class NormalsSvd(Representation):
         depth_to_normals(depth, self._intrinsics((size, size), 1), p.window_size, p.method, p.min_valid,
                          backend=kernel_backend(device))
 
-    def compute(self, batch: ComputeBatch) -> np.ndarray:
+    def compute(self, batch: ComputeBatch) -> Any:
         depth = batch.inputs["depth"]
         if depth.ndim == 4:
             if depth.shape[-1] != 1:
                 raise ValueError(f"expected a single-channel depth map, got shape {depth.shape[1:]}")
-            depth = depth[..., 0]
+            depth = depth.reshape(depth.shape[:3])
         p = self.params
         step = p.input_downsample_step
-        normals = depth_to_normals(np.ascontiguousarray(depth[:, ::step, ::step], np.float32),
-                                   self._intrinsics(depth.shape[1:3], step), p.window_size, p.method, p.min_valid,
-                                   backend=kernel_backend(batch.device))
-        normals = to_host(normals)
-        return -normals if p.orientation == "camera" else normals
+        return depth_to_normals(depth, self._intrinsics(depth.shape[1:3], step), p.window_size, p.method,
+                                p.min_valid, step=step, flip=p.orientation == "camera")
 
     def _intrinsics(self, hw: tuple[int, int], step: int) -> tuple[float, float, float, float]:
         p = self.params

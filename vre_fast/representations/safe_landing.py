@@ -11,15 +11,14 @@ one of `safe_classes`. Undefined normals (zero vectors) are never safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from .._registry import register_representation
 from ..kernels import colormaps
-from ..kernels._cuda import to_host
 from ..kernels.safe_landing import safe_landing
-from ..representation import ComputeBatch, Input, Representation, kernel_backend
+from ..representation import ComputeBatch, Input, Representation
 from ._classes import class_table, resolve_class_ids
 
 
@@ -52,15 +51,20 @@ class SafeLanding(Representation):
             raise ValueError("'safe_classes' and a 'semantic' dependency go together: give both or neither")
         self._safe_ids = resolve_class_ids(self.params.safe_classes, semantic) if semantic else []
 
-    def compute(self, batch: ComputeBatch) -> np.ndarray:
+    @property
+    def compute_backends(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The angle rule is a kernel on either backend; the `vre` rule is NumPy on the host."""
+        return ("cpu", "cuda") if self.params.criterion == "angle" else ("cpu",)
+
+    def compute(self, batch: ComputeBatch) -> Any:
         if self.params.criterion == "vre":
             return self._vre_rule(batch)
         classes = batch.inputs.get("semantic")
         if classes is not None:
             classes = classes.reshape(classes.shape[:3])
         table = class_table(self._safe_ids, 0) if classes is not None else None
-        return to_host(safe_landing(batch.inputs["normals"], self.params.reference_axis, self.params.max_angle_deg,
-                                    classes, table, kernel_backend(batch.device)))
+        return safe_landing(batch.inputs["normals"], self.params.reference_axis, self.params.max_angle_deg, classes,
+                            table)
 
     def _vre_rule(self, batch: ComputeBatch) -> np.ndarray:
         normals = batch.inputs["normals"].astype(np.float32)

@@ -7,15 +7,15 @@ class i. Source classes mapped nowhere become 255 (ignore).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .._registry import register_representation
 from ..kernels import colormaps
-from ..kernels._cuda import to_host
 from ..kernels.colormaps import IGNORE_CLASS
 from ..kernels.lookup import apply_lut
-from ..representation import ComputeBatch, Input, Representation, kernel_backend
+from ..representation import ComputeBatch, Input, Representation
 from ._classes import resolve_class_ids, table_size
 
 
@@ -34,6 +34,7 @@ class SemanticMapperParams:
 class SemanticMapper(Representation):
     Params = SemanticMapperParams
     inputs = (Input("semantic"),)
+    compute_backends = ("cpu", "cuda")
     interpolation = "nearest"
     storage_dtype = np.uint8
 
@@ -51,7 +52,7 @@ class SemanticMapper(Representation):
     def classes(self) -> tuple[str, ...]:
         return tuple(self.params.mapping)
 
-    def compute(self, batch: ComputeBatch) -> np.ndarray:
+    def compute(self, batch: ComputeBatch) -> Any:
         src = batch.inputs["semantic"]
         src = src.reshape(src.shape[:3])
         if not np.issubdtype(src.dtype, np.integer):
@@ -60,7 +61,7 @@ class SemanticMapper(Representation):
         lut = np.full(max(table_size(src), max(self._source_to_new) + 1), IGNORE_CLASS, np.uint8)
         for s, n in self._source_to_new.items():
             lut[s] = n
-        return to_host(apply_lut(src, lut, kernel_backend(batch.device)))
+        return apply_lut(src, lut)
 
     def definition(self) -> dict:
         return {**super().definition(), "classes": list(self.classes)}  # mapping order sets the ids

@@ -4,14 +4,14 @@
         result = graph.push(frame)          # HxWx3 uint8 RGB
         result.outputs["hsv"], result.seconds["hsv"]
 
-Outputs are the arrays the batch engine would store for the same frame (`encode`d); nodes that the
-chosen representations do not need are neither set up nor computed.
+It drives the batch engine's plan and node execution with a one-frame source and no writers (the stream
+runtime adds the latest-frame policy in front): outputs are the arrays a `vre-fast run` would store for the
+same frame (`encode`d), and nodes that the chosen representations do not need are neither set up nor computed.
 """
 
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +23,11 @@ from .._cfg import RunCfg
 from .._config_loader import load_config
 from ..backends import require_cuda
 from ..errors import ConfigError, VreError
-from ..execution.node import run_representation
-from ..representation import ComputeBatch, sample_batch
+from ..execution import NodeExecution, make_plan, placement
+from ..execution.devices import HOST
+from ..execution.node import setup_node
+from ..execution.outputs import ChunkOutputs
+from ..representation import sample_batch
 from ..sources.synthetic import drifting_texture
 
 __all__ = ["StreamGraph", "StreamResult"]
@@ -51,11 +54,8 @@ class StreamGraph:
         unknown = [r for r in chosen if r not in names]
         if unknown:
             raise ConfigError(f"--representations: unknown {unknown}; the config defines {names}")
-        needed = set(chosen)
-        for node in reversed(graph.nodes):
-            if node.name in needed:
-                needed |= set(node.inputs.values())
-        self.nodes: list[GraphNode] = [n for n in graph.nodes if n.name in needed]
+        plan = make_plan(graph, [0], {}, outputs=set(chosen))
+        self.nodes = [n for n in graph.nodes if plan.compute[n.name]]
         for node in self.nodes:
             if node.representation.needs_next_frame:
                 raise ConfigError(f"representations.{node.name}: '{node.cfg.type}' needs the next frame, which a "
@@ -64,14 +64,35 @@ class StreamGraph:
         self.chosen = list(chosen)
         self.size = size
         self._ids = itertools.count()
+        self._executions: dict[tuple[int, int], list[NodeExecution]] = {}  # per frame size
         self._prepared = False
-        for node in self.nodes:
-            node.representation.setup(node.cfg.device)
+        self._set_up: list[GraphNode] = []
+        try:
+            for node in self.nodes:
+                setup_node(node)
+                self._set_up.append(node)
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def from_config(cls, path: str | Path, representations: list[str] | None = None,
                     size: tuple[int, int] | None = None) -> StreamGraph:
         return cls(load_config(path), representations, size)
+
+    def _executions_for(self, frame_size: tuple[int, int]) -> list[NodeExecution]:
+        """The node executions for frames of `frame_size` (output sizes default to the frame's)."""
+        if frame_size not in self._executions:
+            self._executions[frame_size] = [
+                NodeExecution(node, node.cfg.output_size or frame_size, host_output=node.name in self.chosen,
+                              decode=True, share_on_device=self._feeds_its_device(node))
+                for node in self.nodes]
+        return self._executions[frame_size]
+
+    def _feeds_its_device(self, node: GraphNode) -> bool:
+        device = placement(node)
+        return device is not HOST and any(placement(d).name == device.name for d in self.nodes
+                                          if node.name in d.inputs.values())
 
     def push(self, frame: np.ndarray, frame_id: int | None = None) -> StreamResult:
         frame_id = next(self._ids) if frame_id is None else frame_id
@@ -80,23 +101,26 @@ class StreamGraph:
         if self.size is not None and frame.shape[:2] != self.size:
             raise VreError(f"frame {frame_id}: size {frame.shape[1]}x{frame.shape[0]}, expected "
                            f"{self.size[1]}x{self.size[0]}")
+        executions = self._executions_for(frame.shape[:2])
         if not self._prepared:
             sample = sample_batch(frame[None])
-            for node in self.nodes:
-                node.representation.prepare(sample)
+            for execution in executions:
+                execution.prepare(lambda: sample)
             self._prepared = True
-        decoded: dict[str, np.ndarray] = {}
-        result = StreamResult(frame_id, {}, {})
-        for node in self.nodes:
-            batch = ComputeBatch(indices=[frame_id], frames=frame[None], next_frames=None, device=node.cfg.device,
-                                 inputs={role: decoded[dep] for role, dep in node.inputs.items()})
-            start = time.perf_counter()
-            stored, decoded[node.name] = run_representation(node.representation, batch,
-                                                            node.cfg.output_size or frame.shape[:2])
-            result.seconds[node.name] = time.perf_counter() - start
-            if node.name in self.chosen:
-                result.outputs[node.name] = stored[0]
-                result.decoded[node.name] = decoded[node.name][0]
+        outputs, result = ChunkOutputs(), StreamResult(frame_id, {}, {})
+        frames_on: dict[str, object] = {}
+        for execution in executions:
+            def frames(execution: NodeExecution = execution) -> object:
+                where = execution.device.name
+                if where not in frames_on:
+                    frames_on[where] = execution.put(frame[None])
+                return frames_on[where]
+
+            done = execution([frame_id], frames, None, outputs)
+            name = execution.node.name
+            result.seconds[name] = done.seconds
+            if name in self.chosen:
+                result.outputs[name], result.decoded[name] = done.stored[0], done.decoded[0]
         return result
 
     def warm_up(self) -> None:
@@ -113,8 +137,9 @@ class StreamGraph:
         return np.concatenate([p if p.shape[0] == height else _fit_height(p, height) for p in pictures], axis=1)
 
     def close(self) -> None:
-        for node in self.nodes:
+        for node in self._set_up:
             node.representation.teardown()
+        self._set_up = []
 
     def __enter__(self) -> StreamGraph:
         return self

@@ -1,0 +1,241 @@
+"""The batch executor: decode -> (host->device) -> compute -> (device->host) -> encode -> write, for the frames a
+plan says, in graph order, batched per node.
+
+Decoding runs in a thread ahead of compute, writes in a thread pool behind it; back-pressure policies admit
+each chunk and each write, so memory stays flat whatever the video's length. The OOM and error policies
+decide what a failing batch means; the scheduler carries it out. It knows nothing of any particular
+representation or device: nodes run through `NodeExecution`, the one path a stream uses too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .._cfg import IMAGE_FORMATS
+from ..errors import RepresentationError, StoreError
+from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
+from ..sources import VideoSource
+from .admission import Admission
+from .binding import NodeBinding
+from .devices import HOST
+from .memory import free_memory
+from .node import NodeExecution, placement
+from .operators import DecodeOperator, DecodeStage, WriteJob, WriteOperator, WritePool
+from .outputs import ChunkOutputs
+from .plan import Plan
+from .policies import ErrorPolicy, Fail, InFlightFrames, OomPolicy, PinnedBytes, RetryHalved, Stop, WriterQueueDepth
+from .ring import FrameRing, FrameSlot
+from .threads import default_kernel_threads, kernel_threads
+
+__all__ = ["BatchExecutor", "StageStats"]
+
+logger = logging.getLogger("vre_fast")
+
+PINNED_BYTES_LIMIT = 2 << 30  # page-locked frame buffers at most (CUDA runs): pinned memory cannot be swapped
+
+
+@dataclass
+class StageStats:
+    """Where the time went: seconds each stage was busy, the wall time, how full the queues got.
+
+    Busy times of overlapping stages add up to more than the wall time when the pipeline overlaps well;
+    `waited_for_decode` / `waited_for_writes` are the compute thread's idle seconds on either side."""
+
+    decode_busy: float = 0.0
+    compute_busy: float = 0.0
+    write_busy: float = 0.0  # summed over the writer threads
+    waited_for_decode: float = 0.0
+    waited_for_writes: float = 0.0
+    wall: float = 0.0
+    decode_queue_max: int = 0
+    write_pending_max: int = 0
+    host_to_device_copies: int = 0
+    device_to_host_copies: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+
+class BatchExecutor:
+    def __init__(self, bindings: list[NodeBinding], plan: Plan, source: VideoSource, on_error: str = "stop",
+                 write_workers: int = 2, prefetch: int = 2, on_chunk: Callable[[int], None] | None = None,
+                 kernel_threads: int | None = None):
+        self.bindings, self.plan, self.source = bindings, plan, source
+        self.errors, self.oom = ErrorPolicy(on_error), OomPolicy()
+        self.stages = StageStats()
+        self._last_frame = source.num_frames - 1
+        self._prefetch = prefetch
+        self._chunk_size = max(b.stats.batch_size for b in bindings)
+        self._decode = DecodeOperator(source)
+        self._write = WriteOperator()
+        self._write_workers = write_workers
+        self._on_chunk = on_chunk or (lambda n: None)
+        self._kernel_threads = kernel_threads or default_kernel_threads()
+        self._sample_batch: ComputeBatch | None = None
+        self.executions = {b.name: self._execution(b) for b in bindings}
+
+    def _execution(self, binding: NodeBinding) -> NodeExecution:
+        """Decides, once per run, what each node's output is needed for."""
+        computing = [b for b in self.bindings if self.plan.compute[b.name] and binding.name in b.node.inputs.values()]
+        device = placement(binding.node)
+        elsewhere = any(placement(b.node).name != device.name for b in computing)
+        pictures = any(f in IMAGE_FORMATS for f in binding.cfg.output_formats)
+        stored = bool(self.plan.write[binding.name])
+        return NodeExecution(binding.node, binding.output_size, host_output=stored or pictures or elsewhere,
+                             decode=pictures or bool(computing), share_on_device=bool(computing) and device is not HOST)
+
+    def run(self) -> None:
+        with kernel_threads(self._kernel_threads):
+            self._run()
+        self.stages.host_to_device_copies = sum(e.put.stats.calls for e in self.executions.values())
+        self.stages.device_to_host_copies = sum(e.fetch.stats.calls for e in self.executions.values())
+
+    def _run(self) -> None:
+        frames = self.plan.frames
+        chunks = [frames[i:i + self._chunk_size] for i in range(0, len(frames), self._chunk_size)]
+        next_frame = any(b.representation.needs_next_frame and self.plan.compute[b.name] for b in self.bindings)
+        wanted = [set(c) | ({min(f + 1, self._last_frame) for f in c} if next_frame else set()) for c in chunks]
+        rows = max(map(len, wanted), default=1)
+        slots = self._prefetch + 2  # `prefetch` queued, one being filled, one being computed
+        pinned = any(placement(b.node) is not HOST for b in self.bindings)
+        ring = FrameRing(slots, rows, (self.source.height, self.source.width, 3), pinned=pinned)
+        admission = Admission([InFlightFrames(slots * rows), PinnedBytes(PINNED_BYTES_LIMIT),
+                               WriterQueueDepth(4 * self._write_workers)])
+        writes = WritePool(self._write, self._write_workers, admission)
+        decode = DecodeStage(self._decode, list(zip(chunks, wanted)), ring, admission, self._prefetch)
+        started = waiting = time.perf_counter()
+        try:
+            for chunk, slot in decode:
+                busy = time.perf_counter()
+                self.stages.waited_for_decode += busy - waiting
+                try:
+                    self._step(chunk, slot, writes)
+                finally:
+                    slot.release()
+                writes.raise_errors()
+                self._on_chunk(len(chunk))
+                waiting = time.perf_counter()
+                self.stages.compute_busy += waiting - busy
+        finally:
+            decode.close()
+            writes.close()
+            self.stages.wall = time.perf_counter() - started
+            self.stages.decode_busy = self._decode.stats.busy_seconds
+            self.stages.decode_queue_max = self._decode.stats.queue_max
+            self.stages.write_busy = self._write.stats.busy_seconds
+            self.stages.write_pending_max = self._write.stats.queue_max + 1 if self._write.stats.calls else 0
+            self.stages.waited_for_writes = writes.waited_seconds
+            for b in self.bindings:
+                if b.stats.set_up:
+                    b.representation.teardown()
+        writes.raise_errors()
+
+    # -- one chunk ----------------------------------------------------------------------------------------
+    def _step(self, chunk: list[int], slot: FrameSlot, writes: WritePool) -> None:
+        """Every node, in graph order, on the chunk's frames: loaded where the plan says, computed in batches
+        where it says so, each computed frame handed to the writers."""
+        outputs, failed = ChunkOutputs(), {b.name: set() for b in self.bindings}
+        frames = _PlacedFrames(slot)
+        for b in self.bindings:
+            for f in (f for f in chunk if f in self.plan.load[b.name]):
+                try:
+                    outputs.add_host(b.name, f, b.representation.decode(b.load(f)))
+                except StoreError as exc:  # a damaged stored file: the frame fails for it and its dependants
+                    self._fail(b, f, exc, failed)
+                    continue
+                b.stats.loaded += 1
+            ready = []
+            for f in (f for f in chunk if f in self.plan.compute[b.name]):
+                bad = [dep for dep in b.node.inputs.values() if f in failed[dep]]
+                if bad:
+                    self._fail(b, f, RuntimeError(f"dependency '{bad[0]}' failed on this frame"), failed)
+                else:
+                    ready.append(f)
+            self._compute_in_batches(b, ready, frames, outputs, failed, writes)
+
+    def _compute_in_batches(self, b: NodeBinding, indices: list[int], frames: _PlacedFrames, outputs: ChunkOutputs,
+                            failed: dict[str, set[int]], writes: WritePool) -> None:
+        if indices and not b.stats.set_up:
+            b.stats.set_up = True  # teardown is due even if prepare fails half-way
+            execution = self.executions[b.name]
+            b.stats.setup_seconds = execution.setup() + execution.prepare(self._sample)
+        i = 0
+        while i < len(indices):  # the batch size may shrink on the way (out of memory)
+            size = b.stats.batch_size
+            self._compute_batch(b, indices[i:i + size], frames, outputs, failed, writes)
+            i += size
+
+    def _compute_batch(self, b: NodeBinding, indices: list[int], frames: _PlacedFrames, outputs: ChunkOutputs,
+                       failed: dict[str, set[int]], writes: WritePool) -> None:
+        execution = self.executions[b.name]
+        following = [min(f + 1, self._last_frame) for f in indices]
+        try:
+            result = execution(indices, frames.on(execution, indices), frames.on(execution, following), outputs)
+        except Exception as exc:
+            decision = self.oom.decide(exc, len(indices))
+            if isinstance(decision, RetryHalved):
+                free_memory()
+                b.stats.batch_size = min(b.stats.batch_size, decision.batch_size)
+                b.stats.oom_halvings += 1
+                logger.warning("representation '%s' ran out of memory on a batch of %d; batch size now %d",
+                               b.name, len(indices), b.stats.batch_size)
+                self._compute_in_batches(b, indices, frames, outputs, failed, writes)
+            elif isinstance(decision, Fail):
+                self._fail(b, indices[0], exc, failed)
+            else:
+                for f in indices:
+                    self._compute_batch(b, [f], frames, outputs, failed, writes)
+            return
+        b.stats.compute_seconds += result.seconds
+        b.stats.computed += len(indices)
+        for i, f in enumerate(indices):
+            if f in self.plan.write[b.name]:
+                assert result.stored is not None
+                stored, decoded = result.stored[i], None if result.decoded is None else result.decoded[i]
+                holder = frames.slot if frames.slot.holds(stored) or (decoded is not None and
+                                                                     frames.slot.holds(decoded)) else None
+                if holder is not None:  # the output is a view of the frames: keep them until it is written
+                    holder.retain()
+                writes.submit(WriteJob(b, f, stored, decoded, result.seconds / len(indices), holder))
+
+    def _sample(self) -> ComputeBatch:
+        """The video's first frames for `prepare`, decoded once by a second reader (the decode thread owns
+        the first)."""
+        if self._sample_batch is None:
+            with VideoSource(self.source.path) as source:
+                self._sample_batch = sample_batch(source.head(SAMPLE_FRAMES + 1))
+        return self._sample_batch
+
+    def _fail(self, b: NodeBinding, frame: int, exc: BaseException, failed: dict[str, set[int]]) -> None:
+        if isinstance(self.errors.decide(b.name, frame, exc), Stop):
+            if isinstance(exc, StoreError):
+                raise exc
+            raise RepresentationError(b.name, frame, exc) from exc
+        logger.warning("representation '%s' failed on frame %d: %s: %s", b.name, frame, type(exc).__name__, exc)
+        failed[b.name].add(frame)
+        b.stats.failed_frames.add(frame)
+        if b.metadata is not None:
+            b.metadata.record_failure(frame, f"{type(exc).__name__}: {exc}")
+
+
+class _PlacedFrames:
+    """A chunk's frames as each node's device sees them, copied to a device once per batch of frames."""
+
+    def __init__(self, slot: FrameSlot):
+        self.slot = slot
+        self._on_device: dict[tuple[str, tuple[int, ...]], object] = {}
+
+    def on(self, execution: NodeExecution, indices: list[int]) -> Callable[[], object]:
+        def place() -> object:
+            host = self.slot.take(indices)
+            if execution.device is HOST:
+                return host
+            key = (execution.device.name, tuple(indices))
+            if key not in self._on_device:
+                self._on_device[key] = execution.put(host)
+            return self._on_device[key]
+
+        return place
