@@ -204,6 +204,7 @@ def _execute(runtimes: list[NodeBinding], plan: Plan, source: VideoSource, optio
             "seconds_per_frame": round(rt.stats.compute_seconds / rt.stats.computed, 6) if rt.stats.computed else None,
             "batch_size": rt.stats.batch_size, "oom_halvings": rt.stats.oom_halvings,
             "setup_seconds": round(rt.stats.setup_seconds, 3),
+            "copies_to_device": rt.stats.copies_to_device, "copies_to_host": rt.stats.copies_to_host,
         } for rt in runtimes}
         record.stages = executor.stages.as_dict()
         record.frames_failed = len(set().union(*(rt.stats.failed_frames for rt in runtimes)))

@@ -25,6 +25,8 @@ class NodeStats:
     setup_seconds: float = 0.0  # setup + prepare: loading weights, building or loading an engine
     batch_size: int = 0  # the batch size in use: the config's, halved on each out-of-memory
     oom_halvings: int = 0
+    copies_to_device: int = 0  # host->device copies of its frames and inputs (counted by the runtime)
+    copies_to_host: int = 0  # device->host copies of its outputs (storage, pictures, dependants elsewhere)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["CudaDevice", "Device", "HOST", "HostDevice", "device_named", "is_device_array"]
+__all__ = ["CudaDevice", "Device", "HOST", "HostDevice", "can_pin_memory", "device_named", "is_device_array"]
 
 
 def is_device_array(x: Any) -> bool:
@@ -61,6 +61,17 @@ class CudaDevice:
 
 
 HOST = HostDevice()
+
+
+def can_pin_memory() -> bool:
+    """Page-locked host memory needs a CUDA driver (through torch); numba's CUDA simulator has none."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def device_named(name: str) -> Device:

@@ -20,7 +20,7 @@ from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
 from ..sources import VideoSource
 from .admission import Admission
 from .binding import NodeBinding
-from .devices import HOST
+from .devices import HOST, can_pin_memory
 from .memory import free_memory
 from .node import NodeExecution, placement
 from .operators import DecodeOperator, DecodeStage, WriteJob, WriteOperator, WritePool
@@ -88,10 +88,15 @@ class BatchExecutor:
                              decode=pictures or bool(computing), share_on_device=bool(computing) and device is not HOST)
 
     def run(self) -> None:
-        with kernel_threads(self._kernel_threads):
-            self._run()
-        self.stages.host_to_device_copies = sum(e.put.stats.calls for e in self.executions.values())
-        self.stages.device_to_host_copies = sum(e.fetch.stats.calls for e in self.executions.values())
+        try:
+            with kernel_threads(self._kernel_threads):
+                self._run()
+        finally:
+            for b in self.bindings:
+                execution = self.executions[b.name]
+                b.stats.copies_to_device, b.stats.copies_to_host = execution.put.stats.calls, execution.fetch.stats.calls
+            self.stages.host_to_device_copies = sum(b.stats.copies_to_device for b in self.bindings)
+            self.stages.device_to_host_copies = sum(b.stats.copies_to_host for b in self.bindings)
 
     def _run(self) -> None:
         frames = self.plan.frames
@@ -100,7 +105,7 @@ class BatchExecutor:
         wanted = [set(c) | ({min(f + 1, self._last_frame) for f in c} if next_frame else set()) for c in chunks]
         rows = max(map(len, wanted), default=1)
         slots = self._prefetch + 2  # `prefetch` queued, one being filled, one being computed
-        pinned = any(placement(b.node) is not HOST for b in self.bindings)
+        pinned = any(placement(b.node) is not HOST for b in self.bindings) and can_pin_memory()
         ring = FrameRing(slots, rows, (self.source.height, self.source.width, 3), pinned=pinned)
         admission = Admission([InFlightFrames(slots * rows), PinnedBytes(PINNED_BYTES_LIMIT),
                                WriterQueueDepth(4 * self._write_workers)])
