@@ -43,13 +43,11 @@ def backend_of(x: Any) -> str:
     return "cuda" if hasattr(x, "__cuda_array_interface__") or hasattr(x, "copy_to_host") else "numba"
 
 
-def get_kernel(op: str, backend: str, allow_fallback: bool = False) -> Callable[..., Any]:
-    """The `backend` kernel of `op`; with `allow_fallback`, a missing CPU fast path falls back to NumPy."""
+def get_kernel(op: str, backend: str) -> Callable[..., Any]:
+    """The `backend` kernel of `op`."""
     backends = _KERNEL_REGISTRY.get(op)
     if not backends:
         raise TypeError(f"no kernel registered for '{op}'")
     if backend in backends:
         return backends[backend]
-    if allow_fallback and backend == "numba" and "numpy" in backends:
-        return backends["numpy"]
     raise TypeError(f"kernel '{op}' has no '{backend}' implementation; registered: {list(backends)}")

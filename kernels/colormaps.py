@@ -26,7 +26,7 @@ _VIRIDIS = _lut(cv2.COLORMAP_VIRIDIS)
 
 def unit_to_image(x: np.ndarray) -> np.ndarray:
     """Values in [0, 1] (1 or 3 channels) drawn as grey or colour; NaN is black."""
-    return get_kernel("unit_image", "numba", allow_fallback=True)(x)
+    return get_kernel("unit_image", "numba")(x)
 
 
 @register_kernel("unit_image", "numpy")

@@ -32,6 +32,11 @@ def main() -> None:
         got = normals_svd.depth_to_normals(cuda.to_device(depth), intr, 3, method).copy_to_host()
         assert np.array_equal(np.any(got != 0, -1), np.any(ref != 0, -1)), method
         np.testing.assert_allclose(got, ref, atol=2e-3, err_msg=method)
+        # subsampled and turned towards the camera where the depth lives, as on the host
+        fine = np.repeat(np.repeat(depth, 2, 0), 2, 1)
+        host = normals_svd.depth_to_normals(fine, intr, 3, method, step=2, flip=True)
+        got = normals_svd.depth_to_normals(cuda.to_device(fine), intr, 3, method, step=2, flip=True).copy_to_host()
+        np.testing.assert_allclose(got, host, atol=2e-3, err_msg=f"{method}, step 2, flipped")
 
     classes = rng.integers(0, 6, (2, 4, 5), dtype=np.uint8)
     table = rng.integers(0, 255, (6, 3), dtype=np.uint8)
