@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import VreError
+from .spec import ExportError
 
 __all__ = ["build_engine"]
 
@@ -19,12 +19,12 @@ def build_engine(onnx_path: Path, engine_path: Path, input_hw: tuple[int, int], 
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise VreError(f"TensorRT cannot parse {onnx_path}: {errors}")
+        raise ExportError(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
     elif precision != "fp32":
-        raise VreError(f"precision '{precision}' is not supported yet (fp16, fp32)")
+        raise ExportError(f"precision '{precision}' is not supported yet (fp16, fp32)")
     profile = builder.create_optimization_profile()
     h, w = input_hw
     name = network.get_input(0).name
@@ -32,5 +32,5 @@ def build_engine(onnx_path: Path, engine_path: Path, input_hw: tuple[int, int], 
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise VreError(f"TensorRT failed to build an engine from {onnx_path}")
+        raise ExportError(f"TensorRT failed to build an engine from {onnx_path}")
     engine_path.write_bytes(bytes(serialized))
