@@ -19,8 +19,9 @@ import numpy as np
 
 from .onnx_export import export_onnx, max_abs_diff
 from .spec import ExportError, ExportSpec
+from .tensorrt_build import GpuIdentity
 
-__all__ = ["engine_file", "int8_onnx_file", "onnx_file"]
+__all__ = ["engine_entry", "engine_file", "int8_onnx_file", "onnx_file"]
 
 logger = logging.getLogger("vre_fast")
 OPSET = 18
@@ -41,7 +42,8 @@ def _key_hash(key: dict[str, Any]) -> str:
 
 
 def _entry(spec: ExportSpec, kind: str, precision: str, **extra: Any) -> tuple[Path, dict[str, Any]]:
-    """The cache directory and key of one build; `extra` adds what else shapes it (an INT8 calibration)."""
+    """The cache directory and key of one build; `extra` adds what else shapes it (an INT8 calibration, the
+    GPU of an engine)."""
     key = {"definition": dict(spec.definition), "weights_sha256": spec.weights_sha256,
            "input_hw": list(spec.input_hw), "kind": kind, "precision": precision, "opset": OPSET,
            "torch": _version("torch"), "tool": _version("onnx") if kind == "onnx" else _version("tensorrt"), **extra}
@@ -133,9 +135,18 @@ def int8_onnx_file(spec: ExportSpec, calibration: np.ndarray) -> Path:
     return directory / "model.onnx"
 
 
-def engine_file(spec: ExportSpec, precision: str = "fp16", max_batch: int = 16) -> Path:
-    """The cached TensorRT engine of `spec` (batch 1..max_batch), built if missing."""
-    directory, key = _entry(spec, "tensorrt", precision)
+def engine_entry(spec: ExportSpec, gpu: GpuIdentity, precision: str = "fp16",
+                 max_batch: int = 16) -> tuple[Path, dict[str, Any]]:
+    """Where the TensorRT engine of `spec` for `gpu` (batch 1..max_batch) is cached, and the key naming it.
+    Builds nothing and asks no GPU: an engine runs only on the GPU model it was built for, so `gpu` (from
+    `current_gpu`) is part of the key, as are the TensorRT version and the batch range."""
+    return _entry(spec, "tensorrt", precision, gpu=gpu.name, compute_capability=list(gpu.compute_capability),
+                  max_batch=max_batch)
+
+
+def engine_file(spec: ExportSpec, gpu: GpuIdentity, precision: str = "fp16", max_batch: int = 16) -> Path:
+    """The cached TensorRT engine of `spec` for `gpu` (batch 1..max_batch), built if missing."""
+    directory, key = engine_entry(spec, gpu, precision, max_batch)
     if not (directory / "meta.json").exists():
         from .tensorrt_build import build_engine
 
@@ -143,7 +154,7 @@ def engine_file(spec: ExportSpec, precision: str = "fp16", max_batch: int = 16) 
 
         def build(tmp: Path) -> dict[str, Any]:
             build_engine(source, tmp / "model.plan", spec.input_hw, precision, max_batch)
-            return {**key, "max_batch": max_batch}
+            return key
 
         _build_once(directory, build)
     return directory / "model.plan"

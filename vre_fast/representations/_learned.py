@@ -26,7 +26,7 @@ import numpy as np
 from .._pretrained import PretrainedCfg, cache_dir, file_sha256, resolve_weights
 from ..backends import available_backends, make_runner
 from ..errors import VreError
-from ..export import ExportError, ExportSpec, engine_file, int8_onnx_file, onnx_file
+from ..export import ExportError, ExportSpec, current_gpu, engine_file, int8_onnx_file, onnx_file
 from ..kernels import colormaps
 from ..representation import SAMPLE_FRAMES, ComputeBatch, Representation, sample_batch
 
@@ -160,7 +160,7 @@ class LearnedRepresentation(Representation):
 
             def engine() -> Path:
                 with _export_errors_as_vre_errors():
-                    return engine_file(self.export_spec(input_hw))
+                    return engine_file(self.export_spec(input_hw), current_gpu(self._device))
 
             self._runner = make_runner("onnxruntime" if int8 else self.params.backend, self._device, self.load_model,
                                        onnx, engine)
@@ -224,7 +224,7 @@ class LearnedRepresentation(Representation):
                    "max_abs_diff_vs_torch": meta["max_abs_diff_vs_torch"], "output_scale": meta["output_scale"],
                    "tolerance": meta["tolerance"]}
             if "tensorrt" in available_backends(device):
-                row["tensorrt_fp16"] = str(engine_file(spec))
+                row["tensorrt_fp16"] = str(engine_file(spec, current_gpu(device)))
             else:
                 row["tensorrt_fp16"] = "skipped: TensorRT or a CUDA device is not available"
             if self.params.precision == "int8" and self.params.calibration is None:
