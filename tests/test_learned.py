@@ -112,14 +112,14 @@ def test_safeuav_loads_a_vre_style_multitask_checkpoint(tmp_path: Path):
 
 def test_export_is_validated_cached_and_reused(engine_cache: Path):
     rep = rep_of("edges_hed", variant="random")
-    path = onnx_file(rep, (48, 64))
+    path = onnx_file(rep.export_spec((48, 64)))
     meta = json.loads((path.parent / "meta.json").read_text())
     assert meta["max_abs_diff_vs_torch"] <= meta["tolerance"] * meta["output_scale"]
     assert meta["input_hw"] == [48, 64] and meta["opset"] >= 17 and meta["weights_sha256"]
     stamp = path.stat().st_mtime_ns
-    again = onnx_file(rep_of("edges_hed", variant="random"), (48, 64))
+    again = onnx_file(rep_of("edges_hed", variant="random").export_spec((48, 64)))
     assert again == path and path.stat().st_mtime_ns == stamp  # reused, not rebuilt
-    assert onnx_file(rep, (32, 64)) != path  # another shape profile, another entry
+    assert onnx_file(rep.export_spec((32, 64))) != path  # another shape profile, another entry
 
 
 @pytest.mark.slow
@@ -180,7 +180,7 @@ def test_dynamic_batch_of_the_export():
     import onnxruntime as ort
 
     rep = rep_of("edges_hed", variant="random")
-    session = ort.InferenceSession(str(onnx_file(rep, (48, 64))), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(onnx_file(rep.export_spec((48, 64)))), providers=["CPUExecutionProvider"])
     for batch in (1, 3):
         out = session.run(None, {"input": rep.model_input(frames(batch))})[0]
         assert out.shape == (batch, 1, 48, 64)

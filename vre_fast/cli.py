@@ -297,7 +297,6 @@ def _stream(args: argparse.Namespace) -> int:
 def _export_engines(args: argparse.Namespace) -> int:
     from ._builder import build_graph
     from ._config_loader import load_config
-    from .export import export_all
     from .representations._learned import LearnedRepresentation
 
     graph = build_graph(load_config(args.config))
@@ -306,7 +305,8 @@ def _export_engines(args: argparse.Namespace) -> int:
     if not learned:
         print("no learned representations in this config: nothing to export")
         return 0
-    for row in export_all(learned, args.size):
+    for rep, device in learned:
+        row = rep.export_ahead(args.size, device)
         print(f"{row['name']} ({row['variant']}) at {row['input_hw'][1]}x{row['input_hw'][0]}:\n"
               f"  onnx: {row['onnx']} (max |ORT - torch| {row['max_abs_diff_vs_torch']:.2g}, output scale "
               f"{row['output_scale']:.3g}; tolerance {row['tolerance']:g} of that)\n"

@@ -4,11 +4,18 @@ A learned file declares `default_cfgs` (one PretrainedCfg per variant), builds i
 `build_model` (random initialisation), reads weights in `load_weights`, and maps frames to network
 input (`model_input`) and network output back to a map (`postprocess`). Weights load in `prepare`,
 which the runtime calls (after `setup`) only when the node has frames to compute.
+
+The ONNX and TensorRT backends run what `export/` builds from the expert's `export_spec`; export's
+refusals (`ExportError`) reach the user as VreError, like every other error of their input.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -16,14 +23,27 @@ from typing import Any, ClassVar, Literal
 import cv2
 import numpy as np
 
-from .._pretrained import PretrainedCfg, resolve_weights
-from ..backends import make_runner
+from .._pretrained import PretrainedCfg, cache_dir, file_sha256, resolve_weights
+from ..backends import available_backends, make_runner
+from ..errors import VreError
+from ..export import ExportError, ExportSpec, current_gpu, engine_file, int8_onnx_file, onnx_file
 from ..kernels import colormaps
 from ..representation import SAMPLE_FRAMES, ComputeBatch, Representation, sample_batch
 
 __all__ = ["LearnedParams", "LearnedRepresentation", "UnitIntervalMap"]
 
 logger = logging.getLogger("vre_fast")
+VALIDATION_FRAMES = 2  # how many frames an export is checked against torch eager on
+
+
+@contextlib.contextmanager
+def _export_errors_as_vre_errors() -> Iterator[None]:
+    """Export's refusals as VreError, which the CLI prints as one message and a run reports as a set-up
+    failure; `export/` cannot raise VreError itself, since it imports nothing of the runtime."""
+    try:
+        yield
+    except ExportError as exc:
+        raise VreError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -129,15 +149,21 @@ class LearnedRepresentation(Representation):
     def runner(self, first: ComputeBatch) -> Any:
         """The backend, built on first use for the size of `first`'s frames (the `prepare` sample, or the
         first batch when `compute` is called directly)."""
-        from ..export import engine_file, int8_onnx_file, onnx_file
-
         if self._runner is None:
             input_hw = self.input_size(first.frames.shape[1:3])
             int8 = self.params.precision == "int8"
-            onnx = (lambda: int8_onnx_file(self, input_hw, self.calibration_input(first))) if int8 else \
-                (lambda: onnx_file(self, input_hw))
+
+            def onnx() -> Path:
+                with _export_errors_as_vre_errors():
+                    spec = self.export_spec(input_hw)
+                    return int8_onnx_file(spec, self.calibration_input(first)) if int8 else onnx_file(spec)
+
+            def engine() -> Path:
+                with _export_errors_as_vre_errors():
+                    return engine_file(self.export_spec(input_hw), current_gpu(self._device))
+
             self._runner = make_runner("onnxruntime" if int8 else self.params.backend, self._device, self.load_model,
-                                       onnx, lambda: engine_file(self, input_hw))
+                                       onnx, engine)
             logger.info("%s: %s backend on %s", self.name, self._runner.name, self._device)
         return self._runner
 
@@ -153,6 +179,64 @@ class LearnedRepresentation(Representation):
         hw = first.frames.shape[1:3]
         return self.network_input(sample_batch(np.stack([
             f if f.shape[:2] == hw else cv2.resize(f, hw[::-1], interpolation=cv2.INTER_AREA) for f in frames])))
+
+    def export_spec(self, input_hw: tuple[int, int]) -> ExportSpec:
+        """What `export/` exports, validates and caches this expert at `input_hw` from. Built when a backend
+        that runs an export is chosen (`runner`) and by `export_ahead`; hashing the weights costs a read of
+        the weight file (a model build for random variants), so it is built only then."""
+        definition = self.definition()  # precision and calibration are the cache key's own fields
+        definition["parameters"] = {k: v for k, v in definition["parameters"].items()
+                                    if k not in ("precision", "calibration")}
+        return ExportSpec(name=self.name, family=self.type_name, tag=self.pretrained_cfg.tag, definition=definition,
+                          weights_sha256=self._weights_sha256(), input_hw=input_hw,
+                          sample_input=lambda: self._validation_input(input_hw), load_model=self.load_model,
+                          onnx_tolerance=self.onnx_tolerance, int8_tolerance=self.int8_tolerance,
+                          output_range=self.output_range, cache_dir=cache_dir())
+
+    def _weights_sha256(self) -> str:
+        """The weight file's SHA-256; for random variants, a hash of the (seeded) parameters themselves."""
+        cfg = self.pretrained_cfg
+        if cfg.has_weights:
+            return file_sha256(resolve_weights(cfg, self.params.weights, f"representations.{self.name}.parameters"))
+        digest = hashlib.sha256()
+        for name, tensor in self.load_model().state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+        return digest.hexdigest()
+
+    def _validation_input(self, input_hw: tuple[int, int]) -> np.ndarray:
+        """Real-looking frames (a textured scene moving 8 px a frame) through this expert's own input."""
+        from ..sources.synthetic import drifting_texture
+
+        frames = np.stack(list(drifting_texture(VALIDATION_FRAMES + 1, *input_hw, step=8, seed=1)))
+        return self.network_input(ComputeBatch(list(range(VALIDATION_FRAMES)), frames[:-1], frames[1:], {}))
+
+    def export_ahead(self, frame_hw: tuple[int, int], device: str) -> dict[str, Any]:
+        """What `vre-fast export-engines` builds for frames of `frame_hw` on `device`, so that a run finds it
+        cached: the ONNX export; a TensorRT FP16 engine where TensorRT and a GPU exist; the INT8 ONNX of an
+        expert with `precision: int8` and a `calibration` video. Returns the report's row."""
+        input_hw = self.input_size(frame_hw)
+        with _export_errors_as_vre_errors():
+            spec = self.export_spec(input_hw)
+            path = onnx_file(spec)
+            meta = json.loads((path.parent / "meta.json").read_text())
+            row = {"name": self.name, "variant": spec.tag, "input_hw": input_hw, "onnx": str(path),
+                   "max_abs_diff_vs_torch": meta["max_abs_diff_vs_torch"], "output_scale": meta["output_scale"],
+                   "tolerance": meta["tolerance"]}
+            if "tensorrt" in available_backends(device):
+                row["tensorrt_fp16"] = str(engine_file(spec, current_gpu(device)))
+            else:
+                row["tensorrt_fp16"] = "skipped: TensorRT or a CUDA device is not available"
+            if self.params.precision == "int8" and self.params.calibration is None:
+                row["int8"] = "skipped: calibrated on the first frames of the video a run reads (or: calibration)"
+            elif self.params.precision == "int8":
+                size_only = sample_batch(np.zeros((1, *frame_hw, 3), np.uint8))  # frames come from the video
+                path = int8_onnx_file(spec, self.calibration_input(size_only))
+                meta = json.loads((path.parent / "meta.json").read_text())
+                row["int8"] = (f"{path} (mean |INT8 - torch| {meta['mean_abs_diff_vs_torch']:.2g}, max "
+                               f"{meta['max_abs_diff_vs_torch']:.2g}; tolerance on the mean "
+                               f"{meta['tolerance_mean']:g} of the output scale)")
+        return row
 
     def teardown(self) -> None:
         if self._runner is not None:
