@@ -33,6 +33,20 @@ def test_topological_order_and_repeated_types():
     assert g["n2"].inputs == {"depth": "d2"}
 
 
+def test_an_aliased_type_records_the_name_its_config_used():
+    """`external` and `from_disk` name one class; the registrar used to write the first name it saw onto the class,
+    so a `type: external` node was recorded as `from_disk`."""
+    from vre_fast.representations.external import External
+
+    assert "type_name" not in vars(External)  # registration lives in the registry only
+    g = graph({"a": {"type": "external", "parameters": {"path": "a"}},
+               "b": {"type": "from_disk", "parameters": {"path": "b"}},
+               "n": {**NORMALS, "dependencies": ["a"]}})
+    assert g["a"].representation.definition()["type"] == "external"
+    assert g["b"].representation.definition()["type"] == "from_disk"
+    assert g["n"].representation.definition()["inputs"]["depth"]["type"] == "external"
+
+
 def test_cycle_names_its_nodes():
     with pytest.raises(GraphError, match=r"cycle \(x -> y: x depends on y\): a -> c -> b -> a"):
         graph({"a": {"type": "binary_mask", "dependencies": ["c"], "parameters": {"classes": [1]}},

@@ -55,7 +55,7 @@ def test_outputs_equal_references(video: Path, tmp_path: Path):
     result = do_run(video, out, PROCEDURAL, output_formats=["npz", "png"])
     frames = decoded_frames(video)
     n = len(frames)
-    flow_rep = OpticalFlowClassical("f", OpticalFlowClassical.Params(), {})
+    flow_rep = OpticalFlowClassical("f", OpticalFlowClassical.Params(), {}, type_name="optical_flow_classical")
     for i, frame in enumerate(frames):
         assert np.array_equal(npz(out, "rgb", i), frame)
         hsv = npz(out, "hsv", i)
@@ -157,6 +157,26 @@ def test_external_depth_normals_and_dependencies_loaded_from_disk(video: Path, t
     assert stats["depth"].computed == 0 and stats["safe"].computed == 24
     safe = npz(out, "safe", 4)
     assert safe.dtype == np.uint8 and safe[5:-5, 5:-5].all() and not safe[24, :3].any()
+
+
+def test_a_dataset_recorded_under_another_alias_resumes_and_another_type_is_refused(video: Path, tmp_path: Path):
+    """Datasets written while `type: external` was recorded as `from_disk` (one class, two names) are not stale:
+    resuming computes only the new frames and leaves the recorded name as it is."""
+    write_plane_depth(tmp_path / "depth", 24, 48, 64)
+    reprs = {"depth": {"type": "external", "parameters": {"path": str(tmp_path / "depth")}},
+             "normals": {"type": "normals_svd", "dependencies": ["depth"], "parameters": {"sensor_fov": 75}}}
+    out = tmp_path / "out"
+    do_run(video, out, reprs, frames=(0, 4))
+    for name in ("depth", "normals"):  # what the metadata of an older vre-fast says
+        path = out / name / ".metadata.json"
+        path.write_text(path.read_text().replace('"type": "external"', '"type": "from_disk"'))
+    result = do_run(video, out, reprs, frames=(0, 8))
+    assert {rt.name: rt.stats.computed for rt in result.runtimes} == {"depth": 4, "normals": 4}
+    assert metadata(out, "normals")["definition"]["inputs"]["depth"]["type"] == "from_disk"
+    path = out / "depth" / ".metadata.json"
+    path.write_text(path.read_text().replace('"type": "from_disk"', '"type": "hsv"'))
+    with pytest.raises(StoreError, match=r"'depth' .* different definition \(type: 'hsv' on disk, 'external' now"):
+        do_run(video, out, reprs, frames=(0, 8))
 
 
 @register_representation("test_counting_expert")

@@ -37,11 +37,11 @@ def representation_from_definition(name: str, definition: dict[str, Any]) -> Rep
     try:
         cls = get_representation_class(definition["type"])
         deps = {role: representation_from_definition(f"{name}.{role}", d) for role, d in definition["inputs"].items()}
-        params = build_params(cls, definition["parameters"], f"{name}.parameters")
+        params = build_params(cls, definition["parameters"], f"{name}.parameters", definition["type"])
     except (KeyError, TypeError, AttributeError) as exc:
         raise StoreError(f"the metadata of '{name}' holds an incomplete definition ({type(exc).__name__}: {exc}); "
                          f"rebuild it with `vre-fast metadata rebuild OUT --config CFG --relabel`") from None
-    return cls(name, params, deps, output_dtype=definition.get("output_dtype"))
+    return cls(name, params, deps, output_dtype=definition.get("output_dtype"), type_name=definition["type"])
 
 
 def _tile(pictures: list[tuple[str, np.ndarray]], height: int, width: int) -> np.ndarray:

@@ -64,8 +64,11 @@ class Representation(ABC):
     storage_dtype: ClassVar[Any] = np.float16
 
     def __init__(self, name: str, params: Any, dependencies: dict[str, Representation],
-                 output_dtype: str | None = None):
+                 output_dtype: str | None = None, *, type_name: str):
         self.name = name
+        # the registered name the config used (`type:`), recorded in `definition`; a class registered under
+        # several names (aliases) is recorded under the one its node was configured with
+        self.type_name = type_name
         self.params = params
         self.dependencies = dependencies
         # the config's `output_dtype` (VRE's): the stored dtype, within the same kind (float or integer)
@@ -126,8 +129,6 @@ class Representation(ABC):
         if self.output_dtype is not None:  # only when set: definitions recorded before it existed stay equal
             definition["output_dtype"] = self.output_dtype.name
         return definition
-
-    type_name: ClassVar[str] = ""  # set by the registry
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
