@@ -54,7 +54,13 @@ def sample_batch(frames: np.ndarray) -> ComputeBatch:
 
 
 class Representation(ABC):
-    """One node of the graph. Do not override the constructor; declare `Params` and `inputs` instead."""
+    """One node of the graph. Do not override the constructor; declare `Params` and `inputs` instead.
+
+    The graph builder constructs a node once its dependencies are built. The constructor sets `params`,
+    `dependencies` and the output dtype, then calls `validate()` (checks only) and `bind()` (state derived from
+    params and dependencies, such as class ids resolved through a dependency's class names); either rejects the
+    node by raising ValueError, which the builder reports as a ConfigError naming the node.
+    """
 
     Params: ClassVar[type] = NoParams
     inputs: ClassVar[tuple[Input, ...]] = ()
@@ -80,11 +86,16 @@ class Representation(ABC):
                                  f"{native.name} outputs; choose a dtype of the same kind (float or integer)")
             self.storage_dtype = self.output_dtype
         self.validate()
+        self.bind()
 
     # -- hooks a subclass may override -------------------------------------------------------------
     def validate(self) -> None:
-        """Called once at graph build time, params and dependencies set; raise ValueError to reject the
-        node (a dependency that cannot feed it, an unknown variant, ...)."""
+        """Called once by the constructor, params and dependencies set: checks only, nothing assigned; raise
+        ValueError to reject the node (a dependency that cannot feed it, an unknown variant, ...)."""
+
+    def bind(self) -> None:
+        """Called once by the constructor after `validate`: derives the attributes `compute` needs from params
+        and dependencies (the constructor's extension point); may raise ValueError to reject the node."""
 
     @property
     def classes(self) -> tuple[str, ...] | None:
