@@ -96,14 +96,40 @@ def test_frame_slice_writes_exactly_those_frames(video: Path, tmp_path: Path):
             do_run(video, part, PROCEDURAL, frames=empty)
 
 
-def test_second_run_computes_nothing(video: Path, tmp_path: Path, capsys):
+def test_second_run_computes_nothing(video: Path, tmp_path: Path):
     out = tmp_path / "out"
     do_run(video, out, PROCEDURAL)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")}
     result = do_run(video, out, PROCEDURAL)
-    assert result.computed_frames == 0 and "Nothing to compute" in capsys.readouterr().err
+    assert result.computed_frames == 0 and result.nothing_to_compute
+    assert result.report() == f"Nothing to compute: frames 0..24 of all 4 stored representations are already in {out}."
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")} == mtimes
     assert len(list((out / ".logs").glob("run-*.json"))) == 1
+
+
+def test_run_prints_nothing_and_the_cli_prints_its_report(video: Path, tmp_path: Path, capsys):
+    """`run` is a library function: its summary, stage line and "Nothing to compute" are the CLI's to print."""
+    cfg, out = parse_config({"representations": PROCEDURAL}), tmp_path / "out"
+    result = run(video, cfg, out, RunOptions(frames=(0, 4)))
+    assert capsys.readouterr() == ("", "")
+    assert not result.nothing_to_compute and result.stages is not None and result.stages.wall > 0
+    lines = result.report().splitlines()
+    assert lines[0].startswith("stages: wall ") and "over the writer threads" in lines[0]
+    assert lines[1].split() == ["representation", "type", "computed", "loaded", "skipped", "failed", "ms/frame",
+                                "frames/s"]
+    assert [line.split()[:5] for line in lines[3:]] == [[name, body["type"], "4", "0", "0"]
+                                                        for name, body in PROCEDURAL.items()]
+    assert run(video, cfg, out, RunOptions(frames=(0, 4))).nothing_to_compute and capsys.readouterr() == ("", "")
+
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(yaml.safe_dump({"representations": PROCEDURAL}))
+    assert main(["run", str(video), "-c", str(cfg_file), "-o", str(out), "--frames", "0..4", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (f"Nothing to compute: frames 0..4 of all 4 stored representations "
+                                                    f"are already in {out}.\n")
+    assert main(["run", str(video), "-c", str(cfg_file), "-o", str(out), "--frames", "0..6", "--no-progress"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("stages: wall ") and err[1].split()[0] == "representation" and len(err) == 3 + 4
 
 
 def test_changed_parameters_are_refused_and_new_formats_added(video: Path, tmp_path: Path):

@@ -184,7 +184,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
                          durability=args.durability,
                          argv=("vre-fast", *argv))
-    run(args.video, cfg, args.output, options)
+    print(run(args.video, cfg, args.output, options).report(), file=sys.stderr)
     return 0
 
 
