@@ -17,6 +17,7 @@ import pytest
 from conftest import make_video
 
 from vre_fast import ConfigError, RunOptions, VreError, parse_config, register_representation, run
+from vre_fast.cli import main
 from vre_fast.representation import ComputeBatch, Representation
 from vre_fast.streaming import Limits, StreamGraph, StreamRuntime, encode_frame, open_sink, open_source, read_result
 from vre_fast.streaming.protocol import Disconnected
@@ -194,6 +195,31 @@ def test_fast_source_slow_model_drops_frames_and_holds_one():
     assert stats.dropped > 0 and stats.processed + stats.dropped == 60
     assert runtime.policy.max_depth == 1  # never more than one frame waiting: memory stays flat
     assert stats.percentiles()["wait"]["p50"] < 100  # no backlog: a frame waits at most about one compute
+
+
+@register_representation("test_failing_warm_up")
+class FailingWarmUp(Representation):
+    """Fails on its first frame, the warm-up's; counts its teardowns."""
+
+    teardowns = 0
+
+    def prepare(self, sample: ComputeBatch) -> None:
+        raise VreError("no engine fits this frame size")
+
+    def teardown(self) -> None:
+        type(self).teardowns += 1
+
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        return batch.frames[..., 0]
+
+
+def test_a_failing_warm_up_still_tears_the_graph_down(tmp_path: Path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(__import__("yaml").safe_dump({"representations": {"x": {"type": "test_failing_warm_up"}}}))
+    FailingWarmUp.teardowns = 0
+    assert main(["stream", "-c", str(cfg), "--source", "stdin", "--size", "8x8", "--sink", "null", "--quiet"]) == 1
+    assert "vre-fast: error: no engine fits this frame size" in capsys.readouterr().err
+    assert FailingWarmUp.teardowns == 1
 
 
 def test_embedding_api(video: Path):
