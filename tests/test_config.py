@@ -47,6 +47,12 @@ def test_an_aliased_type_records_the_name_its_config_used():
     assert g["n"].representation.definition()["inputs"]["depth"]["type"] == "external"
 
 
+def test_an_unknown_node_is_a_key_error_naming_it_and_the_known_ones():
+    g = graph({"a": {"type": "rgb"}})
+    with pytest.raises(KeyError, match=r"no representation 'b' in the graph; its nodes: \['a'\]"):
+        g["b"]
+
+
 def test_cycle_names_its_nodes():
     with pytest.raises(GraphError, match=r"cycle \(x -> y: x depends on y\): a -> c -> b -> a"):
         graph({"a": {"type": "binary_mask", "dependencies": ["c"], "parameters": {"classes": [1]}},

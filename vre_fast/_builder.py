@@ -38,7 +38,12 @@ class RepresentationGraph:
     nodes: tuple[GraphNode, ...]  # topological order
 
     def __getitem__(self, name: str) -> GraphNode:
-        return next(n for n in self.nodes if n.name == name)
+        """The node called `name`; KeyError naming the known nodes otherwise (not the StopIteration of `next`,
+        which a generator or a for loop around the lookup would silently take for its own end)."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"no representation '{name}' in the graph; its nodes: {[n.name for n in self.nodes]}")
 
     def dependants(self, name: str) -> list[GraphNode]:
         return [n for n in self.nodes if name in n.inputs.values()]
