@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,12 +117,18 @@ def test_config_errors_come_before_the_video_is_opened(tmp_path: Path):
     assert not (tmp_path / "out").exists()
 
 
-def test_every_representation_file_registers_a_type():
-    for info in pkgutil.iter_modules(representations_pkg.__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"vre_fast.representations.{info.name}")
-        assert any(cls.__module__ == module.__name__ for cls in _representation_classes.values()), info.name
+def test_every_representation_file_is_imported_by_the_package_and_registers_a_type():
+    files = sorted(info.name for info in pkgutil.iter_modules(representations_pkg.__path__)
+                   if not info.name.startswith("_"))
+    # in a fresh interpreter: here other tests may have imported a file the package's list forgets
+    imported = subprocess.run([sys.executable, "-c", "import sys, vre_fast.representations; "
+                               "print(*sorted(m.rsplit('.', 1)[1] for m in sys.modules "
+                               "if m.startswith('vre_fast.representations.')))"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    assert [name for name in files if name not in imported] == []
+    for name in files:
+        module = importlib.import_module(f"vre_fast.representations.{name}")
+        assert any(cls.__module__ == module.__name__ for cls in _representation_classes.values()), name
 
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml")),
