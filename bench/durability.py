@@ -22,13 +22,14 @@ import av
 import yaml
 from _frames import EXAMPLE, describe, example_frames
 
+from vre_fast.h264 import add_h264_stream
+
 CONFIG = {"batch_size": 8, "representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"}}}
 
 
 def make_clip(path: Path, frames: int, width: int, height: int) -> None:
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"crf": "18"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream = add_h264_stream(out, 25, height, width, crf="18")
         for frame in example_frames(EXAMPLE, frames, width, height):
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         out.mux(stream.encode())

@@ -80,6 +80,7 @@ import yaml
 from _frames import EXAMPLE
 from _venvs import VRE_VENV, vre_ffmpeg_dir, vre_venv
 
+from vre_fast.h264 import add_h264_stream
 from vre_fast.kernels import colormaps
 from vre_fast.kernels.hsv import hsv_numba
 
@@ -138,8 +139,7 @@ def clip(size: str, n: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.mp4")
     with av.open(str(tmp), "w") as out:
-        stream = out.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream = add_h264_stream(out, rate, height, width)
         for i in range(n):
             picture = cv2.resize(frames[i % len(frames)][y0:y0 + ch, x0:x0 + cw], (width, height),
                                  interpolation=interp)

@@ -56,7 +56,8 @@ def main() -> None:
     from vre_fast.representation import ComputeBatch
     from vre_fast.representations.optical_flow_classical import OpticalFlowClassical  # needs t+1: timed apart
 
-    flow = OpticalFlowClassical("flow", OpticalFlowClassical.Params(dis_preset="fast"), {})
+    flow = OpticalFlowClassical("flow", OpticalFlowClassical.Params(dis_preset="fast"), {},
+                                type_name="optical_flow_classical")
     for i, f in enumerate(frames):
         flow.compute(ComputeBatch([i], f[None], frames[min(i + 1, n - 1)][None], {}))
     compute = time.perf_counter() - start

@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 from _frames import EXAMPLE, describe, example_frames
 
+from vre_fast.h264 import add_h264_stream
 from vre_fast.streaming import encode_frame, read_result
 
 GRAPH = {"representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"}, "edges": {"type": "edges_canny"}}}
@@ -116,9 +117,7 @@ def run_udp(cfg: Path, frames: list[np.ndarray], size: str, stats: Path) -> None
                                        f"udp://127.0.0.1:{out_port}?pkt_size=1316", size, stats))
     time.sleep(1.0)
     with av.open(f"udp://127.0.0.1:{in_port}?pkt_size=1316", "w", format="mpegts") as c:
-        s = c.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=25)
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt, s.options = "yuv420p", {"preset": "ultrafast", "tune": "zerolatency"}
+        s = add_h264_stream(c, 25, *frames[0].shape[:2], preset="ultrafast", tune="zerolatency")
         for f in frames:
             c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
             time.sleep(1 / 25)

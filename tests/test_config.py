@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,26 @@ def test_topological_order_and_repeated_types():
     assert order.index("d1") < order.index("n1") and order.index("d2") < order.index("n2")
     assert g["n1"].representation.params.window_size == 11 and g["n2"].representation.params.window_size == 5
     assert g["n2"].inputs == {"depth": "d2"}
+
+
+def test_an_aliased_type_records_the_name_its_config_used():
+    """`external` and `from_disk` name one class; the registrar used to write the first name it saw onto the class,
+    so a `type: external` node was recorded as `from_disk`."""
+    from vre_fast.representations.external import External
+
+    assert "type_name" not in vars(External)  # registration lives in the registry only
+    g = graph({"a": {"type": "external", "parameters": {"path": "a"}},
+               "b": {"type": "from_disk", "parameters": {"path": "b"}},
+               "n": {**NORMALS, "dependencies": ["a"]}})
+    assert g["a"].representation.definition()["type"] == "external"
+    assert g["b"].representation.definition()["type"] == "from_disk"
+    assert g["n"].representation.definition()["inputs"]["depth"]["type"] == "external"
+
+
+def test_an_unknown_node_is_a_key_error_naming_it_and_the_known_ones():
+    g = graph({"a": {"type": "rgb"}})
+    with pytest.raises(KeyError, match=r"no representation 'b' in the graph; its nodes: \['a'\]"):
+        g["b"]
 
 
 def test_cycle_names_its_nodes():
@@ -95,12 +117,18 @@ def test_config_errors_come_before_the_video_is_opened(tmp_path: Path):
     assert not (tmp_path / "out").exists()
 
 
-def test_every_representation_file_registers_a_type():
-    for info in pkgutil.iter_modules(representations_pkg.__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"vre_fast.representations.{info.name}")
-        assert any(cls.__module__ == module.__name__ for cls in _representation_classes.values()), info.name
+def test_every_representation_file_is_imported_by_the_package_and_registers_a_type():
+    files = sorted(info.name for info in pkgutil.iter_modules(representations_pkg.__path__)
+                   if not info.name.startswith("_"))
+    # in a fresh interpreter: here other tests may have imported a file the package's list forgets
+    imported = subprocess.run([sys.executable, "-c", "import sys, vre_fast.representations; "
+                               "print(*sorted(m.rsplit('.', 1)[1] for m in sys.modules "
+                               "if m.startswith('vre_fast.representations.')))"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    assert [name for name in files if name not in imported] == []
+    for name in files:
+        module = importlib.import_module(f"vre_fast.representations.{name}")
+        assert any(cls.__module__ == module.__name__ for cls in _representation_classes.values()), name
 
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml")),

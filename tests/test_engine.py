@@ -145,7 +145,7 @@ class _Mean(Representation):
 
 def test_compute_checks_what_a_representation_returns():
     frames = np.arange(2 * 4 * 6 * 3, dtype=np.uint8).reshape(2, 4, 6, 3)
-    compute = ComputeOperator(_Mean("m", _Mean.Params(), {}))
+    compute = ComputeOperator(_Mean("m", _Mean.Params(), {}, type_name="mean"))
     assert compute(ComputeBatch([0, 1], frames)).shape == (2, 4, 6) and compute.stats.frames == 2
     with pytest.raises(ValueError, match="for a batch of 3 frames; expected"):
         compute(ComputeBatch([0, 1, 2], frames))
@@ -159,13 +159,13 @@ def test_frames_are_handed_over_only_when_a_representation_reads_them():
 
 
 def test_encode_resizes_casts_and_decodes_only_when_asked():
-    rep = _Mean("m", _Mean.Params(), {})
+    rep = _Mean("m", _Mean.Params(), {}, type_name="mean")
     raw = np.random.default_rng(0).random((2, 4, 6), dtype=np.float32)
     stored, decoded = EncodeOperator(rep, (8, 12), decode=True)(raw)
     assert stored.shape == (2, 8, 12) and stored.dtype == np.float16 and decoded.dtype == np.float32
     assert np.array_equal(decoded, stored.astype(np.float32))
     assert EncodeOperator(rep, (4, 6), decode=False)(raw)[1] is None
-    wrong_kind = _Mean("m", _Mean.Params(), {})
+    wrong_kind = _Mean("m", _Mean.Params(), {}, type_name="mean")
     wrong_kind.output_dtype = np.dtype(np.uint8)
     with pytest.raises(ValueError, match="cannot hold"):
         EncodeOperator(wrong_kind, (4, 6), decode=False)(raw)
@@ -178,11 +178,11 @@ def test_a_device_output_feeds_dependants_as_it_is_only_when_storage_would_not_c
         def compute(self, batch: ComputeBatch) -> np.ndarray:
             return batch.frames[..., 0]
 
-    classes = EncodeOperator(Classes("c", Classes.Params(), {}), (4, 6), decode=True)
+    classes = EncodeOperator(Classes("c", Classes.Params(), {}, type_name="classes"), (4, 6), decode=True)
     assert classes.exact_on_device(np.dtype(np.uint8), (4, 6))
     assert not classes.exact_on_device(np.dtype(np.uint8), (2, 3))  # resized on the host first
     assert not classes.exact_on_device(np.dtype(np.int32), (4, 6))  # cast on the host first
-    floats = EncodeOperator(_Mean("m", _Mean.Params(), {}), (4, 6), decode=True)
+    floats = EncodeOperator(_Mean("m", _Mean.Params(), {}, type_name="mean"), (4, 6), decode=True)
     assert not floats.exact_on_device(np.dtype(np.float16), (4, 6))  # float16 is widened on decode
 
 

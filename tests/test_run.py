@@ -55,7 +55,7 @@ def test_outputs_equal_references(video: Path, tmp_path: Path):
     result = do_run(video, out, PROCEDURAL, output_formats=["npz", "png"])
     frames = decoded_frames(video)
     n = len(frames)
-    flow_rep = OpticalFlowClassical("f", OpticalFlowClassical.Params(), {})
+    flow_rep = OpticalFlowClassical("f", OpticalFlowClassical.Params(), {}, type_name="optical_flow_classical")
     for i, frame in enumerate(frames):
         assert np.array_equal(npz(out, "rgb", i), frame)
         hsv = npz(out, "hsv", i)
@@ -96,14 +96,40 @@ def test_frame_slice_writes_exactly_those_frames(video: Path, tmp_path: Path):
             do_run(video, part, PROCEDURAL, frames=empty)
 
 
-def test_second_run_computes_nothing(video: Path, tmp_path: Path, capsys):
+def test_second_run_computes_nothing(video: Path, tmp_path: Path):
     out = tmp_path / "out"
     do_run(video, out, PROCEDURAL)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")}
     result = do_run(video, out, PROCEDURAL)
-    assert result.computed_frames == 0 and "Nothing to compute" in capsys.readouterr().err
+    assert result.computed_frames == 0 and result.nothing_to_compute
+    assert result.report() == f"Nothing to compute: frames 0..24 of all 4 stored representations are already in {out}."
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")} == mtimes
     assert len(list((out / ".logs").glob("run-*.json"))) == 1
+
+
+def test_run_prints_nothing_and_the_cli_prints_its_report(video: Path, tmp_path: Path, capsys):
+    """`run` is a library function: its summary, stage line and "Nothing to compute" are the CLI's to print."""
+    cfg, out = parse_config({"representations": PROCEDURAL}), tmp_path / "out"
+    result = run(video, cfg, out, RunOptions(frames=(0, 4)))
+    assert capsys.readouterr() == ("", "")
+    assert not result.nothing_to_compute and result.stages is not None and result.stages.wall > 0
+    lines = result.report().splitlines()
+    assert lines[0].startswith("stages: wall ") and "over the writer threads" in lines[0]
+    assert lines[1].split() == ["representation", "type", "computed", "loaded", "skipped", "failed", "ms/frame",
+                                "frames/s"]
+    assert [line.split()[:5] for line in lines[3:]] == [[name, body["type"], "4", "0", "0"]
+                                                        for name, body in PROCEDURAL.items()]
+    assert run(video, cfg, out, RunOptions(frames=(0, 4))).nothing_to_compute and capsys.readouterr() == ("", "")
+
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(yaml.safe_dump({"representations": PROCEDURAL}))
+    assert main(["run", str(video), "-c", str(cfg_file), "-o", str(out), "--frames", "0..4", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (f"Nothing to compute: frames 0..4 of all 4 stored representations "
+                                                    f"are already in {out}.\n")
+    assert main(["run", str(video), "-c", str(cfg_file), "-o", str(out), "--frames", "0..6", "--no-progress"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("stages: wall ") and err[1].split()[0] == "representation" and len(err) == 3 + 4
 
 
 def test_changed_parameters_are_refused_and_new_formats_added(video: Path, tmp_path: Path):
@@ -157,6 +183,26 @@ def test_external_depth_normals_and_dependencies_loaded_from_disk(video: Path, t
     assert stats["depth"].computed == 0 and stats["safe"].computed == 24
     safe = npz(out, "safe", 4)
     assert safe.dtype == np.uint8 and safe[5:-5, 5:-5].all() and not safe[24, :3].any()
+
+
+def test_a_dataset_recorded_under_another_alias_resumes_and_another_type_is_refused(video: Path, tmp_path: Path):
+    """Datasets written while `type: external` was recorded as `from_disk` (one class, two names) are not stale:
+    resuming computes only the new frames and leaves the recorded name as it is."""
+    write_plane_depth(tmp_path / "depth", 24, 48, 64)
+    reprs = {"depth": {"type": "external", "parameters": {"path": str(tmp_path / "depth")}},
+             "normals": {"type": "normals_svd", "dependencies": ["depth"], "parameters": {"sensor_fov": 75}}}
+    out = tmp_path / "out"
+    do_run(video, out, reprs, frames=(0, 4))
+    for name in ("depth", "normals"):  # what the metadata of an older vre-fast says
+        path = out / name / ".metadata.json"
+        path.write_text(path.read_text().replace('"type": "external"', '"type": "from_disk"'))
+    result = do_run(video, out, reprs, frames=(0, 8))
+    assert {rt.name: rt.stats.computed for rt in result.runtimes} == {"depth": 4, "normals": 4}
+    assert metadata(out, "normals")["definition"]["inputs"]["depth"]["type"] == "from_disk"
+    path = out / "depth" / ".metadata.json"
+    path.write_text(path.read_text().replace('"type": "from_disk"', '"type": "hsv"'))
+    with pytest.raises(StoreError, match=r"'depth' .* different definition \(type: 'hsv' on disk, 'external' now"):
+        do_run(video, out, reprs, frames=(0, 8))
 
 
 @register_representation("test_counting_expert")

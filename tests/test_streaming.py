@@ -17,10 +17,13 @@ import pytest
 from conftest import make_video
 
 from vre_fast import ConfigError, RunOptions, VreError, parse_config, register_representation, run
+from vre_fast.cli import main
 from vre_fast.representation import ComputeBatch, Representation
 from vre_fast.streaming import Limits, StreamGraph, StreamRuntime, encode_frame, open_sink, open_source, read_result
+from vre_fast.streaming.policies import LatestFrameSlot
 from vre_fast.streaming.protocol import Disconnected
 from vre_fast.streaming.sinks import NullSink
+from vre_fast.streaming.stats import FrameTiming, LatencyStats
 
 GRAPH = {"representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"},
                              "edges": {"type": "edges_canny", "parameters": {"threshold1": 60}}}}
@@ -107,8 +110,18 @@ def test_tcp_round_trip(video: Path):
         direct = expected.push(frame, r.frame_id)
         for name in ("hsv", "edges"):
             assert np.array_equal(r.arrays[name], direct.outputs[name])
+    assert set(stats.percentiles()) == {"wait", "compute", "send", "total"}
+
+
+def test_latency_percentiles_are_milliseconds_over_the_kept_window():
+    stats = LatencyStats(window=100)
+    for i in range(150):  # waits of 0..149 ms; the first 50 frames fall out of the window
+        stats.add(FrameTiming(i, received_at=0.0, wait=i / 1000, compute=0.002, send=0.0))
     p = stats.percentiles()
-    assert set(p) == {"wait", "compute", "send", "total"} and p["total"]["p99"] >= p["total"]["p50"] > 0
+    assert stats.processed == 150
+    assert p["wait"] == {"p50": pytest.approx(99.5), "p99": pytest.approx(148.01)}  # over 50..149 ms
+    assert p["compute"] == {"p50": pytest.approx(2.0), "p99": pytest.approx(2.0)}
+    assert p["total"] == {"p50": pytest.approx(101.5), "p99": pytest.approx(150.01)}
 
 
 @pytest.mark.slow  # about 6 s: H.264 encoding and a UDP receiver's timeouts
@@ -182,18 +195,66 @@ class SlowModel(Representation):
         return batch.frames[..., 0].astype(np.float32)
 
 
+class WatchedSlot(LatestFrameSlot):
+    """The newest-frame slot, noting at each take the frame taken and the newest frame put so far."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.newest_put = -1
+        self.takes: list[tuple[int, int]] = []
+
+    def put(self, item) -> None:
+        with self._cond:
+            self.newest_put = item.frame_id
+            super().put(item)
+
+    def get(self, timeout: float | None = None):
+        with self._cond:
+            item = super().get(timeout)
+            if item is not None:
+                self.takes.append((item.frame_id, self.newest_put))
+            return item
+
+
 def test_fast_source_slow_model_drops_frames_and_holds_one():
     graph = StreamGraph(parse_config({"representations": {"slow": {"type": "test_slow_model"}}}))
     source = open_source("vre-tcp://127.0.0.1:0", sessions=1)
     frames = [np.full((32, 32, 3), i, np.uint8) for i in range(60)]
     runtime = StreamRuntime(graph, source, NullSink(), policy="latest")
+    runtime.policy = slot = WatchedSlot()
     sender = threading.Thread(target=send_frames, args=(source.address[1], frames))
     sender.start()
     stats = runtime.run()
     sender.join(TIMEOUT)
     assert stats.dropped > 0 and stats.processed + stats.dropped == 60
     assert runtime.policy.max_depth == 1  # never more than one frame waiting: memory stays flat
-    assert stats.percentiles()["wait"]["p50"] < 100  # no backlog: a frame waits at most about one compute
+    # no backlog: each frame computed was the newest that had arrived, and the last one is never dropped
+    assert [taken for taken, newest in slot.takes if taken != newest] == [] and slot.takes[-1][0] == 59
+
+
+@register_representation("test_failing_warm_up")
+class FailingWarmUp(Representation):
+    """Fails on its first frame, the warm-up's; counts its teardowns."""
+
+    teardowns = 0
+
+    def prepare(self, sample: ComputeBatch) -> None:
+        raise VreError("no engine fits this frame size")
+
+    def teardown(self) -> None:
+        type(self).teardowns += 1
+
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        return batch.frames[..., 0]
+
+
+def test_a_failing_warm_up_still_tears_the_graph_down(tmp_path: Path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(__import__("yaml").safe_dump({"representations": {"x": {"type": "test_failing_warm_up"}}}))
+    FailingWarmUp.teardowns = 0
+    assert main(["stream", "-c", str(cfg), "--source", "stdin", "--size", "8x8", "--sink", "null", "--quiet"]) == 1
+    assert "vre-fast: error: no engine fits this frame size" in capsys.readouterr().err
+    assert FailingWarmUp.teardowns == 1
 
 
 def test_embedding_api(video: Path):

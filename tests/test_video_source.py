@@ -61,3 +61,19 @@ def test_truncated_file_names_file_and_frame(tmp_path: Path):
     mp4.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 2])
     with pytest.raises(VideoError, match=r"cannot open video .*cut\.mp4"):
         VideoSource(mp4)
+
+
+def test_the_h264_writer_rounds_odd_sides_down_and_passes_x264_options(tmp_path: Path):
+    """One set-up for every video writer: yuv420p needs even sides (libx264 refuses odd ones)."""
+    import av
+
+    from vre_fast.h264 import add_h264_stream
+    from vre_fast.sources.synthetic import drifting_texture, write_video
+
+    with av.open(str(tmp_path / "empty.mp4"), "w") as container:
+        stream = add_h264_stream(container, 25, 49, 63, preset="ultrafast", bf="0")
+        assert (stream.height, stream.width, stream.pix_fmt) == (48, 62, "yuv420p")
+        if stream.codec_context.name == "libx264":
+            assert stream.options == {"preset": "ultrafast", "bf": "0"}
+    with VideoSource(write_video(tmp_path / "odd.mp4", drifting_texture(3, 49, 63))) as src:
+        assert (src.num_frames, src.height, src.width) == (3, 48, 62)

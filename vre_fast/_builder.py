@@ -38,7 +38,12 @@ class RepresentationGraph:
     nodes: tuple[GraphNode, ...]  # topological order
 
     def __getitem__(self, name: str) -> GraphNode:
-        return next(n for n in self.nodes if n.name == name)
+        """The node called `name`; KeyError naming the known nodes otherwise (not the StopIteration of `next`,
+        which a generator or a for loop around the lookup would silently take for its own end)."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"no representation '{name}' in the graph; its nodes: {[n.name for n in self.nodes]}")
 
     def dependants(self, name: str) -> list[GraphNode]:
         return [n for n in self.nodes if name in n.inputs.values()]
@@ -53,10 +58,10 @@ def build_graph(cfg: RunCfg) -> RepresentationGraph:
     built: dict[str, GraphNode] = {}
     for name in order:
         c, cls = cfgs[name], classes[name]
-        params = build_params(cls, c.parameters, f"representations.{name}.parameters")
+        params = build_params(cls, c.parameters, f"representations.{name}.parameters", c.type)
         deps = {role: built[dep].representation for role, dep in inputs[name].items()}
         try:
-            rep = cls(name, params, deps, output_dtype=c.output_dtype)
+            rep = cls(name, params, deps, output_dtype=c.output_dtype, type_name=c.type)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"representations.{name}: {exc}") from None
         built[name] = GraphNode(cfg=c, representation=rep, inputs=inputs[name])
@@ -92,17 +97,18 @@ def _bind_inputs(c: RepresentationCfg, cls: type[Representation]) -> dict[str, s
     return bound
 
 
-def build_params(cls: type[Representation], raw: Mapping[str, Any], key: str) -> Any:
-    """Validate a parameters mapping against the type's frozen `Params` dataclass."""
+def build_params(cls: type[Representation], raw: Mapping[str, Any], key: str, type_name: str) -> Any:
+    """Validate a parameters mapping against the type's frozen `Params` dataclass; `type_name` (the name the
+    config or metadata used for `cls`) only names the type in errors."""
     fields = {f.name: f for f in dataclasses.fields(cls.Params)}
     unknown = set(raw) - set(fields)
     if unknown:
-        raise ConfigError(f"{key}: unknown parameter(s) {sorted(unknown)} for '{cls.type_name}'; "
+        raise ConfigError(f"{key}: unknown parameter(s) {sorted(unknown)} for '{type_name}'; "
                           f"known: {sorted(fields) or 'none'}")
     missing = [n for n, f in fields.items() if n not in raw and f.default is dataclasses.MISSING
                and f.default_factory is dataclasses.MISSING]
     if missing:
-        raise ConfigError(f"{key}: missing required parameter(s) {missing} for '{cls.type_name}'")
+        raise ConfigError(f"{key}: missing required parameter(s) {missing} for '{type_name}'")
     hints = typing.get_type_hints(cls.Params)
     values = {name: _coerce(value, hints[name], f"{key}.{name}") for name, value in raw.items()}
     try:

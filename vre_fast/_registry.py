@@ -10,22 +10,21 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .representation import Representation
 
-__all__ = ["get_representation_class", "list_representations", "register_representation"]
+__all__ = ["get_representation_class", "list_representations", "register_representation", "type_aliases"]
 
 _representation_classes: dict[str, type[Representation]] = {}
 T = TypeVar("T", bound="type[Representation]")
 
 
 def register_representation(type_name: str) -> Callable[[T], T]:
-    """Class decorator; stack it to register aliases. Returns the class unchanged."""
+    """Class decorator; stack it to register aliases. Returns the class unchanged: the registration lives here
+    only, and each node gets the name its config used from the graph builder (`Representation(type_name=...)`)."""
 
     def decorator(cls: T) -> T:
         if type_name in _representation_classes:
             raise ValueError(f"representation type '{type_name}' is registered twice "
                              f"({_representation_classes[type_name].__module__} and {cls.__module__})")
         _representation_classes[type_name] = cls
-        if not cls.type_name:
-            cls.type_name = type_name
         return cls
 
     return decorator
@@ -39,6 +38,16 @@ def get_representation_class(type_name: str) -> type[Representation]:
     except KeyError:
         raise ConfigError(f"unknown representation type '{type_name}'; known types: "
                           f"{', '.join(sorted(_representation_classes))}") from None
+
+
+def type_aliases(type_name: str) -> tuple[str, ...]:
+    """Every name registered for the class `type_name` names, sorted (just `type_name` when it is unknown)."""
+    from . import representations  # noqa: F401
+
+    cls = _representation_classes.get(type_name)
+    if cls is None:
+        return (type_name,)
+    return tuple(sorted(name for name, other in _representation_classes.items() if other is cls))
 
 
 def list_representations() -> list[str]:

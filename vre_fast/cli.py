@@ -184,7 +184,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
                          durability=args.durability,
                          argv=("vre-fast", *argv))
-    run(args.video, cfg, args.output, options)
+    print(run(args.video, cfg, args.output, options).report(), file=sys.stderr)
     return 0
 
 
@@ -269,24 +269,27 @@ def _stream(args: argparse.Namespace) -> int:
         if args.size is not None:
             limits.check_size(args.size)
         graph = StreamGraph(load_config(args.config), chosen, args.size)
-        graph.warm_up()
-        source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients,
-                             sessions=args.sessions, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
-        try:
-            sink = open_sink(args.sink, graph, args.fps)
-        except BaseException:
-            source.close()
-            raise
-        runtime = StreamRuntime(graph, source, sink, policy=args.policy)
-        for sig in previous_handlers:
-            signal.signal(sig, lambda *_: runtime.stop())
-        try:
-            runtime.run()  # a failing sink raises VreError (exit 1) after the stats below are printed
+        try:  # from here on the graph holds what its nodes set up: every way out tears it down
+            graph.warm_up()
+            source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients,
+                                 sessions=args.sessions, read_timeout=args.read_timeout,
+                                 idle_timeout=args.idle_timeout)
+            try:
+                sink = open_sink(args.sink, graph, args.fps)
+            except BaseException:
+                source.close()
+                raise
+            runtime = StreamRuntime(graph, source, sink, policy=args.policy)
+            for sig in previous_handlers:
+                signal.signal(sig, lambda *_: runtime.stop())
+            try:
+                runtime.run()  # a failing sink raises VreError (exit 1) after the stats below are printed
+            finally:
+                print(runtime.stats.format(), file=sys.stderr)
+                if args.stats_json is not None:
+                    args.stats_json.write_text(json.dumps(runtime.stats.summary(), indent=1))
         finally:
             graph.close()
-            print(runtime.stats.format(), file=sys.stderr)
-            if args.stats_json is not None:
-                args.stats_json.write_text(json.dumps(runtime.stats.summary(), indent=1))
     finally:  # leave the process as it was: main() may be called from a program or a test
         for sig, previous in previous_handlers.items():
             signal.signal(sig, previous)

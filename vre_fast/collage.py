@@ -22,6 +22,7 @@ import numpy as np
 from ._builder import build_params
 from ._registry import get_representation_class
 from .errors import StoreError
+from .h264 import add_h264_stream
 from .representation import Representation
 from .store import FrameFiles, RepresentationMetadata, representation_dirs
 
@@ -37,11 +38,11 @@ def representation_from_definition(name: str, definition: dict[str, Any]) -> Rep
     try:
         cls = get_representation_class(definition["type"])
         deps = {role: representation_from_definition(f"{name}.{role}", d) for role, d in definition["inputs"].items()}
-        params = build_params(cls, definition["parameters"], f"{name}.parameters")
+        params = build_params(cls, definition["parameters"], f"{name}.parameters", definition["type"])
     except (KeyError, TypeError, AttributeError) as exc:
         raise StoreError(f"the metadata of '{name}' holds an incomplete definition ({type(exc).__name__}: {exc}); "
                          f"rebuild it with `vre-fast metadata rebuild OUT --config CFG --relabel`") from None
-    return cls(name, params, deps, output_dtype=definition.get("output_dtype"))
+    return cls(name, params, deps, output_dtype=definition.get("output_dtype"), type_name=definition["type"])
 
 
 def _tile(pictures: list[tuple[str, np.ndarray]], height: int, width: int) -> np.ndarray:
@@ -132,10 +133,7 @@ class _Writer:
             return
         if self.container is None:
             self.container = av.open(str(self.tmp), "w", format=self.muxer)
-            codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-            self.stream = self.container.add_stream(codec, rate=self.fps)
-            self.stream.height, self.stream.width = picture.shape[0] // 2 * 2, picture.shape[1] // 2 * 2
-            self.stream.pix_fmt = "yuv420p"
+            self.stream = add_h264_stream(self.container, self.fps, *picture.shape[:2])
         picture = np.ascontiguousarray(picture[: self.stream.height, : self.stream.width])
         self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
         self.written.append(str(frame))

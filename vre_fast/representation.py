@@ -74,7 +74,13 @@ def sample_batch(frames: np.ndarray) -> ComputeBatch:
 
 
 class Representation(ABC):
-    """One node of the graph. Do not override the constructor; declare `Params` and `inputs` instead."""
+    """One node of the graph. Do not override the constructor; declare `Params` and `inputs` instead.
+
+    The graph builder constructs a node once its dependencies are built. The constructor sets `params`,
+    `dependencies` and the output dtype, then calls `validate()` (checks only) and `bind()` (state derived from
+    params and dependencies, such as class ids resolved through a dependency's class names); either rejects the
+    node by raising ValueError, which the builder reports as a ConfigError naming the node.
+    """
 
     Params: ClassVar[type] = NoParams
     inputs: ClassVar[tuple[Input, ...]] = ()
@@ -88,8 +94,11 @@ class Representation(ABC):
     compute_backends: ClassVar[tuple[str, ...]] = ("cpu",)
 
     def __init__(self, name: str, params: Any, dependencies: dict[str, Representation],
-                 output_dtype: str | None = None):
+                 output_dtype: str | None = None, *, type_name: str):
         self.name = name
+        # the registered name the config used (`type:`), recorded in `definition`; a class registered under
+        # several names (aliases) is recorded under the one its node was configured with
+        self.type_name = type_name
         self.params = params
         self.dependencies = dependencies
         # the config's `output_dtype` (VRE's): the stored dtype, within the same kind (float or integer)
@@ -101,11 +110,16 @@ class Representation(ABC):
                                  f"{native.name} outputs; choose a dtype of the same kind (float or integer)")
             self.storage_dtype = self.output_dtype
         self.validate()
+        self.bind()
 
     # -- hooks a subclass may override -------------------------------------------------------------
     def validate(self) -> None:
-        """Called once at graph build time, params and dependencies set; raise ValueError to reject the
-        node (a dependency that cannot feed it, an unknown variant, ...)."""
+        """Called once by the constructor, params and dependencies set: checks only, nothing assigned; raise
+        ValueError to reject the node (a dependency that cannot feed it, an unknown variant, ...)."""
+
+    def bind(self) -> None:
+        """Called once by the constructor after `validate`: derives the attributes `compute` needs from params
+        and dependencies (the constructor's extension point); may raise ValueError to reject the node."""
 
     @property
     def classes(self) -> tuple[str, ...] | None:
@@ -151,8 +165,6 @@ class Representation(ABC):
         if self.output_dtype is not None:  # only when set: definitions recorded before it existed stay equal
             definition["output_dtype"] = self.output_dtype.name
         return definition
-
-    type_name: ClassVar[str] = ""  # set by the registry
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -43,7 +43,7 @@ class RunOptions:
     on_error: Literal["stop", "skip"] = "stop"
     write_workers: int = 2
     prefetch_chunks: int = 2
-    progress: bool = True
+    progress: bool = False  # a progress bar on stderr (`vre-fast run` shows one unless --no-progress)
     allow_other_source: bool = False  # add frames of a video other than the one the dataset was made from
     # "kill": atomic renames, safe against a killed process; "power": also fsync each file and its
     # directory before the frame is recorded, safe against power loss (bench/durability.py: the writers busy
@@ -64,15 +64,36 @@ class RunOptions:
 
 @dataclass
 class RunResult:
-    run_id: str | None
+    """What `run` did. `run` prints nothing (it is a library function); `vre-fast run` prints `report()`."""
+
+    run_id: str | None  # None: nothing to compute
     computed_frames: int
     record: RunRecord | None
     runtimes: list[NodeBinding] = field(default_factory=list)
+    frames: tuple[int, int] = (0, 0)  # the [start, stop) requested
+    out_dir: Path = Path()
+    stages: StageStats | None = None  # which stage bounded the run; None when nothing was computed
+    already_done: dict[str, int] = field(default_factory=dict)  # node -> requested frames already on disk
+
+    @property
+    def nothing_to_compute(self) -> bool:
+        """Every requested frame of every stored representation was already in the output directory."""
+        return self.run_id is None
+
+    def report(self) -> str:
+        """The lines `vre-fast run` prints on stderr: the stage line and the summary table, or why nothing ran."""
+        if self.nothing_to_compute:
+            stored = sum(rt.metadata is not None for rt in self.runtimes)
+            start, stop = self.frames
+            return (f"Nothing to compute: frames {start}..{stop} of all {stored} stored representations are "
+                    f"already in {self.out_dir}.")
+        return f"{_stage_line(self.stages)}\n{_summary_table(self.runtimes, self.already_done)}"
 
 
 def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions()) -> RunResult:
     """Everything up to the decision to compute only reads the output directory, so a finished (or
-    read-only) dataset is checked without write access; writing starts once there is work."""
+    read-only) dataset is checked without write access; writing starts once there is work. Prints nothing:
+    the returned RunResult carries what a caller may want to show (`report()`)."""
     graph = build_graph(cfg)  # every config error surfaces before the video is opened
     out_dir = Path(out_dir)
     for folder in (out_dir, *out_dir.parents):  # the nearest existing one must be a directory
@@ -107,7 +128,7 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
             close_abandoned_runs(out_dir, found_by=run_id)
         plan = make_plan(graph, requested, _done(stored))
         if not plan.frames:
-            return _nothing_to_compute(start, stop, stored, out_dir, runtimes)
+            return _nothing_to_compute(start, stop, out_dir, runtimes)
         require_cuda([rt.name for rt in runtimes if plan.compute[rt.name] and rt.node.cfg.device != "cpu"])
         sources.record(identity, options.allow_other_source)
         opened: list[RepresentationMetadata] = []
@@ -118,17 +139,17 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                 rt.files.make_dirs(rt.node.cfg.output_formats)
             plan = make_plan(graph, requested, _done(stored))  # concurrent runs may have finished frames meanwhile
             if not plan.frames:
-                return _nothing_to_compute(start, stop, stored, out_dir, runtimes)
+                return _nothing_to_compute(start, stop, out_dir, runtimes)
             record = RunRecord(run_id=run_id, argv=list(options.argv), video=str(source.path),
                                config_hash=cfg.config_hash, config=cfg.source, frames_requested=[start, stop],
                                source=asdict(identity))
             with held_while_running(record, out_dir):
                 record.save(out_dir)
-                _execute(runtimes, plan, source, options, record, out_dir)
+                stages = _execute(runtimes, plan, source, options, record, out_dir)
         finally:
             _close_all(opened)
-    _print_summary(runtimes, plan.already_done)
-    return RunResult(run_id=run_id, computed_frames=len(plan.frames), record=record, runtimes=runtimes)
+    return RunResult(run_id=run_id, computed_frames=len(plan.frames), record=record, runtimes=runtimes,
+                     frames=(start, stop), out_dir=out_dir, stages=stages, already_done=plan.already_done)
 
 
 def _identify(source: VideoSource) -> SourceIdentity:
@@ -141,11 +162,9 @@ def _done(stored: list[NodeBinding]) -> dict[str, set[int]]:
     return {rt.name: rt.metadata.done(rt.node.cfg.output_formats) for rt in stored}
 
 
-def _nothing_to_compute(start: int, stop: int, stored: list[NodeBinding], out_dir: Path,
-                        runtimes: list[NodeBinding]) -> RunResult:
-    print(f"Nothing to compute: frames {start}..{stop} of all {len(stored)} stored representations are "
-          f"already in {out_dir}.", file=sys.stderr)
-    return RunResult(run_id=None, computed_frames=0, record=None, runtimes=runtimes)
+def _nothing_to_compute(start: int, stop: int, out_dir: Path, runtimes: list[NodeBinding]) -> RunResult:
+    return RunResult(run_id=None, computed_frames=0, record=None, runtimes=runtimes, frames=(start, stop),
+                     out_dir=out_dir)
 
 
 def _close_all(opened: list[RepresentationMetadata]) -> None:
@@ -166,7 +185,7 @@ def _close_all(opened: list[RepresentationMetadata]) -> None:
 
 
 def _execute(runtimes: list[NodeBinding], plan: Plan, source: VideoSource, options: RunOptions, record: RunRecord,
-             out_dir: Path) -> None:
+             out_dir: Path) -> StageStats:
     log_handler = logging.FileHandler(out_dir / ".logs" / f"run-{record.run_id}.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
     logger.addHandler(log_handler)
@@ -186,7 +205,6 @@ def _execute(runtimes: list[NodeBinding], plan: Plan, source: VideoSource, optio
     try:
         executor.run()
         record.status = "completed"
-        print(_stage_line(executor.stages), file=sys.stderr)
     except KeyboardInterrupt:
         record.status, record.error = "interrupted", "KeyboardInterrupt"
         raise
@@ -219,6 +237,7 @@ def _execute(runtimes: list[NodeBinding], plan: Plan, source: VideoSource, optio
             logger.info("run %s %s", record.run_id, record.status)
             logger.removeHandler(log_handler)
             log_handler.close()
+    return executor.stages
 
 
 def _stage_line(s: StageStats) -> str:
@@ -239,7 +258,7 @@ def _frames_done(runtimes: list[NodeBinding], plan: Plan, run_id: str) -> int:
     return len(done)
 
 
-def _print_summary(runtimes: list[NodeBinding], already_done: dict[str, int]) -> None:
+def _summary_table(runtimes: list[NodeBinding], already_done: dict[str, int]) -> str:
     header = f"{'representation':<24} {'type':<22} {'computed':>8} {'loaded':>7} {'skipped':>7} {'failed':>6} " \
              f"{'ms/frame':>9} {'frames/s':>9}"
     lines = [header, "-" * len(header)]
@@ -249,4 +268,4 @@ def _print_summary(runtimes: list[NodeBinding], already_done: dict[str, int]) ->
         fps = f"{s.computed / s.compute_seconds:.1f}" if s.computed and s.compute_seconds > 0 else "-"
         lines.append(f"{rt.name:<24} {rt.node.cfg.type:<22} {s.computed:>8} {s.loaded:>7} "
                      f"{already_done.get(rt.name, 0):>7} {len(s.failed_frames):>6} {ms:>9} {fps:>9}")
-    print("\n".join(lines), file=sys.stderr)
+    return "\n".join(lines)

@@ -94,7 +94,8 @@ class BatchExecutor:
         finally:
             for b in self.bindings:
                 execution = self.executions[b.name]
-                b.stats.copies_to_device, b.stats.copies_to_host = execution.put.stats.calls, execution.fetch.stats.calls
+                b.stats.copies_to_device = execution.put.stats.calls
+                b.stats.copies_to_host = execution.fetch.stats.calls
             self.stages.host_to_device_copies = sum(b.stats.copies_to_device for b in self.bindings)
             self.stages.device_to_host_copies = sum(b.stats.copies_to_host for b in self.bindings)
 

@@ -31,7 +31,7 @@ class BinaryMask(Representation):
     interpolation = "nearest"
     storage_dtype = np.uint8
 
-    def validate(self) -> None:
+    def bind(self) -> None:
         self._ids = resolve_class_ids(self.params.classes, self.dependencies["semantic"])
 
     def compute(self, batch: ComputeBatch) -> Any:

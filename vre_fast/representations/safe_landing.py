@@ -46,9 +46,11 @@ class SafeLanding(Representation):
     storage_dtype = np.uint8
 
     def validate(self) -> None:
-        semantic = self.dependencies.get("semantic")
-        if (semantic is None) != (not self.params.safe_classes):
+        if ("semantic" in self.dependencies) != bool(self.params.safe_classes):
             raise ValueError("'safe_classes' and a 'semantic' dependency go together: give both or neither")
+
+    def bind(self) -> None:
+        semantic = self.dependencies.get("semantic")
         self._safe_ids = resolve_class_ids(self.params.safe_classes, semantic) if semantic else []
 
     @property

@@ -38,7 +38,7 @@ class SemanticMapper(Representation):
     interpolation = "nearest"
     storage_dtype = np.uint8
 
-    def validate(self) -> None:
+    def bind(self) -> None:
         source = self.dependencies["semantic"]
         self._source_to_new: dict[int, int] = {}
         for new_id, (new_name, items) in enumerate(self.params.mapping.items()):

@@ -8,6 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..h264 import add_h264_stream
+
 __all__ = ["drifting_texture", "write_video"]
 
 
@@ -21,17 +23,16 @@ def drifting_texture(num_frames: int, height: int, width: int, step: int = 2, se
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: int = 25, gop: int = 12) -> Path:
-    """Encodes RGB frames with H.264 (MPEG-4 part 2 where libx264 is missing), no B-frames."""
+    """Encodes RGB frames with H.264 (MPEG-4 part 2 where libx264 is missing), no B-frames; odd sides lose their
+    last row or column."""
     path = Path(path)
     frames = iter(frames)
     first = next(frames)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
-        stream.height, stream.width = first.shape[:2]
-        stream.pix_fmt, stream.gop_size = "yuv420p", gop
-        if stream.codec_context.name == "libx264":
-            stream.options = {"bf": "0"}
+        stream = add_h264_stream(container, fps, *first.shape[:2], bf="0")
+        stream.gop_size = gop
         for frame in (first, *frames):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            picture = np.ascontiguousarray(frame[: stream.height, : stream.width])
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
         container.mux(stream.encode())
     return path

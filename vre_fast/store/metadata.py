@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .._cfg import BINARY_FORMATS, OUTPUT_FORMATS
+from .._registry import type_aliases
 from ..errors import StoreError
 from .atomic import atomic_write_bytes, locked, read_locked
 from .frames import FrameFiles
@@ -76,7 +77,7 @@ class RepresentationMetadata:
                 self._load(state)
 
     def _check_definition(self, state: dict[str, Any]) -> None:
-        if state.get("definition") != self.definition:
+        if not _same_definition(state.get("definition"), self.definition):
             raise StoreError(_definition_conflict(self.directory, self.definition, state.get("definition")))
 
     def close(self) -> None:
@@ -239,6 +240,26 @@ def _owner_is_gone(journal: Path) -> bool:
         return True
 
 
+def _same_definition(recorded: Any, current: dict[str, Any]) -> bool:
+    """Whether frames stored under `recorded` are outputs of `current`: equal, except that a node's `type` may be
+    another name of the same class (an alias such as `external` / `from_disk` computes the same thing). Metadata
+    written before nodes recorded their configured name says `from_disk` for `type: external`; those frames are
+    not stale, and the recorded name is left as it is."""
+    return recorded == current or _types_as_aliases(recorded) == _types_as_aliases(current)
+
+
+def _types_as_aliases(definition: Any) -> Any:
+    """`definition` with its node's `type`, and its inputs', replaced by every name of that type's class."""
+    if not isinstance(definition, dict):
+        return definition
+    replaced = dict(definition)
+    if isinstance(replaced.get("type"), str):
+        replaced["type"] = type_aliases(replaced["type"])
+    if isinstance(replaced.get("inputs"), dict):
+        replaced["inputs"] = {role: _types_as_aliases(d) for role, d in replaced["inputs"].items()}
+    return replaced
+
+
 def _definition_conflict(directory: Path, ours: dict[str, Any], theirs: Any) -> str:
     diffs = _diff(theirs or {}, ours)
     shown = "; ".join(diffs[:5]) + (" ..." if len(diffs) > 5 else "")
@@ -276,13 +297,14 @@ def rebuild_metadata(directory: Path, definition: dict[str, Any] | None, relabel
         if recorded is None and definition is None:
             raise StoreError(f"{directory}: no metadata to take the definition from; pass --config so the "
                              f"definition of '{directory.name}' can be rebuilt")
-        if recorded is not None and definition is not None and definition != recorded and not relabel:
+        differs = recorded is not None and definition is not None and not _same_definition(recorded, definition)
+        if differs and not relabel:
             diffs = _diff(recorded, definition)
             raise StoreError(f"{directory}: the config's definition of '{directory.name}' differs from the one that "
                              f"produced its files ({'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}); "
                              f"rebuilding keeps the files' own definition: drop --config, or pass --relabel if the "
                              f"files really are outputs of the config's definition")
-        relabelling = relabel and definition is not None and definition != recorded
+        relabelling = relabel and differs
         kept = recorded if recorded is not None and not relabelling else None
         how = "kept" if kept is not None else ("relabelled" if recorded is not None else "from config")
         formats: dict[int, list[str]] = {}

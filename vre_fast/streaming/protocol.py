@@ -27,7 +27,7 @@ from ..errors import VreError
 
 __all__ = ["FRAME_HEADER", "POLL_SECONDS", "ClientTimeout", "Disconnected", "FrameHeader", "FrameReceiver", "Limits",
            "ProtocolError", "ResultMessage", "encode_frame", "encode_result", "parse_frame_header", "read_exact",
-           "read_frame", "read_frame_header", "read_result"]
+           "read_result"]
 
 POLL_SECONDS = 0.2  # the longest a socket wait blocks before it looks at its deadline and at `stop`
 
@@ -124,10 +124,6 @@ def encode_frame(frame: np.ndarray, frame_id: int, sent_ns: int = 0) -> bytes:
     return FRAME_HEADER.pack(FRAME_MAGIC, h, w, c, frame_id, sent_ns) + np.ascontiguousarray(frame, np.uint8).tobytes()
 
 
-def read_frame_header(stream: BinaryIO, limits: Limits) -> FrameHeader:
-    return parse_frame_header(read_exact(stream, FRAME_HEADER.size), limits)
-
-
 def parse_frame_header(data: bytes | bytearray, limits: Limits) -> FrameHeader:
     """The header in `data` (FRAME_HEADER.size bytes), or ProtocolError when a value is bad or beyond `limits`."""
     magic, h, w, c, frame_id, sent_ns = FRAME_HEADER.unpack(data)
@@ -138,12 +134,6 @@ def parse_frame_header(data: bytes | bytearray, limits: Limits) -> FrameHeader:
     if not (0 < h <= limits.max_height and 0 < w <= limits.max_width):
         raise ProtocolError(f"frame {frame_id}: size {w}x{h} is outside 1x1..{limits.max_width}x{limits.max_height}")
     return FrameHeader(h, w, frame_id, sent_ns)
-
-
-def read_frame(stream: BinaryIO, limits: Limits) -> tuple[FrameHeader, np.ndarray]:
-    header = read_frame_header(stream, limits)
-    data = read_exact(stream, header.nbytes, started=True)
-    return header, np.frombuffer(data, np.uint8).reshape(header.height, header.width, 3)
 
 
 class _Stopped(Exception):

@@ -23,6 +23,7 @@ import av
 import numpy as np
 
 from ..errors import VreError
+from ..h264 import add_h264_stream
 from .graph import StreamGraph, StreamResult
 from .protocol import encode_result, tcp_address
 
@@ -131,13 +132,9 @@ class EncodedSink:
             self._container = av.open(self._target, "w", format=self._fmt)
         except av.FFmpegError as exc:
             raise VreError(f"cannot open sink {self._target}: {exc}") from None
-        h264 = "libx264" in av.codecs_available
         self._rate = Fraction(self._fps).limit_denominator(1000)
-        self._stream = self._container.add_stream("libx264" if h264 else "mpeg4", rate=self._rate)
-        self._stream.width, self._stream.height = width - width % 2, height - height % 2  # yuv420p needs even
-        self._stream.pix_fmt = "yuv420p"
-        if h264:
-            self._stream.options = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0"}
+        self._stream = add_h264_stream(self._container, self._rate, height, width, preset="ultrafast",
+                                       tune="zerolatency", bf="0")
 
     def send(self, result: StreamResult) -> None:
         picture = self._graph.render(result)
