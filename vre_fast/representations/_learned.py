@@ -77,6 +77,9 @@ class LearnedRepresentation(Representation):
                              f"'{self.params.backend}'")
         if self.params.calibration is not None and self.params.precision != "int8":
             raise ValueError("parameters.calibration: only an int8 expert is calibrated (precision: int8)")
+
+    def bind(self) -> None:
+        """No backend yet: `setup` records the device and `prepare` builds the runner for the input's size."""
         self._runner: Any = None
         self._device = "cpu"
 
