@@ -3,9 +3,10 @@
 
     python bench/against_commit.py REV [--rounds 3] -- bench/pipeline_overlap.py --frames 150
 
-The commit's package is exported with `git archive` into a temporary folder laid out as the installed
-package (top-level kernels/ and export/ become vre_fast.kernels / vre_fast.export) and put first on
-PYTHONPATH, so the benchmark, and any `python -m vre_fast` it starts, import that commit's code.
+The commit's package and bench/ are exported with `git archive` into a temporary folder laid out as the
+installed package (top-level kernels/ and export/ become vre_fast.kernels / vre_fast.export) and put first
+on PYTHONPATH, so that commit's version of the benchmark, and any `python -m vre_fast` it starts, run that
+commit's code (examples/ is linked in, for the example clip).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ ROOT = Path(__file__).parents[1]
 
 def export_package(rev: str, into: Path) -> Path:
     """`rev`'s vre_fast, kernels and export as an importable `vre_fast` under `into`."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "vre_fast", "kernels", "export"],
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "vre_fast", "kernels", "export", "bench"],
                              check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     for sub in ("kernels", "export"):
         (into / sub).rename(into / "vre_fast" / sub)
+    (into / "examples").symlink_to(ROOT / "examples")
     return into
 
 
@@ -46,10 +48,13 @@ def main() -> None:
                          capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         old = export_package(args.rev, Path(tmp))
-        sides = {f"before ({sha})": {**os.environ, "PYTHONPATH": str(old)}, "now (working tree)": dict(os.environ)}
+        script = Path(bench[0]).resolve()
+        old_script = old / script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+        sides = {f"before ({sha})": ({**os.environ, "PYTHONPATH": str(old)}, [str(old_script), *bench[1:]]),
+                 "now (working tree)": (dict(os.environ), bench)}
         for round_ in range(1, args.rounds + 1):
-            for label, env in sides.items():
-                out = subprocess.run([sys.executable, *bench], env=env, capture_output=True, text=True, cwd=ROOT)
+            for label, (env, command) in sides.items():
+                out = subprocess.run([sys.executable, *command], env=env, capture_output=True, text=True, cwd=ROOT)
                 print(f"--- round {round_}, {label}")
                 print(out.stdout.rstrip() or out.stderr[-2000:], flush=True)
 
