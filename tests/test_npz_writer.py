@@ -95,7 +95,7 @@ def test_npy_outputs_are_read_back_rebuilt_and_drawn(video: Path, tmp_path: Path
     assert stored.dtype == np.float32 and not (out / "depth" / "npz").exists()  # external keeps its dtype
     normals = {"normals": {"type": "normals_svd", "dependencies": ["depth"], "parameters": {"sensor_fov": 75}}}
     result = do_run(video, out, {**depth, **normals}, frames=(0, 4))
-    assert {rt.name: rt.stats.loaded for rt in result.runtimes}["depth"] == 4  # read back from the npy files
+    assert {b.name: b.stats.loaded for b in result.bindings}["depth"] == 4  # read back from the npy files
     (out / "depth" / ".metadata.json").unlink()
     assert main(["metadata", "rebuild", str(out), "-c", str(_cfg_file(tmp_path, {**depth, **normals}))]) == 0
     assert sorted(metadata(out, "depth")["frames"]) == [0, 1, 2, 3]

@@ -33,7 +33,7 @@ def test_out_of_memory_halves_the_batch_and_loses_no_frame(video: Path, tmp_path
     cfg = parse_config({"batch_size": 8, "representations": {"m": {"type": "test_memory_hungry"},
                                                               "h": {"type": "hsv"}}})
     result = run(video, cfg, tmp_path / "out", RunOptions(progress=False))
-    stats = {rt.name: rt.stats for rt in result.runtimes}
+    stats = {b.name: b.stats for b in result.bindings}
     assert stats["m"].computed == 24 and not stats["m"].failed_frames
     assert stats["m"].batch_size == 2 and stats["m"].oom_halvings == 2  # 8 -> 4 -> 2, then it stays
     assert stats["h"].batch_size == 8

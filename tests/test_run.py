@@ -178,7 +178,7 @@ def test_external_depth_normals_and_dependencies_loaded_from_disk(video: Path, t
     more = {**reprs, "safe": {"type": "safe_landing", "dependencies": ["normals"],
                               "parameters": {"max_angle_deg": 40, "reference_axis": [0, 0.8, 0.6]}}}
     result = do_run(video, out, more)
-    stats = {rt.name: rt.stats for rt in result.runtimes}
+    stats = {b.name: b.stats for b in result.bindings}
     assert stats["normals"].computed == 0 and stats["normals"].loaded == 24
     assert stats["depth"].computed == 0 and stats["safe"].computed == 24
     safe = npz(out, "safe", 4)
@@ -197,7 +197,7 @@ def test_a_dataset_recorded_under_another_alias_resumes_and_another_type_is_refu
         path = out / name / ".metadata.json"
         path.write_text(path.read_text().replace('"type": "external"', '"type": "from_disk"'))
     result = do_run(video, out, reprs, frames=(0, 8))
-    assert {rt.name: rt.stats.computed for rt in result.runtimes} == {"depth": 4, "normals": 4}
+    assert {b.name: b.stats.computed for b in result.bindings} == {"depth": 4, "normals": 4}
     assert metadata(out, "normals")["definition"]["inputs"]["depth"]["type"] == "from_disk"
     path = out / "depth" / ".metadata.json"
     path.write_text(path.read_text().replace('"type": "from_disk"', '"type": "hsv"'))
@@ -290,7 +290,7 @@ def test_metadata_rebuild(video: Path, tmp_path: Path, capsys):
     assert "hsv: 23 frames; unreadable, left out:" in capsys.readouterr().out
     assert sorted(metadata(out, "hsv")["frames"]) == [i for i in range(24) if i != 7]
     result = do_run(video, out, PROCEDURAL)
-    stats = {rt.name: rt.stats for rt in result.runtimes}
+    stats = {b.name: b.stats for b in result.bindings}
     assert stats["hsv"].computed == 1 and stats["rgb"].computed == 0 and result.computed_frames == 1
     assert npz(out, "hsv", 7).shape == (48, 64, 3)
 

@@ -12,8 +12,8 @@ from typing import Any
 from ._cfg import RepresentationCfg, RunCfg
 from ._registry import get_representation_class
 from .errors import ConfigError
-from .graph import topological_order
 from .representation import Representation
+from .toposort import topological_order
 
 __all__ = ["GraphNode", "RepresentationGraph", "build_graph", "build_params"]
 

@@ -69,7 +69,7 @@ class RunResult:
     run_id: str | None  # None: nothing to compute
     computed_frames: int
     record: RunRecord | None
-    runtimes: list[NodeBinding] = field(default_factory=list)
+    bindings: list[NodeBinding] = field(default_factory=list)
     frames: tuple[int, int] = (0, 0)  # the [start, stop) requested
     out_dir: Path = Path()
     stages: StageStats | None = None  # which stage bounded the run; None when nothing was computed
@@ -83,11 +83,11 @@ class RunResult:
     def report(self) -> str:
         """The lines `vre-fast run` prints on stderr: the stage line and the summary table, or why nothing ran."""
         if self.nothing_to_compute:
-            stored = sum(rt.metadata is not None for rt in self.runtimes)
+            stored = sum(b.metadata is not None for b in self.bindings)
             start, stop = self.frames
             return (f"Nothing to compute: frames {start}..{stop} of all {stored} stored representations are "
                     f"already in {self.out_dir}.")
-        return f"{_stage_line(self.stages)}\n{_summary_table(self.runtimes, self.already_done)}"
+        return f"{_stage_line(self.stages)}\n{_summary_table(self.bindings, self.already_done)}"
 
 
 def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions()) -> RunResult:
@@ -113,42 +113,42 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
         identity = _identify(source)
         sources = DatasetSources(out_dir)
         sources.check(identity, options.allow_other_source)
-        runtimes = [NodeBinding(node=node, output_size=node.cfg.output_size or (source.height, source.width),
+        bindings = [NodeBinding(node=node, output_size=node.cfg.output_size or (source.height, source.width),
                                 files=FrameFiles(out_dir / node.name, durable=options.durability == "power"),
                                 metadata=RepresentationMetadata(out_dir / node.name, node.name,
                                                                 node.representation.definition())
                                 if node.stored else None)
                     for node in graph.nodes]
-        stored = [rt for rt in runtimes if rt.metadata is not None]
-        for rt in stored:
-            rt.metadata.peek()
+        stored = [b for b in bindings if b.metadata is not None]
+        for b in stored:
+            b.metadata.peek()
         run_id = new_run_id()
         if out_dir.is_dir():
             sweep_temporaries(out_dir)
             close_abandoned_runs(out_dir, found_by=run_id)
         plan = make_plan(graph, requested, _done(stored))
         if not plan.frames:
-            return _nothing_to_compute(start, stop, out_dir, runtimes)
-        require_cuda([rt.name for rt in runtimes if plan.compute[rt.name] and rt.node.cfg.device != "cpu"])
+            return _nothing_to_compute(start, stop, out_dir, bindings)
+        require_cuda([b.name for b in bindings if plan.compute[b.name] and b.node.cfg.device != "cpu"])
         sources.record(identity, options.allow_other_source)
         opened: list[RepresentationMetadata] = []
         try:
-            for rt in stored:
-                rt.metadata.open(run_id)
-                opened.append(rt.metadata)
-                rt.files.make_dirs(rt.node.cfg.output_formats)
+            for b in stored:
+                b.metadata.open(run_id)
+                opened.append(b.metadata)
+                b.files.make_dirs(b.node.cfg.output_formats)
             plan = make_plan(graph, requested, _done(stored))  # concurrent runs may have finished frames meanwhile
             if not plan.frames:
-                return _nothing_to_compute(start, stop, out_dir, runtimes)
+                return _nothing_to_compute(start, stop, out_dir, bindings)
             record = RunRecord(run_id=run_id, argv=list(options.argv), video=str(source.path),
                                config_hash=cfg.config_hash, config=cfg.source, frames_requested=[start, stop],
                                source=asdict(identity))
             with held_while_running(record, out_dir):
                 record.save(out_dir)
-                stages = _execute(runtimes, plan, source, options, record, out_dir)
+                stages = _execute(bindings, plan, source, options, record, out_dir)
         finally:
             _close_all(opened)
-    return RunResult(run_id=run_id, computed_frames=len(plan.frames), record=record, runtimes=runtimes,
+    return RunResult(run_id=run_id, computed_frames=len(plan.frames), record=record, bindings=bindings,
                      frames=(start, stop), out_dir=out_dir, stages=stages, already_done=plan.already_done)
 
 
@@ -159,11 +159,11 @@ def _identify(source: VideoSource) -> SourceIdentity:
 
 
 def _done(stored: list[NodeBinding]) -> dict[str, set[int]]:
-    return {rt.name: rt.metadata.done(rt.node.cfg.output_formats) for rt in stored}
+    return {b.name: b.metadata.done(b.node.cfg.output_formats) for b in stored}
 
 
-def _nothing_to_compute(start: int, stop: int, out_dir: Path, runtimes: list[NodeBinding]) -> RunResult:
-    return RunResult(run_id=None, computed_frames=0, record=None, runtimes=runtimes, frames=(start, stop),
+def _nothing_to_compute(start: int, stop: int, out_dir: Path, bindings: list[NodeBinding]) -> RunResult:
+    return RunResult(run_id=None, computed_frames=0, record=None, bindings=bindings, frames=(start, stop),
                      out_dir=out_dir)
 
 
@@ -184,7 +184,7 @@ def _close_all(opened: list[RepresentationMetadata]) -> None:
         raise errors[0]
 
 
-def _execute(runtimes: list[NodeBinding], plan: Plan, source: VideoSource, options: RunOptions, record: RunRecord,
+def _execute(bindings: list[NodeBinding], plan: Plan, source: VideoSource, options: RunOptions, record: RunRecord,
              out_dir: Path) -> StageStats:
     log_handler = logging.FileHandler(out_dir / ".logs" / f"run-{record.run_id}.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
@@ -196,10 +196,10 @@ def _execute(runtimes: list[NodeBinding], plan: Plan, source: VideoSource, optio
 
     def on_chunk(n: int) -> None:
         bar.update(n)
-        bar.set_postfix({rt.name: f"{rt.stats.computed / rt.stats.compute_seconds:.0f}/s"
-                         for rt in runtimes if rt.stats.compute_seconds > 0}, refresh=False)
+        bar.set_postfix({b.name: f"{b.stats.computed / b.stats.compute_seconds:.0f}/s"
+                         for b in bindings if b.stats.compute_seconds > 0}, refresh=False)
 
-    executor = BatchExecutor(runtimes, plan, source, on_error=options.on_error,
+    executor = BatchExecutor(bindings, plan, source, on_error=options.on_error,
                              write_workers=options.write_workers, prefetch=options.prefetch_chunks,
                              on_chunk=on_chunk, kernel_threads=options.kernel_threads)
     try:
@@ -215,18 +215,18 @@ def _execute(runtimes: list[NodeBinding], plan: Plan, source: VideoSource, optio
     finally:
         bar.close()
         record.ended = time.time()
-        record.representations = {rt.name: {
-            "type": rt.node.cfg.type, "computed": rt.stats.computed, "loaded": rt.stats.loaded,
-            "failed": len(rt.stats.failed_frames), "already_done": plan.already_done.get(rt.name, 0),
-            "compute_seconds": round(rt.stats.compute_seconds, 6),
-            "seconds_per_frame": round(rt.stats.compute_seconds / rt.stats.computed, 6) if rt.stats.computed else None,
-            "batch_size": rt.stats.batch_size, "oom_halvings": rt.stats.oom_halvings,
-            "setup_seconds": round(rt.stats.setup_seconds, 3),
-            "copies_to_device": rt.stats.copies_to_device, "copies_to_host": rt.stats.copies_to_host,
-        } for rt in runtimes}
+        record.representations = {b.name: {
+            "type": b.node.cfg.type, "computed": b.stats.computed, "loaded": b.stats.loaded,
+            "failed": len(b.stats.failed_frames), "already_done": plan.already_done.get(b.name, 0),
+            "compute_seconds": round(b.stats.compute_seconds, 6),
+            "seconds_per_frame": round(b.stats.compute_seconds / b.stats.computed, 6) if b.stats.computed else None,
+            "batch_size": b.stats.batch_size, "oom_halvings": b.stats.oom_halvings,
+            "setup_seconds": round(b.stats.setup_seconds, 3),
+            "copies_to_device": b.stats.copies_to_device, "copies_to_host": b.stats.copies_to_host,
+        } for b in bindings}
         record.stages = executor.stages.as_dict()
-        record.frames_failed = len(set().union(*(rt.stats.failed_frames for rt in runtimes)))
-        record.frames_done = _frames_done(runtimes, plan, record.run_id)
+        record.frames_failed = len(set().union(*(b.stats.failed_frames for b in bindings)))
+        record.frames_done = _frames_done(bindings, plan, record.run_id)
         try:
             record.save(out_dir)
         except OSError as exc:  # a full disk: the frames are safe in the journals; report the first error
@@ -248,24 +248,24 @@ def _stage_line(s: StageStats) -> str:
             f"{s.write_pending_max} writes")
 
 
-def _frames_done(runtimes: list[NodeBinding], plan: Plan, run_id: str) -> int:
+def _frames_done(bindings: list[NodeBinding], plan: Plan, run_id: str) -> int:
     """Planned frames that every stored node it had to write has recorded in this run."""
     done = set(plan.frames)
-    for rt in runtimes:
-        if rt.metadata is not None:
-            mine = {f for f, entry in rt.metadata.frames.items() if entry["run_id"] == run_id}
-            done -= plan.write[rt.name] - mine
+    for b in bindings:
+        if b.metadata is not None:
+            mine = {f for f, entry in b.metadata.frames.items() if entry["run_id"] == run_id}
+            done -= plan.write[b.name] - mine
     return len(done)
 
 
-def _summary_table(runtimes: list[NodeBinding], already_done: dict[str, int]) -> str:
+def _summary_table(bindings: list[NodeBinding], already_done: dict[str, int]) -> str:
     header = f"{'representation':<24} {'type':<22} {'computed':>8} {'loaded':>7} {'skipped':>7} {'failed':>6} " \
              f"{'ms/frame':>9} {'frames/s':>9}"
     lines = [header, "-" * len(header)]
-    for rt in runtimes:
-        s = rt.stats
+    for b in bindings:
+        s = b.stats
         ms = f"{1000 * s.compute_seconds / s.computed:.2f}" if s.computed else "-"
         fps = f"{s.computed / s.compute_seconds:.1f}" if s.computed and s.compute_seconds > 0 else "-"
-        lines.append(f"{rt.name:<24} {rt.node.cfg.type:<22} {s.computed:>8} {s.loaded:>7} "
-                     f"{already_done.get(rt.name, 0):>7} {len(s.failed_frames):>6} {ms:>9} {fps:>9}")
+        lines.append(f"{b.name:<24} {b.node.cfg.type:<22} {s.computed:>8} {s.loaded:>7} "
+                     f"{already_done.get(b.name, 0):>7} {len(s.failed_frames):>6} {ms:>9} {fps:>9}")
     return "\n".join(lines)

@@ -29,8 +29,8 @@ from ..collage import representation_from_definition
 from ..errors import ConfigError, RepresentationError, VreError
 from ..execution.node import NodeExecution
 from ..execution.outputs import ChunkOutputs
-from ..graph import topological_order
 from ..representation import Representation
+from ..toposort import topological_order
 from ._stores import StoredRepresentation
 
 __all__ = ["DerivedNode", "DerivedRepresentations"]
