@@ -44,3 +44,20 @@ def decoded_reference(tmp_path_factory: pytest.TempPathFactory):
     with av.open(str(path)) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     return path, frames
+
+
+@pytest.fixture
+def engine_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The session's export cache (VRE_FAST_CACHE), shared by the test files: each expert exports once."""
+    cache = tmp_path_factory.getbasetemp() / "vre-fast-cache"
+    monkeypatch.setenv("VRE_FAST_CACHE", str(cache))
+    return cache
+
+
+def rep_of(type_name: str, **params):  # noqa: ANN201 - a Representation
+    """The representation of one node of `type_name` with `params`, built as a run builds it."""
+    from vre_fast import parse_config
+    from vre_fast._builder import build_graph
+
+    graph = build_graph(parse_config({"representations": {"x": {"type": type_name, "parameters": params}}}))
+    return graph["x"].representation

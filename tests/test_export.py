@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import rep_of
 
 from vre_fast.export import ExportError, ExportSpec, GpuIdentity, engine_entry
 from vre_fast.export.tensorrt_build import NetworkInput, ProfileShapes, network_inputs, optimisation_profile
@@ -15,20 +16,7 @@ from vre_fast.export.tensorrt_build import NetworkInput, ProfileShapes, network_
 H200 = GpuIdentity("NVIDIA H200", (9, 0))
 
 
-@pytest.fixture(autouse=True)
-def engine_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The session's cache, shared with test_learned.py: each expert is exported once per session."""
-    cache = tmp_path_factory.getbasetemp() / "vre-fast-cache"
-    monkeypatch.setenv("VRE_FAST_CACHE", str(cache))
-    return cache
-
-
-def rep_of(type_name: str, **params):
-    from vre_fast import parse_config
-    from vre_fast._builder import build_graph
-
-    graph = build_graph(parse_config({"representations": {"x": {"type": type_name, "parameters": params}}}))
-    return graph["x"].representation
+pytestmark = pytest.mark.usefixtures("engine_cache")  # the session's shared export cache
 
 
 @pytest.mark.parametrize("type_name, variant, channels", [

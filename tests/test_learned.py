@@ -13,8 +13,9 @@ import pytest
 pytest.importorskip("torch", reason="learned representations need the [learned] extra (torch)")
 pytest.importorskip("onnxruntime", reason="learned representations need the [learned] extra (onnxruntime)")
 
+from conftest import rep_of  # noqa: E402
+
 from vre_fast import ConfigError, RunOptions, parse_config, run  # noqa: E402
-from vre_fast._builder import build_graph  # noqa: E402
 from vre_fast.errors import StoreError  # noqa: E402
 from vre_fast.export import onnx_file  # noqa: E402
 from vre_fast.representation import ComputeBatch  # noqa: E402
@@ -25,16 +26,7 @@ HAS_RIFE_WEIGHTS = importlib.util.find_spec("cli") is not None and Path(
     importlib.util.find_spec("cli").submodule_search_locations[0], "ECCV2022-RIFE/train_log/flownet.pkl").exists()
 
 
-@pytest.fixture(autouse=True)
-def engine_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path_factory.getbasetemp() / "vre-fast-cache"
-    monkeypatch.setenv("VRE_FAST_CACHE", str(cache))
-    return cache
-
-
-def rep_of(type_name: str, **params):
-    graph = build_graph(parse_config({"representations": {"x": {"type": type_name, "parameters": params}}}))
-    return graph["x"].representation
+pytestmark = pytest.mark.usefixtures("engine_cache")  # the session's shared export cache
 
 
 def frames(n: int = 2, h: int = 48, w: int = 64) -> np.ndarray:
