@@ -3,9 +3,9 @@ OOM, errors), the plan of what to compute, the node execution batch runs and str
 scheduler."""
 
 from .binding import NodeBinding, NodeStats
-from .node import NodeExecution, NodeResult, placement
+from .node import NodeExecution, NodeResult, OutputUse, placement
 from .plan import Plan, make_plan
 from .scheduler import BatchExecutor, StageStats
 
-__all__ = ["BatchExecutor", "NodeBinding", "NodeExecution", "NodeResult", "NodeStats", "Plan", "StageStats",
-           "make_plan", "placement"]
+__all__ = ["BatchExecutor", "NodeBinding", "NodeExecution", "NodeResult", "NodeStats", "OutputUse", "Plan",
+           "StageStats", "make_plan", "placement"]

@@ -18,7 +18,7 @@ from .devices import HOST, Device, device_named, is_device_array
 from .operators import ComputeOperator, DeviceToHost, EncodeOperator, HostToDevice
 from .outputs import ChunkOutputs
 
-__all__ = ["NodeExecution", "NodeResult", "placement", "prepare_node", "setup_node"]
+__all__ = ["NodeExecution", "NodeResult", "OutputUse", "placement", "prepare_node", "setup_node"]
 
 
 def placement(node: GraphNode) -> Device:
@@ -54,6 +54,20 @@ def _setting_up(node: GraphNode, step: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
+@dataclass(frozen=True)
+class OutputUse:
+    """What a node's output is for in this run; it decides which copies and decodes the runtime makes."""
+
+    stored: bool = False  # written to disk (a stream: handed back)
+    drawn: bool = False  # pictures are made of its decoded value (a stream: the decoded value is handed back)
+    dependants_on_its_device: bool = False  # computing dependants placed on the node's own device
+    dependants_elsewhere: bool = False  # computing dependants on another device or the host
+
+    @property
+    def dependants(self) -> bool:
+        return self.dependants_on_its_device or self.dependants_elsewhere
+
+
 @dataclass
 class NodeResult:
     indices: list[int]
@@ -63,19 +77,19 @@ class NodeResult:
 
 
 class NodeExecution:
-    """`host_output`: whether the output must reach the host (stored, drawn, or read by a dependant on
-    another device); `decode`: whether dependants or pictures read the decoded host output; `share_on_device`:
-    whether a dependant on this node's device may take the device output as it is."""
+    """A node bound to its device and to what its output is for (`use`): the output reaches the host when it
+    is stored, drawn or read by a dependant elsewhere; it is decoded when drawn or read by a dependant; a
+    device output is shared, as it is, with dependants on its device."""
 
-    def __init__(self, node: GraphNode, output_size: tuple[int, int], host_output: bool, decode: bool,
-                 share_on_device: bool):
-        self.node, self.output_size = node, output_size
+    def __init__(self, node: GraphNode, output_size: tuple[int, int], use: OutputUse):
+        self.node, self.output_size, self.use = node, output_size, use
         self.device = placement(node)
-        self.host_output, self.share_on_device = host_output, share_on_device
+        self.host_output = use.stored or use.drawn or use.dependants_elsewhere
+        self.share_on_device = use.dependants_on_its_device and self.device is not HOST
         self.put = HostToDevice(self.device)
         self.compute = ComputeOperator(node.representation)
         self.fetch = DeviceToHost(self.device)
-        self.encode = EncodeOperator(node.representation, output_size, decode)
+        self.encode = EncodeOperator(node.representation, output_size, decode=use.drawn or use.dependants)
 
     @property
     def representation(self) -> Representation:
@@ -104,7 +118,7 @@ class NodeExecution:
         if self.host_output or not shared:
             host = self.fetch(raw) if on_device else np.asarray(raw)
             stored, decoded = self.encode(host)
-            if decoded is not None:
+            if self.use.dependants:
                 for i, f in enumerate(indices):
                     outputs.add_host(self.node.name, f, decoded[i])
         if shared:

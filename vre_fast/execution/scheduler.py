@@ -22,7 +22,7 @@ from .admission import Admission
 from .binding import NodeBinding
 from .devices import HOST, can_pin_memory
 from .memory import free_memory
-from .node import NodeExecution, placement
+from .node import NodeExecution, OutputUse, placement
 from .operators import DecodeOperator, DecodeStage, WriteJob, WriteOperator, WritePool
 from .outputs import ChunkOutputs
 from .plan import Plan
@@ -80,12 +80,12 @@ class BatchExecutor:
     def _execution(self, binding: NodeBinding) -> NodeExecution:
         """Decides, once per run, what each node's output is needed for."""
         computing = [b for b in self.bindings if self.plan.compute[b.name] and binding.name in b.node.inputs.values()]
-        device = placement(binding.node)
-        elsewhere = any(placement(b.node).name != device.name for b in computing)
-        pictures = any(f in IMAGE_FORMATS for f in binding.cfg.output_formats)
-        stored = bool(self.plan.write[binding.name])
-        return NodeExecution(binding.node, binding.output_size, host_output=stored or pictures or elsewhere,
-                             decode=pictures or bool(computing), share_on_device=bool(computing) and device is not HOST)
+        device = placement(binding.node).name
+        use = OutputUse(stored=bool(self.plan.write[binding.name]),
+                        drawn=any(f in IMAGE_FORMATS for f in binding.cfg.output_formats),
+                        dependants_on_its_device=any(placement(b.node).name == device for b in computing),
+                        dependants_elsewhere=any(placement(b.node).name != device for b in computing))
+        return NodeExecution(binding.node, binding.output_size, use)
 
     def run(self) -> None:
         try:

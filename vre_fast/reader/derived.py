@@ -27,7 +27,7 @@ from .._config_loader import parse_config
 from .._registry import get_representation_class
 from ..collage import representation_from_definition
 from ..errors import ConfigError, RepresentationError, VreError
-from ..execution.node import NodeExecution
+from ..execution.node import NodeExecution, OutputUse
 from ..execution.outputs import ChunkOutputs
 from ..representation import Representation
 from ..toposort import topological_order
@@ -102,7 +102,7 @@ class DerivedRepresentations:
                 self._set_up.add(name)
         picture = frames if node.from_frames else next(iter(inputs.values()))
         execution = NodeExecution(GraphNode(node.cfg, node.representation, node.inputs), picture.shape[:2],
-                                  host_output=True, decode=True, share_on_device=False)
+                                  OutputUse(drawn=True))  # the decoded value is the item's
         outputs = ChunkOutputs()
         for role, dep in node.inputs.items():
             outputs.add_host(dep, frame, inputs[role])

@@ -24,8 +24,7 @@ from .._config_loader import load_config
 from ..backends import require_cuda
 from ..errors import ConfigError, VreError
 from ..execution import NodeExecution, make_plan, placement
-from ..execution.devices import HOST
-from ..execution.node import setup_node
+from ..execution.node import OutputUse, setup_node
 from ..execution.outputs import ChunkOutputs
 from ..representation import sample_batch
 from ..sources.synthetic import drifting_texture
@@ -83,16 +82,17 @@ class StreamGraph:
     def _executions_for(self, frame_size: tuple[int, int]) -> list[NodeExecution]:
         """The node executions for frames of `frame_size` (output sizes default to the frame's)."""
         if frame_size not in self._executions:
-            self._executions[frame_size] = [
-                NodeExecution(node, node.cfg.output_size or frame_size, host_output=node.name in self.chosen,
-                              decode=True, share_on_device=self._feeds_its_device(node))
-                for node in self.nodes]
+            self._executions[frame_size] = [NodeExecution(node, node.cfg.output_size or frame_size, self._use(node))
+                                            for node in self.nodes]
         return self._executions[frame_size]
 
-    def _feeds_its_device(self, node: GraphNode) -> bool:
-        device = placement(node)
-        return device is not HOST and any(placement(d).name == device.name for d in self.nodes
-                                          if node.name in d.inputs.values())
+    def _use(self, node: GraphNode) -> OutputUse:
+        """Chosen nodes are handed back (stored and decoded values); the others only feed their dependants."""
+        device = placement(node).name
+        dependants = [placement(d).name for d in self.nodes if node.name in d.inputs.values()]
+        chosen = node.name in self.chosen
+        return OutputUse(stored=chosen, drawn=chosen, dependants_on_its_device=device in dependants,
+                         dependants_elsewhere=any(d != device for d in dependants))
 
     def push(self, frame: np.ndarray, frame_id: int | None = None) -> StreamResult:
         frame_id = next(self._ids) if frame_id is None else frame_id
