@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 __all__ = ["Operator", "OperatorStats", "Request", "ResourceReport", "nbytes"]
@@ -27,9 +27,6 @@ class OperatorStats:
     bytes: int = 0  # of what the operator produced (copied, encoded, written)
     busy_seconds: float = 0.0  # summed over the threads that ran it
     queue_max: int = 0  # the most items waiting for it at a call
-
-    def as_dict(self) -> dict[str, float]:
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def nbytes(x: Any) -> int:
