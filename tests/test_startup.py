@@ -1,4 +1,4 @@
-"""What a run imports: `--help` none of the runtime, a CPU procedural run neither numba.cuda nor torch."""
+"""What a run imports: `--help` none of the runtime, a CPU procedural run neither numba.cuda, torch nor rerun."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ try:
     code = main(sys.argv[1:])
 except SystemExit as exit_:
     code = exit_.code
-heavy = [m for m in ("numba", "numba.cuda", "torch", "onnxruntime", "cv2") if m in sys.modules]
+heavy = [m for m in ("numba", "numba.cuda", "torch", "onnxruntime", "cv2", "rerun") if m in sys.modules]
 print("imported:", ",".join(heavy))
 sys.exit(code)
 """
@@ -45,4 +45,4 @@ def test_a_cpu_procedural_run_imports_neither_numba_cuda_nor_torch(video: Path, 
     modules = imported("run", str(video), "-c", str(cfg), "-o", str(tmp_path / "out"), "--frames", "0..2",
                        "--no-progress")
     assert (tmp_path / "out" / "normals" / "npz" / "1.npz").exists()
-    assert "numba" in modules and "numba.cuda" not in modules and "torch" not in modules
+    assert "numba" in modules and "numba.cuda" not in modules and "torch" not in modules and "rerun" not in modules

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file")
     p.add_argument("--sink", default="stdout",
                    help="stdout | stdout:vre | vre-tcp://HOST:PORT[?format=raw] | an FFmpeg URL | a video file | "
-                        "window | null")
+                        "out.rrd | rerun://HOST:PORT (Rerun) | window | null")
     p.add_argument("--representations", help="comma separated names to output (default: all in the config)")
     p.add_argument("--size", type=_parse_size, help="WxH: the frame size (needed for stdin, enforced on TCP)")
     p.add_argument("--policy", choices=["latest", "all"], default="latest",
@@ -94,6 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=_tile_size, default=(270, 480), help="WxH of each tile (default 480x270)")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first unreadable stored file (default) or leave that frame out")
+
+    p = sub.add_parser("view", help="every representation of an output directory as a Rerun recording (.rrd), "
+                                    "or sent to a running Rerun viewer")
+    p.add_argument("output", type=_path, help="a `vre-fast run` output directory")
+    p.add_argument("-o", "--target", required=True,
+                   help="out.rrd (open it with `rerun out.rrd`), or rerun://HOST:PORT: a running viewer (`rerun`)")
+    p.add_argument("--frames", type=_frames_arg, default=(None, None), help="A..B (B excluded), A.., ..B or N")
+    p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
+                   help="stop at the first unreadable stored file (default) or leave it out")
 
     p = sub.add_parser("info", help="what an output directory holds: frames, formats, sizes, runs, per representation")
     p.add_argument("output", type=_path, help="a `vre-fast run` output directory (or one made by VRE 1.18.6)")
@@ -136,6 +145,12 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
             from .collage import make_collage
 
             count = make_collage(args.output, args.target, args.fps, args.tile, on_error=args.on_error)
+            print(f"{count} frames written to {args.target}")
+            return 0
+        if args.command == "view":
+            from .rerun_view import write_recording
+
+            count = write_recording(args.output, args.target, args.frames, on_error=args.on_error)
             print(f"{count} frames written to {args.target}")
             return 0
         if args.command == "info":

@@ -26,7 +26,7 @@ from .h264 import add_h264_stream
 from .representation import Representation
 from .store import FrameFiles, RepresentationMetadata, representation_dirs
 
-__all__ = ["make_collage", "representation_from_definition"]
+__all__ = ["make_collage", "representation_from_definition", "stored_representations"]
 
 logger = logging.getLogger("vre_fast")
 
@@ -43,6 +43,16 @@ def representation_from_definition(name: str, definition: dict[str, Any]) -> Rep
         raise StoreError(f"the metadata of '{name}' holds an incomplete definition ({type(exc).__name__}: {exc}); "
                          f"rebuild it with `vre-fast metadata rebuild OUT --config CFG --relabel`") from None
     return cls(name, params, deps, output_dtype=definition.get("output_dtype"), type_name=definition["type"])
+
+
+def stored_representations(out_dir: Path) -> list[tuple[Representation, FrameFiles]]:
+    """Every representation of `out_dir`, rebuilt from its metadata's definition, with its files: what `collage`
+    and `view` read the stored arrays through (`rep.decode(files.read(frame))`)."""
+    found = [(representation_from_definition(d.name, RepresentationMetadata.read(d).definition), FrameFiles(d))
+             for d in representation_dirs(out_dir)]
+    if not found:
+        raise StoreError(f"{out_dir}: no representations to draw")
+    return found
 
 
 def _tile(pictures: list[tuple[str, np.ndarray]], height: int, width: int) -> np.ndarray:
@@ -67,13 +77,7 @@ def make_collage(out_dir: Path, target: Path, fps: float = 10.0, size: tuple[int
     frames with an unreadable file are left out, each with a warning."""
     if not (math.isfinite(fps) and fps > 0):
         raise StoreError(f"--fps {fps:g}: give a positive frame rate")
-    reps, files = [], []
-    for directory in representation_dirs(out_dir):
-        meta = RepresentationMetadata.read(directory)
-        reps.append(representation_from_definition(directory.name, meta.definition))
-        files.append(FrameFiles(directory))
-    if not reps:
-        raise StoreError(f"{out_dir}: no representations to draw")
+    reps, files = zip(*stored_representations(out_dir))
     frames = sorted(set.intersection(*(f.stored_frames() for f in files)))
     if not frames:
         raise StoreError(f"{out_dir}: no frame is stored (npz or npy) by every representation")

@@ -92,6 +92,10 @@ class Representation(ABC):
     # "cuda" (device arrays in, device arrays out). A node on a device its compute does not support gets
     # NumPy arrays (learned experts: their backend moves the arrays itself).
     compute_backends: ClassVar[tuple[str, ...]] = ("cpu",)
+    # what the output is to a viewer that shows it natively rather than as make_image's picture (the Rerun
+    # recordings of vre_fast/rerun_view.py): "depth" (a depth map, metric or relative), "flow" (optical flow);
+    # None: a picture. Class maps need no kind: `classes` says they are one.
+    output_kind: ClassVar[Literal["depth", "flow"] | None] = None
 
     def __init__(self, name: str, params: Any, dependencies: dict[str, Representation],
                  output_dtype: str | None = None, *, type_name: str):

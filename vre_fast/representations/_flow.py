@@ -17,6 +17,7 @@ __all__ = ["LearnedFlow"]
 
 class LearnedFlow(LearnedRepresentation):
     needs_next_frame = True
+    output_kind = "flow"
     storage_dtype = np.float32
 
     def pixel_flow(self, outputs: tuple[np.ndarray, ...]) -> np.ndarray:

@@ -77,6 +77,7 @@ class TransformersExpert(LearnedRepresentation):
 class TransformersDepth(TransformersExpert):
     """Relative inverse depth, stored as float16 at the run's output size."""
 
+    output_kind = "depth"
     onnx_tolerance = 1e-4
 
     def wrap(self, net: Any) -> Any:

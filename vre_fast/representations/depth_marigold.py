@@ -41,6 +41,7 @@ class MarigoldParams(LearnedParams):
 @register_representation("depth_marigold")
 class DepthMarigold(LearnedRepresentation):
     Params = MarigoldParams
+    output_kind = "depth"
     onnx_tolerance = 1e-4
     default_cfgs = {
         "v1_1": PretrainedCfg(tag="depth_marigold.v1_1", filename="unet/diffusion_pytorch_model.safetensors",

@@ -38,6 +38,7 @@ class FlowParams:
 class OpticalFlowClassical(Representation):
     Params = FlowParams
     needs_next_frame = True
+    output_kind = "flow"
     storage_dtype = np.float32
 
     def compute(self, batch: ComputeBatch) -> np.ndarray:

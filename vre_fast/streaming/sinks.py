@@ -5,6 +5,7 @@
     vre-tcp://HOST:PORT     connects and sends the framed arrays (add ?format=raw for pictures)
     udp://, rtp://, srt://, tcp://, rtmp://...   the pictures encoded (H.264, zero latency) by PyAV
     PATH.mp4|.mkv|.avi|.ts  the pictures encoded to a file
+    PATH.rrd, rerun://HOST:PORT   a Rerun recording of the arrays, or a Rerun viewer (rerun_sink.py; extra `rerun`)
     window                  an OpenCV window (needs a display and a GUI build of OpenCV)
     null                    nothing (benchmarks)
 """
@@ -24,6 +25,7 @@ import numpy as np
 
 from ..errors import VreError
 from ..h264 import add_h264_stream
+from ..rerun_view import is_rerun_target
 from .graph import StreamGraph, StreamResult
 from .protocol import encode_result, tcp_address
 
@@ -64,8 +66,12 @@ def open_sink(spec: str, graph: StreamGraph, fps: float = 30.0) -> Sink:
         return EncodedSink(spec, _CONTAINERS[scheme], graph, fps)
     if Path(spec).suffix in _VIDEO_FILES:
         return EncodedSink(spec, None, graph, fps)
+    if is_rerun_target(spec):
+        from .rerun_sink import RerunSink  # imports the Rerun SDK
+
+        return RerunSink(spec, graph)
     raise VreError(f"--sink {spec}: unknown sink (stdout, stdout:vre, vre-tcp://HOST:PORT, an FFmpeg URL "
-                   f"({', '.join(_CONTAINERS)}), a video file, window or null)")
+                   f"({', '.join(_CONTAINERS)}), a video file, a .rrd file, rerun://HOST:PORT, window or null)")
 
 
 class NullSink:
