@@ -143,6 +143,9 @@ def test_view_frames_and_mistakes(dataset: Path, tmp_path: Path, capsys: pytest.
     assert "no stored frame" in capsys.readouterr().err
     assert main(["view", str(tmp_path / "nothing"), "-o", str(target)]) == 1
     assert "no representations" in capsys.readouterr().err
+    assert main(["view", str(dataset), "-o", str(target / "under_a_file.rrd")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"vre-fast: error: {target}") and "Traceback" not in err
     assert list(tmp_path.iterdir()) == [target]  # the failed ones left no temporary file
 
 
@@ -244,3 +247,10 @@ def test_depth_and_flow_experts_declare_their_kind():
     for i, rep in enumerate(reps):
         rep.name = f"r{i}"
     assert list(_kinds(reps).values()) == ["depth", "depth", "flow", "image", "image"]
+
+
+def test_without_the_sdk_the_error_says_what_to_install(dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture):
+    monkeypatch.setitem(sys.modules, "rerun", None)  # `import rerun` raises ImportError
+    assert main(["view", str(dataset), "-o", str(tmp_path / "x.rrd")]) == 1
+    assert "pip install 'vre-fast[rerun]'" in capsys.readouterr().err

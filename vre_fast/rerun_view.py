@@ -157,6 +157,7 @@ class RerunLog:
                 raise VreError(f"{option} {target}: is a folder; give a .rrd file name")
             self._target.parent.mkdir(parents=True, exist_ok=True)
             self._tmp = self._target.with_name(f".{self._target.name}.{os.getpid()}.tmp") if atomic else None
+            (self._tmp or self._target).open("wb").close()  # an OSError naming the file, before the SDK holds data
             self.rec.save(self._tmp or self._target, default_blueprint=blueprint)
         for rep in self._reps:
             if self._kinds[rep.name] == "classes":
@@ -185,12 +186,13 @@ class RerunLog:
 
     def close(self) -> None:
         """Flushes everything logged (to the file, or until the viewer has it) and, for an atomic file, moves
-        it into place. A viewer that cannot be reached raises ConnectionError."""
+        it into place. A viewer that cannot be reached raises ConnectionError, a file that cannot be written
+        OSError (what the stream runtime reports as a failed sink)."""
         try:
             self.rec.flush(timeout_sec=10.0)
-        except RuntimeError as exc:  # the SDK's word for a viewer it could not reach or lost
+        except RuntimeError as exc:  # the SDK's word for a viewer it could not reach or lost, or a failed write
             self.discard()
-            raise ConnectionError(f"{self.name}: {exc}") from None
+            raise (OSError if self._target is not None else ConnectionError)(f"{self.name}: {exc}") from None
         self.rec.disconnect()
         if self._tmp is not None and self._target is not None:
             os.replace(self._tmp, self._target)
