@@ -132,17 +132,13 @@ class RerunLog:
         import rerun.blueprint as rrb
 
         self.name = target
-        self._option = option
         self._reps = list(representations)
         self._kinds = _kinds(self._reps)
         self._paths = {rep.name: rr.escape_entity_path_part(rep.name) for rep in self._reps}
         self._fps = fps
         self._target: Path | None = None
         self._tmp: Path | None = None
-        blueprint = rrb.Blueprint(rrb.Grid(*(rrb.Spatial2DView(origin=f"/{self._paths[rep.name]}", name=rep.name)
-                                             for rep in self._reps)))
-        self.rec = rr.RecordingStream("vre-fast", recording_id=uuid.uuid4())
-        self.rec.set_log_time_enabled(log_time)
+        url = None
         if target.startswith(_SCHEMES):
             url, host, port = grpc_url(target, option)
             try:  # the SDK would only say so after its own time-out, at the end of the stream
@@ -150,14 +146,20 @@ class RerunLog:
             except OSError as exc:
                 raise VreError(f"{option} {target}: no Rerun viewer there ({exc}); start one with "
                                f"`rerun --port {port}`") from None
-            self.rec.connect_grpc(url, default_blueprint=blueprint)
         else:
             self._target = Path(target)
             if self._target.is_dir():
                 raise VreError(f"{option} {target}: is a folder; give a .rrd file name")
             self._target.parent.mkdir(parents=True, exist_ok=True)
             self._tmp = self._target.with_name(f".{self._target.name}.{os.getpid()}.tmp") if atomic else None
-            (self._tmp or self._target).open("wb").close()  # an OSError naming the file, before the SDK holds data
+            (self._tmp or self._target).open("wb").close()  # an OSError naming the file, before the SDK starts
+        blueprint = rrb.Blueprint(rrb.Grid(*(rrb.Spatial2DView(origin=f"/{self._paths[rep.name]}", name=rep.name)
+                                             for rep in self._reps)))
+        self.rec = rr.RecordingStream("vre-fast", recording_id=uuid.uuid4())
+        self.rec.set_log_time_enabled(log_time)
+        if url is not None:
+            self.rec.connect_grpc(url, default_blueprint=blueprint)
+        else:
             self.rec.save(self._tmp or self._target, default_blueprint=blueprint)
         for rep in self._reps:
             if self._kinds[rep.name] == "classes":
