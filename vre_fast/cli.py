@@ -129,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
                                                                            "at least one sample)")
     p.add_argument("--representations", help="comma separated names to export (default: all)")
 
-    sub.add_parser("list", help="list the representation types")
+    sub.add_parser("list", parents=[plugins], help="list the representation types (with those of --plugin files)")
     return parser
 
 

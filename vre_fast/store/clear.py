@@ -41,7 +41,7 @@ def clear_representation(out_dir: Path, name: str) -> int:
     if folder.is_symlink() or not folder.is_dir() or folder.resolve().parent != out_dir.resolve():
         raise StoreError(f"{refusing} it is a link or a file, not a representation folder of {out_dir}")
     entries = {p.name for p in folder.iterdir()}
-    if not entries & {METADATA, JOURNALS, VRE_METADATA} and not entries <= _OURS:
+    if not entries & {METADATA, VRE_METADATA} and not entries <= _OURS:
         raise StoreError(f"{refusing} it holds no vre-fast or VRE metadata, so it may not be a representation's")
     removed = 0
     with locked(folder / LOCK):
