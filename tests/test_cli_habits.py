@@ -383,3 +383,14 @@ def test_run_on_a_folder_of_frames(video: Path, tmp_path: Path, capsys):
     assert "is a different video" in capsys.readouterr().err
     assert main(["run", str(video), "-c", str(cfg), "-o", str(tmp_path / "v"), "--fps", "5"]) == 1
     assert "--fps is for a folder of frames" in capsys.readouterr().err
+
+
+def test_stream_from_a_folder_of_frames(video: Path, tmp_path: Path):
+    folder = write_folder(tmp_path / "frames", frames_of(video)[:5], "npy")
+    cfg = write_cfg(tmp_path / "cfg.yaml", {"representations": {"rgb": {"type": "rgb"}}})
+    stats, sink = tmp_path / "stats.json", tmp_path / "rgb.mp4"
+    assert main(["stream", "-c", str(cfg), "--source", str(folder), "--sink", str(sink), "--policy", "all",
+                 "--pace", "--fps", "50", "--stats-json", str(stats), "--quiet"]) == 0
+    assert json.loads(stats.read_bytes())["processed"] == 5
+    with av.open(str(sink)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 5

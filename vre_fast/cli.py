@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="run the graph live: frames in from a source, results out to a sink")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     p.add_argument("--source", required=True,
-                   help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file")
+                   help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file | "
+                        "a folder of frames (paced at --fps with --pace)")
     p.add_argument("--sink", default="stdout",
                    help="stdout | stdout:vre | vre-tcp://HOST:PORT[?format=raw] | an FFmpeg URL | a video file | "
                         "window | null")
@@ -84,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                         "newest frame from any client wins); all: make the source wait (back-pressure reaches "
                         "each vre-tcp client through TCP)")
     p.add_argument("--pace", action="store_true", help="read a video file at its native frame rate")
-    p.add_argument("--fps", type=_positive_float, default=30.0, help="frame rate written into encoded sinks")
+    p.add_argument("--fps", type=_positive_float, default=30.0,
+                   help="frame rate written into encoded sinks (and of a folder of frames as the source)")
     p.add_argument("--max-clients", type=int, default=8, metavar="N",
                    help="vre-tcp source: clients served at once; one more is refused with a message (default 8)")
     p.add_argument("--sessions", type=int, metavar="N",
@@ -242,7 +244,7 @@ class _FramesAction(argparse.Action):
             else:
                 namespace.frame_list = parse_frame_list(values)
         except ValueError as exc:
-            parser.error(str(exc))
+            raise argparse.ArgumentError(self, str(exc)) from None
 
 
 def _describe_os_error(exc: OSError) -> str:
@@ -323,7 +325,7 @@ def _stream(args: argparse.Namespace) -> int:
             graph.warm_up()
             source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients,
                                  sessions=args.sessions, read_timeout=args.read_timeout,
-                                 idle_timeout=args.idle_timeout)
+                                 idle_timeout=args.idle_timeout, fps=args.fps)
             try:
                 sink = open_sink(args.sink, graph, args.fps)
             except BaseException:

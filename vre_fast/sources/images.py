@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -66,7 +67,7 @@ class ImageFolderSource:
         return self
 
     def read(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
-        """Yields (index, frame) for each index in ascending order; several files are decoded at once."""
+        """Yields (index, frame) for each index in ascending order; a few files are decoded ahead, in threads."""
         targets = sorted(set(indices))
         for target in targets:
             if not 0 <= target < self.num_frames:
@@ -77,7 +78,15 @@ class ImageFolderSource:
             yield targets[0], self._load(targets[0], shape)
             return
         with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="vre-frames") as pool:
-            yield from zip(targets, pool.map(lambda i: self._load(i, shape), targets))
+            pending: deque[tuple[int, Future[np.ndarray]]] = deque()
+            for target in targets:  # at most 2 * READ_THREADS frames decoded ahead of the consumer
+                pending.append((target, pool.submit(self._load, target, shape)))
+                if len(pending) > 2 * READ_THREADS:
+                    index, frame = pending.popleft()
+                    yield index, frame.result()
+            while pending:
+                index, frame = pending.popleft()
+                yield index, frame.result()
 
     def head(self, count: int) -> np.ndarray:
         """The first `count` frames (all of them if the folder holds fewer), stacked."""
