@@ -233,16 +233,17 @@ def _collage_after_run(out_dir: Path, fps: str) -> None:
 
 
 class _FramesAction(argparse.Action):
-    """`--frames A..B` (one range) sets `frames`; `--frames 5 8 22` (VRE's list form) sets `frame_list`."""
+    """`--frames A..B` (one range) sets `frames`; `--frames 5 8 22` (VRE's list form) sets `frame_list`; given
+    twice, the last one wins."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
                  option_string: str | None = None) -> None:
         assert isinstance(values, list)
         try:
             if len(values) == 1:
-                namespace.frames = parse_frames(values[0])
+                namespace.frames, namespace.frame_list = parse_frames(values[0]), None
             else:
-                namespace.frame_list = parse_frame_list(values)
+                namespace.frames, namespace.frame_list = (None, None), parse_frame_list(values)
         except ValueError as exc:
             raise argparse.ArgumentError(self, str(exc)) from None
 
