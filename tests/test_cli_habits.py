@@ -267,6 +267,9 @@ def test_exists_raise_and_overwrite(video: Path, tmp_path: Path, capsys):
     assert (out / "rgb" / "npz" / "3.npz").read_bytes() == rgb_before  # not listed: untouched
     frame = frames_of(video)[1]
     np.testing.assert_array_equal(stored(out, "edges", 1), cv2.Canny(frame, 10, 20) // 255)
+    # a refusal comes before anything is deleted: here the stored edges (a dependency) no longer match cfg's
+    assert main([*base, "--representations", "mask", "--exists", "overwrite"]) == 1
+    assert "definition" in capsys.readouterr().err and (out / "mask" / "npz" / "3.npz").exists()
 
 
 def test_overwrite_refuses_what_is_not_a_representation_or_is_being_written(video: Path, tmp_path: Path, capsys):

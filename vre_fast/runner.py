@@ -126,8 +126,9 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
         identity = _identify(source)
         sources = DatasetSources(out_dir)
         sources.check(identity, options.allow_other_source)
+        dependencies_done = _dependencies_done(graph, chosen, out_dir)
         if options.exists == "overwrite":
-            _overwrite(out_dir, chosen)
+            _overwrite(out_dir, graph, chosen)
         bindings = [NodeBinding(node=node, output_size=node.cfg.output_size or (source.height, source.width),
                                 files=FrameFiles(out_dir / node.name, durable=options.durability == "power"),
                                 metadata=RepresentationMetadata(out_dir / node.name, node.name,
@@ -139,7 +140,6 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
             b.metadata.peek()
         if options.exists == "raise":
             _refuse_existing(stored)
-        dependencies_done = _dependencies_done(graph, chosen, out_dir)
         run_id = new_run_id()
         if out_dir.is_dir():
             sweep_temporaries(out_dir)
@@ -230,8 +230,10 @@ def _requested(source: FramesSource, options: RunOptions) -> list[int]:
     return list(range(start, stop))
 
 
-def _overwrite(out_dir: Path, chosen: set[str]) -> None:
-    """`--exists overwrite`: the chosen representations' frames are deleted before the run (only theirs)."""
+def _overwrite(out_dir: Path, graph: RepresentationGraph, chosen: set[str]) -> None:
+    """`--exists overwrite`: the chosen representations' frames are deleted before the run (only theirs), once
+    everything that could refuse the run has been checked (the config, the video, the dependencies, the device)."""
+    require_cuda([n.name for n in graph.nodes if n.name in chosen and n.cfg.device != "cpu"])
     for name in sorted(chosen):
         removed = clear_representation(out_dir, name)
         if removed:
