@@ -157,6 +157,9 @@ def test_a_broken_plugin_is_one_error_naming_file_and_line(kind: str, tmp_path: 
 def test_missing_plugin_and_bad_plugins_key(video: Path, tmp_path: Path, registry, capsys):
     assert main(["list", "--plugin", str(tmp_path / "nope.py")]) == 1
     assert f"plugin {tmp_path / 'nope.py'}: no such file" in capsys.readouterr().err
+    (tmp_path / "vre_style.py").write_text("def get_representations(): return {}\n")
+    assert main(["list", "--plugin", f"{tmp_path / 'vre_style.py'}:get_representations"]) == 1
+    assert f"give the file alone ({tmp_path / 'vre_style.py'})" in capsys.readouterr().err
     cfg = write_cfg(tmp_path / "cfg.yaml", {"plugins": "x.py", "representations": {"rgb": {"type": "rgb"}}})
     assert main(["run", str(video), "-c", str(cfg), "-o", str(tmp_path / "out")]) == 1
     assert "vre-fast: error: plugins: expected a list of Python files" in capsys.readouterr().err

@@ -41,6 +41,10 @@ def load_plugins(paths: Iterable[str | Path]) -> list[str]:
 
 def _load_one(path: Path) -> tuple[str, ...]:
     if not path.is_file():
+        file, _, function = str(path).rpartition(":")
+        if function and Path(file).is_file():  # VRE's -I / -J FILE.py:FUNCTION
+            raise ConfigError(f"plugin {path}: give the file alone ({file}); a vre-fast plugin registers its types "
+                              f"with @register_representation as it is imported, there is no function to call")
         raise ConfigError(f"plugin {path}: no such file" + (" (a folder)" if path.is_dir() else ""))
     if path.suffix != ".py":
         raise ConfigError(f"plugin {path}: expected a Python file (.py)")
