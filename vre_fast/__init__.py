@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "RepresentationCfg": "._cfg", "RunCfg": "._cfg",
     "load_config": "._config_loader", "parse_config": "._config_loader",
-    "list_representations": "._registry", "register_representation": "._registry",
+    "list_representations": "._registry", "register_representation": "._registry", "load_plugins": ".plugins",
     "ConfigError": ".errors", "GraphError": ".errors", "RepresentationError": ".errors", "StoreError": ".errors",
     "VideoError": ".errors", "VreError": ".errors",
     "ComputeBatch": ".representation", "Input": ".representation", "Representation": ".representation",

@@ -51,6 +51,10 @@ class RepresentationGraph:
 
 
 def build_graph(cfg: RunCfg) -> RepresentationGraph:
+    if cfg.plugins:
+        from .plugins import load_plugins
+
+        load_plugins(cfg.plugins)
     cfgs = cfg.by_name()
     classes = {name: _class_for(c) for name, c in cfgs.items()}
     inputs = {name: _bind_inputs(cfgs[name], classes[name]) for name in cfgs}

@@ -49,6 +49,7 @@ class RunCfg:
     representations: tuple[RepresentationCfg, ...]
     config_hash: str
     source: str = "<dict>"
+    plugins: tuple[str, ...] = ()  # plugin files (`plugins:`), as paths from the current directory
 
     def by_name(self) -> dict[str, RepresentationCfg]:
         return {r.name: r for r in self.representations}

@@ -16,7 +16,7 @@ from .store.npz import COMPRESS_LEVELS, DEFAULT_COMPRESS_LEVEL
 __all__ = ["load_config", "parse_config", "parse_output_formats"]
 
 _GLOBAL_KEYS = {"batch_size", "output_formats", "compress", "device", "output_size", "jpeg_quality",
-                "representations"}
+                "representations", "plugins"}
 _REPR_KEYS = {"type", "dependencies", "parameters", "batch_size", "output_formats", "compress", "device",
               "output_size", "output_dtype", "jpeg_quality"}
 
@@ -38,7 +38,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
                           f"{exc.start}); is it a YAML file?") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {_yaml_error_line(path, exc)}") from None
-    return parse_config(raw, overrides=overrides, source=str(path))
+    return parse_config(raw, overrides=overrides, source=str(path), base=path.parent)
 
 
 def _yaml_error_line(path: Path, exc: yaml.YAMLError) -> str:
@@ -67,7 +67,9 @@ class _StrictSafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def parse_config(raw: Any, overrides: Mapping[str, Any] | None = None, source: str = "<dict>") -> RunCfg:
+def parse_config(raw: Any, overrides: Mapping[str, Any] | None = None, source: str = "<dict>",
+                 base: Path | None = None) -> RunCfg:
+    """`base`: the folder that `plugins:` paths are relative to (the config file's; None: the current one)."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: the config must be a mapping with a 'representations' key")
     raw = {**raw, **{k: v for k, v in (overrides or {}).items() if v is not None}}
@@ -103,7 +105,17 @@ def parse_config(raw: Any, overrides: Mapping[str, Any] | None = None, source: s
                                   f"got {body['output_dtype']!r}")
             cfg = replace(cfg, output_dtype=body["output_dtype"])
         cfgs.append(_apply_common(cfg, body, f"{key}."))
-    return RunCfg(representations=tuple(cfgs), config_hash=stable_hash(raw), source=source)
+    return RunCfg(representations=tuple(cfgs), config_hash=stable_hash(raw), source=source,
+                  plugins=_parse_plugins(raw.get("plugins"), base))
+
+
+def _parse_plugins(value: Any, base: Path | None) -> tuple[str, ...]:
+    """`plugins: [file.py, ...]`, each relative to the config file's folder unless absolute."""
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"plugins: expected a list of Python files, got {value!r}")
+    return tuple(str(base / v) if base is not None else v for v in value)
 
 
 def parse_output_formats(value: Any, key: str) -> tuple[str, ...]:

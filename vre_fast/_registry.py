@@ -10,10 +10,19 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .representation import Representation
 
-__all__ = ["get_representation_class", "list_representations", "register_representation", "type_aliases"]
+__all__ = ["DuplicateTypeError", "get_representation_class", "list_representations", "register_representation",
+           "registered_types", "type_aliases"]
 
 _representation_classes: dict[str, type[Representation]] = {}
 T = TypeVar("T", bound="type[Representation]")
+
+
+class DuplicateTypeError(ValueError):
+    """A type name registered a second time (a plugin reusing a built-in's name, say)."""
+
+    def __init__(self, type_name: str, existing: str, new: str):
+        self.type_name, self.existing = type_name, existing
+        super().__init__(f"representation type '{type_name}' is registered twice ({existing} and {new})")
 
 
 def register_representation(type_name: str) -> Callable[[T], T]:
@@ -22,8 +31,7 @@ def register_representation(type_name: str) -> Callable[[T], T]:
 
     def decorator(cls: T) -> T:
         if type_name in _representation_classes:
-            raise ValueError(f"representation type '{type_name}' is registered twice "
-                             f"({_representation_classes[type_name].__module__} and {cls.__module__})")
+            raise DuplicateTypeError(type_name, _representation_classes[type_name].__module__, cls.__module__)
         _representation_classes[type_name] = cls
         return cls
 
@@ -36,8 +44,9 @@ def get_representation_class(type_name: str) -> type[Representation]:
     try:
         return _representation_classes[type_name]
     except KeyError:
-        raise ConfigError(f"unknown representation type '{type_name}'; known types: "
-                          f"{', '.join(sorted(_representation_classes))}") from None
+        raise ConfigError(f"unknown representation type '{type_name}' (a plugin's type needs --plugin FILE.py or "
+                          f"`plugins:` in the config); known types: {', '.join(sorted(_representation_classes))}"
+                          ) from None
 
 
 def type_aliases(type_name: str) -> tuple[str, ...]:
@@ -54,3 +63,9 @@ def list_representations() -> list[str]:
     from . import representations  # noqa: F401
 
     return sorted(_representation_classes)
+
+
+def registered_types() -> dict[str, type[Representation]]:
+    """The registry itself (name -> class), for the plugin loader: it undoes a plugin's registrations when the
+    plugin fails half-way, so a broken file leaves nothing behind."""
+    return _representation_classes

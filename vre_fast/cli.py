@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__
-from .frame_range import parse_frames
+from .frame_range import parse_frame_list, parse_frames
 
 __all__ = ["main"]
 
@@ -21,12 +21,28 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vre-fast", description=__doc__)
     parser.add_argument("--version", action="version", version=f"vre-fast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    plugins = argparse.ArgumentParser(add_help=False)
+    plugins.add_argument("--plugin", action="append", type=_path, default=[], metavar="FILE.py",
+                         help="a Python file whose @register_representation types join the built-in ones "
+                              "(repeatable; VRE's -I / -J)")
 
-    p = sub.add_parser("run", help="compute a representation graph over a video into an output directory")
-    p.add_argument("video", type=_path)
+    p = sub.add_parser("run", parents=[plugins],
+                       help="compute a representation graph over a video into an output directory")
+    p.add_argument("video", type=_path, help="a video file, or a folder of png/jpg pictures or npy/npz arrays")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     p.add_argument("--output", "-o", type=_path, required=True, help="output directory (created, resumable)")
-    p.add_argument("--frames", type=_frames_arg, default=(None, None), help="A..B (B excluded), A.., ..B or N")
+    p.add_argument("--frames", nargs="+", action=_FramesAction, default=(None, None), metavar="FRAMES",
+                   help="A..B (B excluded), A.., ..B or N; or a list: 5 8 22 (items N or A..B)")
+    p.set_defaults(frame_list=None)
+    p.add_argument("--representations", nargs="+", metavar="NAME",
+                   help="store only these (comma or space separated); their dependencies are computed as needed "
+                        "(or read back where stored) but not stored")
+    p.add_argument("--exists", choices=["skip", "overwrite", "raise"], default="skip",
+                   help="frames the output already holds: skip (default: compute only the missing ones), overwrite "
+                        "(delete the representations' frames first), raise (refuse if any is there)")
+    p.add_argument("--collage", action="store_true",
+                   help="at the end, draw every representation side by side into OUT/collage.mp4")
+    p.add_argument("--fps", type=_positive_float, help="frame rate of a folder of frames (default 1, as VRE's)")
     p.add_argument("--batch-size", type=int, help="default batch size (a representation's own wins)")
     p.add_argument("--output-formats", help="default formats, comma separated: npz,png,jpg")
     p.add_argument("--compress", nargs="?", type=int, const=True, default=None, choices=range(1, 10),
@@ -45,17 +61,20 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("metadata", help="metadata tools")
     msub = p.add_subparsers(dest="metadata_command", required=True)
-    r = msub.add_parser("rebuild", help="regenerate every representation's metadata from the files on disk")
+    r = msub.add_parser("rebuild", parents=[plugins],
+                        help="regenerate every representation's metadata from the files on disk")
     r.add_argument("output", type=_path)
     r.add_argument("--config", "-c", type=_path, help="config, for representations whose metadata is gone")
     r.add_argument("--relabel", action="store_true",
                    help="record the config's definition even where the metadata names another one (only if the "
                         "files really were computed with the config's)")
 
-    p = sub.add_parser("stream", help="run the graph live: frames in from a source, results out to a sink")
+    p = sub.add_parser("stream", parents=[plugins],
+                       help="run the graph live: frames in from a source, results out to a sink")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     p.add_argument("--source", required=True,
-                   help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file")
+                   help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file | "
+                        "a folder of frames (paced at --fps with --pace)")
     p.add_argument("--sink", default="stdout",
                    help="stdout | stdout:vre | vre-tcp://HOST:PORT[?format=raw] | an FFmpeg URL | a video file | "
                         "out.rrd | rerun://HOST:PORT (Rerun) | window | null")
@@ -66,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                         "newest frame from any client wins); all: make the source wait (back-pressure reaches "
                         "each vre-tcp client through TCP)")
     p.add_argument("--pace", action="store_true", help="read a video file at its native frame rate")
-    p.add_argument("--fps", type=_positive_float, default=30.0, help="frame rate written into encoded sinks")
+    p.add_argument("--fps", type=_positive_float, default=30.0,
+                   help="frame rate written into encoded sinks (and of a folder of frames as the source)")
     p.add_argument("--max-clients", type=int, default=8, metavar="N",
                    help="vre-tcp source: clients served at once; one more is refused with a message (default 8)")
     p.add_argument("--sessions", type=int, metavar="N",
@@ -82,12 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-json", type=Path, help="write the latency summary here on exit")
     p.add_argument("--quiet", action="store_true", help="no log lines on stderr")
 
-    p = sub.add_parser("export-engines", help="export every learned representation to ONNX (and TensorRT)")
+    p = sub.add_parser("export-engines", parents=[plugins],
+                       help="export every learned representation to ONNX (and TensorRT)")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     p.add_argument("--size", type=_parse_size, default=(540, 960),
                    help="WxH of the frames the engines will see (default 960x540)")
 
-    p = sub.add_parser("collage", help="every representation of an output directory side by side")
+    p = sub.add_parser("collage", parents=[plugins],
+                       help="every representation of an output directory side by side")
     p.add_argument("output", type=_path, help="a `vre-fast run` output directory")
     p.add_argument("-o", "--target", type=_path, required=True, help="a video (.mp4, .mkv) or a folder for png")
     p.add_argument("--fps", type=_positive_float, default=10.0)
@@ -95,20 +117,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first unreadable stored file (default) or leave that frame out")
 
-    p = sub.add_parser("view", help="every representation of an output directory as a Rerun recording (.rrd), "
-                                    "or sent to a running Rerun viewer")
+    p = sub.add_parser("view", parents=[plugins],
+                       help="every representation of an output directory as a Rerun recording (.rrd), or sent to a "
+                            "running Rerun viewer")
     p.add_argument("output", type=_path, help="a `vre-fast run` output directory")
     p.add_argument("-o", "--target", required=True,
                    help="out.rrd (open it with `rerun out.rrd`), or rerun://HOST:PORT: a running viewer (`rerun`)")
-    p.add_argument("--frames", type=_frames_arg, default=(None, None), help="A..B (B excluded), A.., ..B or N")
+    p.add_argument("--frames", nargs=1, action=_FramesAction, default=(None, None), metavar="FRAMES",
+                   help="A..B (B excluded), A.., ..B or N")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first unreadable stored file (default) or leave it out")
 
-    p = sub.add_parser("info", help="what an output directory holds: frames, formats, sizes, runs, per representation")
+    p = sub.add_parser("info", parents=[plugins],
+                       help="what an output directory holds: frames, formats, sizes, runs, per representation")
     p.add_argument("output", type=_path, help="a `vre-fast run` output directory (or one made by VRE 1.18.6)")
     p.add_argument("--json", action="store_true", help="print it as JSON, for scripts")
 
-    p = sub.add_parser("export-shards", help="write an output directory as WebDataset tar shards (resumable)")
+    p = sub.add_parser("export-shards", parents=[plugins],
+                       help="write an output directory as WebDataset tar shards (resumable)")
     p.add_argument("output", type=_path, help="a `vre-fast run` output directory (or one made by VRE 1.18.6)")
     p.add_argument("-o", "--target", type=_path, required=True, help="the folder of shards (created)")
     p.add_argument("--maxcount", type=_positive_int, default=1000, help="samples (frames) per shard at most")
@@ -116,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
                                                                            "at least one sample)")
     p.add_argument("--representations", help="comma separated names to export (default: all)")
 
-    sub.add_parser("list", help="list the representation types")
+    sub.add_parser("list", parents=[plugins], help="list the representation types (with those of --plugin files)")
     return parser
 
 
@@ -133,6 +159,10 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     from .errors import VreError
 
     try:
+        if getattr(args, "plugin", None):
+            from .plugins import load_plugins
+
+            load_plugins(args.plugin)
         if args.command == "run":
             return _run(args, argv)
         if args.command == "metadata":
@@ -195,12 +225,44 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.output_formats is not None:
         overrides["output_formats"] = list(parse_output_formats(args.output_formats, "--output-formats"))
     cfg = load_config(args.config, overrides=overrides)
-    options = RunOptions(frames=args.frames, on_error=args.on_error, write_workers=args.write_workers,
+    chosen = tuple(n for item in args.representations for n in item.split(",") if n) if args.representations else None
+    options = RunOptions(frames=args.frames, frame_list=args.frame_list, representations=chosen,
+                         exists=args.exists, fps=args.fps, on_error=args.on_error, write_workers=args.write_workers,
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
                          durability=args.durability,
                          argv=("vre-fast", *argv))
-    print(run(args.video, cfg, args.output, options).report(), file=sys.stderr)
+    result = run(args.video, cfg, args.output, options)
+    print(result.report(), file=sys.stderr)
+    if args.collage:
+        _collage_after_run(args.output, result.source.fps)
     return 0
+
+
+def _collage_after_run(out_dir: Path, fps: str) -> None:
+    """`run --collage` (VRE's habit): every representation of OUT side by side, at the source's frame rate."""
+    from fractions import Fraction
+
+    from .collage import make_collage
+
+    target = out_dir / "collage.mp4"
+    count = make_collage(out_dir, target, float(Fraction(fps)))
+    print(f"collage: {count} frames written to {target}", file=sys.stderr)
+
+
+class _FramesAction(argparse.Action):
+    """`--frames A..B` (one range) sets `frames`; `--frames 5 8 22` (VRE's list form) sets `frame_list`; given
+    twice, the last one wins."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        assert isinstance(values, list)
+        try:
+            if len(values) == 1:
+                namespace.frames, namespace.frame_list = parse_frames(values[0]), None
+            else:
+                namespace.frames, namespace.frame_list = (None, None), parse_frame_list(values)
+        except ValueError as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
 
 
 def _describe_os_error(exc: OSError) -> str:
@@ -211,13 +273,6 @@ def _describe_os_error(exc: OSError) -> str:
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"{where}{what}; the output must be writable (reading a dataset needs no write access)"
     return f"{where}{what}"
-
-
-def _frames_arg(text: str) -> tuple[int | None, int | None]:
-    try:
-        return parse_frames(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _path(text: str) -> Path:
@@ -288,7 +343,7 @@ def _stream(args: argparse.Namespace) -> int:
             graph.warm_up()
             source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients,
                                  sessions=args.sessions, read_timeout=args.read_timeout,
-                                 idle_timeout=args.idle_timeout)
+                                 idle_timeout=args.idle_timeout, fps=args.fps)
             try:
                 sink = open_sink(args.sink, graph, args.fps)
             except BaseException:

@@ -3,7 +3,7 @@ argument parser uses it)."""
 
 from __future__ import annotations
 
-__all__ = ["parse_frames"]
+__all__ = ["describe_frames", "parse_frame_list", "parse_frames"]
 
 
 def parse_frames(text: str) -> tuple[int | None, int | None]:
@@ -19,3 +19,24 @@ def parse_frames(text: str) -> tuple[int | None, int | None]:
     if (start is not None and start < 0) or (start is not None and stop is not None and stop <= start):
         raise ValueError(f"--frames {text!r} is an empty or negative range")
     return start, stop
+
+
+def parse_frame_list(tokens: list[str]) -> tuple[int, ...]:
+    """`--frames 5 8 22` (VRE's list form); each item a frame N or a closed range A..B (B excluded). The frames
+    ascending, each once."""
+    frames: set[int] = set()
+    for token in tokens:
+        start, stop = parse_frames(token)
+        if start is None or stop is None:
+            raise ValueError(f"--frames {' '.join(tokens)}: an open range ({token!r}) must be the only item; in a "
+                             f"list give frames N or closed ranges A..B")
+        frames.update(range(start, stop))
+    return tuple(sorted(frames))
+
+
+def describe_frames(frames: tuple[int, ...] | list[int], most: int = 8) -> str:
+    """A frame list as a person reads it: '5 8 22', or '0 1 2 ... 998 999 (1000 frames)' when long."""
+    if len(frames) <= most:
+        return " ".join(map(str, frames))
+    return (f"{' '.join(map(str, frames[:most // 2]))} ... {' '.join(map(str, frames[-(most // 2):]))} "
+            f"({len(frames)} frames)")

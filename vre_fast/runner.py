@@ -11,19 +11,20 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ._builder import build_graph
+from ._builder import RepresentationGraph, build_graph
 from ._cfg import RunCfg
 from .backends import require_cuda
-from .errors import StoreError, VideoError
+from .errors import ConfigError, StoreError, VideoError
 from .execution import BatchExecutor, NodeBinding, Plan, StageStats, make_plan
-from .frame_range import parse_frames
-from .sources import VideoSource
+from .frame_range import describe_frames, parse_frames
+from .sources import FramesSource, open_frames
 from .store import (
     DatasetSources,
     FrameFiles,
     RepresentationMetadata,
     RunRecord,
     SourceIdentity,
+    clear_representation,
     close_abandoned_runs,
     held_while_running,
     sweep_temporaries,
@@ -40,6 +41,11 @@ class RunOptions:
     """How `run` works (not what it computes: that is the config)."""
 
     frames: tuple[int | None, int | None] = (None, None)  # [start, stop); None: the video's ends
+    frame_list: tuple[int, ...] | None = None  # explicit frames (`--frames 5 8 22`), instead of `frames`
+    representations: tuple[str, ...] | None = None  # the ones to store (their dependencies are computed as needed,
+    # or read back where stored, and not written); None: every stored one of the config
+    exists: Literal["skip", "overwrite", "raise"] = "skip"  # what to do with frames the output already holds
+    fps: float | None = None  # the frame rate of a folder of frames (None: 1, VRE's default); a video has its own
     on_error: Literal["stop", "skip"] = "stop"
     write_workers: int = 2
     prefetch_chunks: int = 2
@@ -56,6 +62,12 @@ class RunOptions:
             raise ValueError(f"on_error must be 'stop' or 'skip', got {self.on_error!r}")
         if self.durability not in ("kill", "power"):
             raise ValueError(f"durability must be 'kill' or 'power', got {self.durability!r}")
+        if self.exists not in ("skip", "overwrite", "raise"):
+            raise ValueError(f"exists must be 'skip', 'overwrite' or 'raise', got {self.exists!r}")
+        if self.frame_list is not None and (self.frames != (None, None) or not self.frame_list
+                                            or min(self.frame_list) < 0):
+            raise ValueError(f"frame_list must be a non-empty list of frames >= 0, given without frames; got "
+                             f"{self.frame_list!r} and {self.frames!r}")
         if self.write_workers < 1 or self.prefetch_chunks < 1:
             raise ValueError(f"write_workers and prefetch_chunks must be >= 1, got {self.write_workers} and "
                              f"{self.prefetch_chunks}")
@@ -70,8 +82,10 @@ class RunResult:
     computed_frames: int
     record: RunRecord | None
     bindings: list[NodeBinding] = field(default_factory=list)
-    frames: tuple[int, int] = (0, 0)  # the [start, stop) requested
+    frames: tuple[int, int] = (0, 0)  # the [start, stop) requested (the span of `frame_list` when one was given)
     out_dir: Path = Path()
+    frame_list: tuple[int, ...] | None = None  # the frames requested, when a list was
+    source: SourceIdentity | None = None  # what the frames were read from
     stages: StageStats | None = None  # which stage bounded the run; None when nothing was computed
     already_done: dict[str, int] = field(default_factory=dict)  # node -> requested frames already on disk
 
@@ -84,17 +98,21 @@ class RunResult:
         """The lines `vre-fast run` prints on stderr: the stage line and the summary table, or why nothing ran."""
         if self.nothing_to_compute:
             stored = sum(b.metadata is not None for b in self.bindings)
-            start, stop = self.frames
-            return (f"Nothing to compute: frames {start}..{stop} of all {stored} stored representations are "
+            frames = describe_frames(self.frame_list) if self.frame_list is not None else "{}..{}".format(*self.frames)
+            return (f"Nothing to compute: frames {frames} of all {stored} stored representations are "
                     f"already in {self.out_dir}.")
         return f"{_stage_line(self.stages)}\n{_summary_table(self.bindings, self.already_done)}"
 
 
 def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions()) -> RunResult:
     """Everything up to the decision to compute only reads the output directory, so a finished (or
-    read-only) dataset is checked without write access; writing starts once there is work. Prints nothing:
-    the returned RunResult carries what a caller may want to show (`report()`)."""
+    read-only) dataset is checked without write access; writing starts once there is work (or, with
+    `exists="overwrite"`, once the chosen representations' old frames are to be deleted). `video`: a video
+    file or a folder of frames. Prints nothing: the returned RunResult carries what a caller may want to show
+    (`report()`)."""
     graph = build_graph(cfg)  # every config error surfaces before the video is opened
+    chosen = _chosen(graph, options.representations)
+    graph = _with_dependencies(graph, chosen)
     out_dir = Path(out_dir)
     for folder in (out_dir, *out_dir.parents):  # the nearest existing one must be a directory
         if folder.exists():
@@ -102,33 +120,34 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                 raise StoreError(f"-o {out_dir}: {'it' if folder == out_dir else folder} is a file; the output must "
                                  f"be a directory (created if missing)")
             break
-    with VideoSource(video) as source:
-        start, stop = options.frames
-        start, stop = start or 0, source.num_frames if stop is None else stop
-        if stop > source.num_frames or start >= stop:
-            raise VideoError(f"{source.path}: --frames {start}..{stop} is " +
-                             ("empty" if start >= stop else "past the end of the video") +
-                             f" (the video has {source.num_frames} frames: 0..{source.num_frames})")
-        requested = list(range(start, stop))
+    with open_frames(video, options.fps) as source:
+        requested = _requested(source, options)
+        start, stop = requested[0], requested[-1] + 1
         identity = _identify(source)
         sources = DatasetSources(out_dir)
         sources.check(identity, options.allow_other_source)
+        dependencies_done = _dependencies_done(graph, chosen, out_dir)
+        if options.exists == "overwrite":
+            _overwrite(out_dir, graph, chosen)
         bindings = [NodeBinding(node=node, output_size=node.cfg.output_size or (source.height, source.width),
                                 files=FrameFiles(out_dir / node.name, durable=options.durability == "power"),
                                 metadata=RepresentationMetadata(out_dir / node.name, node.name,
                                                                 node.representation.definition())
-                                if node.stored else None)
+                                if node.name in chosen else None)
                     for node in graph.nodes]
         stored = [b for b in bindings if b.metadata is not None]
         for b in stored:
             b.metadata.peek()
+        if options.exists == "raise":
+            _refuse_existing(stored)
         run_id = new_run_id()
         if out_dir.is_dir():
             sweep_temporaries(out_dir)
             close_abandoned_runs(out_dir, found_by=run_id)
-        plan = make_plan(graph, requested, _done(stored))
+        plan = make_plan(graph, requested, {**dependencies_done, **_done(stored)}, outputs=chosen)
+        frame_list = tuple(requested) if options.frame_list is not None else None
         if not plan.frames:
-            return _nothing_to_compute(start, stop, out_dir, bindings)
+            return _nothing_to_compute(start, stop, out_dir, bindings, frame_list, identity)
         require_cuda([b.name for b in bindings if plan.compute[b.name] and b.node.cfg.device != "cpu"])
         sources.record(identity, options.allow_other_source)
         opened: list[RepresentationMetadata] = []
@@ -137,23 +156,104 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                 b.metadata.open(run_id)
                 opened.append(b.metadata)
                 b.files.make_dirs(b.node.cfg.output_formats)
-            plan = make_plan(graph, requested, _done(stored))  # concurrent runs may have finished frames meanwhile
+            # concurrent runs may have finished frames meanwhile
+            plan = make_plan(graph, requested, {**dependencies_done, **_done(stored)}, outputs=chosen)
             if not plan.frames:
-                return _nothing_to_compute(start, stop, out_dir, bindings)
+                return _nothing_to_compute(start, stop, out_dir, bindings, frame_list, identity)
             record = RunRecord(run_id=run_id, argv=list(options.argv), video=str(source.path),
                                config_hash=cfg.config_hash, config=cfg.source, frames_requested=[start, stop],
-                               source=asdict(identity))
+                               frame_list=None if frame_list is None else list(frame_list), source=asdict(identity))
             with held_while_running(record, out_dir):
                 record.save(out_dir)
                 stages = _execute(bindings, plan, source, options, record, out_dir)
         finally:
             _close_all(opened)
     return RunResult(run_id=run_id, computed_frames=len(plan.frames), record=record, bindings=bindings,
-                     frames=(start, stop), out_dir=out_dir, stages=stages, already_done=plan.already_done)
+                     frames=(start, stop), out_dir=out_dir, stages=stages, already_done=plan.already_done,
+                     frame_list=frame_list, source=identity)
 
 
-def _identify(source: VideoSource) -> SourceIdentity:
-    return SourceIdentity(path=str(source.path.resolve()), size_bytes=source.path.stat().st_size,
+def _chosen(graph: RepresentationGraph, names: tuple[str, ...] | None) -> set[str]:
+    """The representations a run stores: `names` (`--representations`), each checked, or every stored one."""
+    stored = [n.name for n in graph.nodes if n.stored]
+    if names is None:
+        return set(stored)
+    known = [n.name for n in graph.nodes]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"--representations: no {', '.join(map(repr, unknown))} in the config; it defines "
+                          f"{', '.join(known)}")
+    unstored = [n for n in names if n not in stored]
+    if unstored:
+        raise ConfigError(f"--representations: '{unstored[0]}' stores nothing (output_formats: []); list "
+                          f"representations that are stored: {', '.join(stored)}")
+    return set(names)
+
+
+def _with_dependencies(graph: RepresentationGraph, chosen: set[str]) -> RepresentationGraph:
+    """The chosen nodes and everything they depend on, in graph order; the other nodes are not part of the run."""
+    keep, todo = set(), list(chosen)
+    while todo:
+        name = todo.pop()
+        if name not in keep:
+            keep.add(name)
+            todo += graph[name].inputs.values()
+    return RepresentationGraph(nodes=tuple(n for n in graph.nodes if n.name in keep))
+
+
+def _dependencies_done(graph: RepresentationGraph, chosen: set[str], out_dir: Path) -> dict[str, set[int]]:
+    """Frames that stored dependencies outside `chosen` already hold: they are read back, not recomputed (and
+    their definition is checked as a chosen node's is); this run writes nothing of theirs."""
+    done = {}
+    for node in graph.nodes:
+        if node.stored and node.name not in chosen:
+            metadata = RepresentationMetadata(out_dir / node.name, node.name, node.representation.definition())
+            metadata.peek()
+            done[node.name] = metadata.done(node.cfg.output_formats)
+    return done
+
+
+def _requested(source: FramesSource, options: RunOptions) -> list[int]:
+    """The frames asked for (`frames` or `frame_list`), ascending, checked against the source's length."""
+    n = source.num_frames
+    if options.frame_list is not None:
+        past = sorted(f for f in options.frame_list if f >= n)
+        if past:
+            raise VideoError(f"{source.path}: --frames {past[0]} is past the end (it has {n} frames: 0..{n - 1})")
+        return sorted(set(options.frame_list))
+    start, stop = options.frames
+    start, stop = start or 0, n if stop is None else stop
+    if stop > n or start >= stop:
+        raise VideoError(f"{source.path}: --frames {start}..{stop} is " +
+                         ("empty" if start >= stop else "past the end of the video") +
+                         f" (the video has {n} frames: 0..{n})")
+    return list(range(start, stop))
+
+
+def _overwrite(out_dir: Path, graph: RepresentationGraph, chosen: set[str]) -> None:
+    """`--exists overwrite`: the chosen representations' frames are deleted before the run (only theirs), once
+    everything that could refuse the run has been checked (the config, the video, the dependencies, the device)."""
+    require_cuda([n.name for n in graph.nodes if n.name in chosen and n.cfg.device != "cpu"])
+    for name in sorted(chosen):
+        removed = clear_representation(out_dir, name)
+        if removed:
+            logger.warning("--exists overwrite: deleted %s (%d files)", out_dir / name, removed)
+
+
+def _refuse_existing(stored: list[NodeBinding]) -> None:
+    """`--exists raise`: a chosen representation that already holds frames (recorded, failed or files) stops
+    the run before anything is written."""
+    for b in stored:
+        frames = set(b.metadata.frames) | set(b.metadata.failed)
+        for fmt in b.node.cfg.output_formats:
+            frames |= set(b.files.frames_on_disk(fmt))
+        if frames:
+            raise StoreError(f"--exists raise: {b.files.directory} already holds {len(frames)} frames; --exists skip "
+                             f"(the default) computes only the missing ones, --exists overwrite deletes them first")
+
+
+def _identify(source: FramesSource) -> SourceIdentity:
+    return SourceIdentity(path=str(source.path.resolve()), size_bytes=source.size_bytes,
                           height=source.height, width=source.width, num_frames=source.num_frames,
                           fps=str(source.fps), fingerprint=source.fingerprint())
 
@@ -162,9 +262,10 @@ def _done(stored: list[NodeBinding]) -> dict[str, set[int]]:
     return {b.name: b.metadata.done(b.node.cfg.output_formats) for b in stored}
 
 
-def _nothing_to_compute(start: int, stop: int, out_dir: Path, bindings: list[NodeBinding]) -> RunResult:
+def _nothing_to_compute(start: int, stop: int, out_dir: Path, bindings: list[NodeBinding],
+                        frame_list: tuple[int, ...] | None, source: SourceIdentity) -> RunResult:
     return RunResult(run_id=None, computed_frames=0, record=None, bindings=bindings, frames=(start, stop),
-                     out_dir=out_dir)
+                     out_dir=out_dir, frame_list=frame_list, source=source)
 
 
 def _close_all(opened: list[RepresentationMetadata]) -> None:
@@ -184,7 +285,7 @@ def _close_all(opened: list[RepresentationMetadata]) -> None:
         raise errors[0]
 
 
-def _execute(bindings: list[NodeBinding], plan: Plan, source: VideoSource, options: RunOptions, record: RunRecord,
+def _execute(bindings: list[NodeBinding], plan: Plan, source: FramesSource, options: RunOptions, record: RunRecord,
              out_dir: Path) -> StageStats:
     log_handler = logging.FileHandler(out_dir / ".logs" / f"run-{record.run_id}.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))

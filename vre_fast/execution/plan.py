@@ -40,5 +40,6 @@ def make_plan(graph: RepresentationGraph, requested: list[int], done: dict[str, 
         load[node.name] = frozenset(needed & loadable)
         write[node.name] = frozenset(missing)
     frames = sorted(set().union(*compute.values()))
-    already = {n.name: len(wanted & done.get(n.name, set())) for n in graph.nodes if n.stored}
+    already = {n.name: len(wanted & done.get(n.name, set())) for n in graph.nodes
+               if (n.name in outputs if outputs is not None else n.stored)}
     return Plan(frames=frames, compute=compute, load=load, write=write, already_done=already)

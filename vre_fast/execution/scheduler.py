@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .._cfg import IMAGE_FORMATS
 from ..errors import RepresentationError, StoreError
 from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
-from ..sources import VideoSource
+from ..sources import FramesSource
 from .admission import Admission
 from .binding import NodeBinding
 from .devices import HOST, can_pin_memory
@@ -60,7 +60,7 @@ class StageStats:
 
 
 class BatchExecutor:
-    def __init__(self, bindings: list[NodeBinding], plan: Plan, source: VideoSource, on_error: str = "stop",
+    def __init__(self, bindings: list[NodeBinding], plan: Plan, source: FramesSource, on_error: str = "stop",
                  write_workers: int = 2, prefetch: int = 2, on_chunk: Callable[[int], None] | None = None,
                  kernel_threads: int | None = None):
         self.bindings, self.plan, self.source = bindings, plan, source
@@ -82,7 +82,8 @@ class BatchExecutor:
         computing = [b for b in self.bindings if self.plan.compute[b.name] and binding.name in b.node.inputs.values()]
         device = placement(binding.node).name
         use = OutputUse(stored=bool(self.plan.write[binding.name]),
-                        drawn=any(f in IMAGE_FORMATS for f in binding.cfg.output_formats),
+                        drawn=bool(self.plan.write[binding.name])
+                        and any(f in IMAGE_FORMATS for f in binding.cfg.output_formats),
                         dependants_on_its_device=any(placement(b.node).name == device for b in computing),
                         dependants_elsewhere=any(placement(b.node).name != device for b in computing))
         return NodeExecution(binding.node, binding.output_size, use)
@@ -211,7 +212,7 @@ class BatchExecutor:
         """The video's first frames for `prepare`, decoded once by a second reader (the decode thread owns
         the first)."""
         if self._sample_batch is None:
-            with VideoSource(self.source.path) as source:
+            with self.source.reopen() as source:
                 self._sample_batch = sample_batch(source.head(SAMPLE_FRAMES + 1))
         return self._sample_batch
 

@@ -7,7 +7,6 @@ decode, whatever the keyframe layout. Constant-frame-rate videos are assumed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +15,7 @@ import av
 import numpy as np
 
 from ..errors import VideoError
+from .fingerprint import pixel_fingerprint
 
 __all__ = ["VideoSource", "frame_count"]
 
@@ -88,19 +88,16 @@ class VideoSource:
         return np.stack([frame for _, frame in self.read(range(min(count, self.num_frames)))])
 
     def fingerprint(self) -> str:
-        """sha256 of the decoded pixels of a few frames spread over the video (the first three, then at a
-        quarter, half and three quarters): tells two videos apart whatever their container, path or name,
-        also when they open alike (a black leader, a fade). A frame that cannot be decoded (a truncated
-        file) ends the sample, so the same file always gives the same fingerprint."""
-        n = self.num_frames
-        digest = hashlib.sha256(f"{self.width}x{self.height}".encode())
-        try:
-            for index, frame in self.read(sorted({*range(min(3, n)), n // 4, n // 2, 3 * n // 4} & set(range(n)))):
-                digest.update(index.to_bytes(8, "little"))
-                digest.update(frame.tobytes())
-        except VideoError:
-            pass
-        return digest.hexdigest()
+        """See `pixel_fingerprint`: the decoded pixels of a few frames spread over the video."""
+        return pixel_fingerprint(self.read, self.num_frames, self.height, self.width)
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def reopen(self) -> VideoSource:
+        """A second, independent reader of the same video (the decode thread owns this one)."""
+        return VideoSource(self.path)
 
     def _index_of(self, frame: av.VideoFrame) -> int:
         if frame.pts is None:

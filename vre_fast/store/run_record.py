@@ -33,7 +33,8 @@ class RunRecord:
     video: str
     config_hash: str
     config: str
-    frames_requested: list[int]  # [start, stop)
+    frames_requested: list[int]  # [start, stop) (the span of frame_list when one was given)
+    frame_list: list[int] | None = None  # the frames requested, when a list was (`--frames 5 8 22`)
     source: dict[str, Any] = field(default_factory=dict)  # the video's SourceIdentity
     host: str = field(default_factory=socket.gethostname)
     started: float = field(default_factory=time.time)

@@ -5,6 +5,7 @@
     udp://, rtp://, rtsp://, srt://, tcp://, http://, ...   any FFmpeg URL, decoded by PyAV
     v4l2:/dev/video0           a camera through FFmpeg's v4l2 input
     PATH                       a video file (with pace=True, at its native frame rate)
+    FOLDER                     a folder of frames (png, jpg, npy, npz; natural order), with pace=True at `fps`
 
 The TCP server serves several clients at once (up to max_clients), each from its own reader thread with
 read and idle deadlines, so a stalled client never holds up the others. All clients feed one stream:
@@ -32,6 +33,7 @@ import cv2
 import numpy as np
 
 from ..errors import VideoError, VreError
+from ..sources.images import ImageFolderSource
 from ..sources.video import frame_count
 from .protocol import (
     POLL_SECONDS,
@@ -68,11 +70,12 @@ DEFAULT_LIMITS = Limits()
 
 def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = False,
                 limits: Limits = DEFAULT_LIMITS, max_clients: int = 8, sessions: int | None = None,
-                read_timeout: float = 10.0, idle_timeout: float = 60.0) -> FrameSource:
+                read_timeout: float = 10.0, idle_timeout: float = 60.0, fps: float = 30.0) -> FrameSource:
     """`size` is (height, width): required for stdin, enforced on TCP frames, a resize for decoded video.
 
     The rest is for vre-tcp:// (TcpServerSource): clients served at once, client sessions in total before the
-    stream ends (None: until close()), and the per-frame read and per-connection idle deadlines in seconds.
+    stream ends (None: until close()), and the per-frame read and per-connection idle deadlines in seconds; `fps`
+    paces a folder of frames.
     """
     if spec == "stdin":
         if size is None:
@@ -86,9 +89,11 @@ def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = Fal
         return PyAVSource(spec[len("v4l2:"):], size, pace=False, fmt="v4l2")
     if "://" in spec:
         return PyAVSource(spec, size, pace=False)
+    if Path(spec).is_dir():
+        return FolderSource(ImageFolderSource(spec, fps), size, pace)
     if not Path(spec).is_file():
         raise VideoError(f"--source {spec}: no such file (sources: stdin, vre-tcp://HOST:PORT, an FFmpeg URL, "
-                         f"v4l2:/dev/videoN or a video file)")
+                         f"v4l2:/dev/videoN, a video file or a folder of frames)")
     return PyAVSource(spec, size, pace=pace)
 
 
@@ -339,6 +344,30 @@ class PyAVSource:
         expected = self._expected[0] if self._expected is not None else 0
         header = f", its header says {expected}" if expected > decoded else ""
         return f"{self._target}: ended after {decoded} frames{header} (truncated file?)"
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class FolderSource:
+    """A folder of frames (`ImageFolderSource`) in natural order; with `pace`, at the folder's frame rate."""
+
+    def __init__(self, folder: ImageFolderSource, size: tuple[int, int] | None, pace: bool):
+        self._folder, self._size, self._pace = folder, size, pace
+        self._closed = False
+
+    def frames(self) -> Iterator[SourceFrame]:
+        start = time.perf_counter()
+        for index, image in self._folder.read(range(self._folder.num_frames)):
+            if self._closed:
+                return
+            if self._pace:
+                delay = index / self._folder.fps - (time.perf_counter() - start)
+                if delay > 0:
+                    time.sleep(delay)
+            if self._size is not None and image.shape[:2] != self._size:
+                image = cv2.resize(image, (self._size[1], self._size[0]), interpolation=cv2.INTER_AREA)
+            yield SourceFrame(index, image, time.perf_counter())
 
     def close(self) -> None:
         self._closed = True
