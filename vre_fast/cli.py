@@ -23,10 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="compute a representation graph over a video into an output directory")
-    p.add_argument("video", type=_path)
+    p.add_argument("video", type=_path, help="a video file, or a ROS bag (.bag, .mcap, .db3, a rosbag2 directory)")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     p.add_argument("--output", "-o", type=_path, required=True, help="output directory (created, resumable)")
     p.add_argument("--frames", type=_frames_arg, default=(None, None), help="A..B (B excluded), A.., ..B or N")
+    p.add_argument("--topic", help="ROS bag input: the image topic (default: the bag's only one)")
     p.add_argument("--batch-size", type=int, help="default batch size (a representation's own wins)")
     p.add_argument("--output-formats", help="default formats, comma separated: npz,png,jpg")
     p.add_argument("--compress", nargs="?", type=int, const=True, default=None, choices=range(1, 10),
@@ -55,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stream", help="run the graph live: frames in from a source, results out to a sink")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     p.add_argument("--source", required=True,
-                   help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file")
+                   help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file | "
+                        "a ROS bag (.bag, .mcap, .db3, a rosbag2 directory; with --topic)")
+    p.add_argument("--topic", help="ROS bag source: the image topic (default: the bag's only one)")
     p.add_argument("--sink", default="stdout",
                    help="stdout | stdout:vre | vre-tcp://HOST:PORT[?format=raw] | an FFmpeg URL | a video file | "
                         "window | null")
@@ -65,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="latest: drop frames that arrive while busy (default; with several vre-tcp clients the "
                         "newest frame from any client wins); all: make the source wait (back-pressure reaches "
                         "each vre-tcp client through TCP)")
-    p.add_argument("--pace", action="store_true", help="read a video file at its native frame rate")
+    p.add_argument("--pace", action="store_true",
+                   help="read a video file at its native frame rate, a ROS bag at its messages' log times")
     p.add_argument("--fps", type=_positive_float, default=30.0, help="frame rate written into encoded sinks")
     p.add_argument("--max-clients", type=int, default=8, metavar="N",
                    help="vre-tcp source: clients served at once; one more is refused with a message (default 8)")
@@ -182,7 +186,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     cfg = load_config(args.config, overrides=overrides)
     options = RunOptions(frames=args.frames, on_error=args.on_error, write_workers=args.write_workers,
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
-                         durability=args.durability,
+                         durability=args.durability, topic=args.topic,
                          argv=("vre-fast", *argv))
     print(run(args.video, cfg, args.output, options).report(), file=sys.stderr)
     return 0
@@ -273,7 +277,7 @@ def _stream(args: argparse.Namespace) -> int:
             graph.warm_up()
             source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients,
                                  sessions=args.sessions, read_timeout=args.read_timeout,
-                                 idle_timeout=args.idle_timeout)
+                                 idle_timeout=args.idle_timeout, topic=args.topic)
             try:
                 sink = open_sink(args.sink, graph, args.fps)
             except BaseException:

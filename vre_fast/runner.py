@@ -17,7 +17,7 @@ from .backends import require_cuda
 from .errors import StoreError, VideoError
 from .execution import BatchExecutor, NodeBinding, Plan, StageStats, make_plan
 from .frame_range import parse_frames
-from .sources import VideoSource
+from .sources import SeekableSource, open_input
 from .store import (
     DatasetSources,
     FrameFiles,
@@ -50,6 +50,7 @@ class RunOptions:
     # 1.45x as long, the run 1.07x at 960x540 on this project's machine)
     durability: Literal["kill", "power"] = "kill"
     kernel_threads: int | None = None  # threads of a parallel kernel; None: all cores but one (decode and writers)
+    topic: str | None = None  # a ROS bag input's image topic; None: its only one (an error for a video)
 
     def __post_init__(self) -> None:
         if self.on_error not in ("stop", "skip"):
@@ -102,13 +103,14 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                 raise StoreError(f"-o {out_dir}: {'it' if folder == out_dir else folder} is a file; the output must "
                                  f"be a directory (created if missing)")
             break
-    with VideoSource(video) as source:
+    with open_input(video, options.topic) as source:
         start, stop = options.frames
         start, stop = start or 0, source.num_frames if stop is None else stop
         if stop > source.num_frames or start >= stop:
             raise VideoError(f"{source.path}: --frames {start}..{stop} is " +
                              ("empty" if start >= stop else "past the end of the video") +
-                             f" (the video has {source.num_frames} frames: 0..{source.num_frames})")
+                             f" ({f'topic {source.topic}' if source.topic else 'the video'} has {source.num_frames} "
+                             f"frames: 0..{source.num_frames})")
         requested = list(range(start, stop))
         identity = _identify(source)
         sources = DatasetSources(out_dir)
@@ -152,10 +154,10 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                      frames=(start, stop), out_dir=out_dir, stages=stages, already_done=plan.already_done)
 
 
-def _identify(source: VideoSource) -> SourceIdentity:
-    return SourceIdentity(path=str(source.path.resolve()), size_bytes=source.path.stat().st_size,
+def _identify(source: SeekableSource) -> SourceIdentity:
+    return SourceIdentity(path=str(source.path.resolve()), size_bytes=source.size_bytes,
                           height=source.height, width=source.width, num_frames=source.num_frames,
-                          fps=str(source.fps), fingerprint=source.fingerprint())
+                          fps=str(source.fps), fingerprint=source.fingerprint(), topic=source.topic)
 
 
 def _done(stored: list[NodeBinding]) -> dict[str, set[int]]:
@@ -184,7 +186,7 @@ def _close_all(opened: list[RepresentationMetadata]) -> None:
         raise errors[0]
 
 
-def _execute(bindings: list[NodeBinding], plan: Plan, source: VideoSource, options: RunOptions, record: RunRecord,
+def _execute(bindings: list[NodeBinding], plan: Plan, source: SeekableSource, options: RunOptions, record: RunRecord,
              out_dir: Path) -> StageStats:
     log_handler = logging.FileHandler(out_dir / ".logs" / f"run-{record.run_id}.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
@@ -227,6 +229,8 @@ def _execute(bindings: list[NodeBinding], plan: Plan, source: VideoSource, optio
         record.stages = executor.stages.as_dict()
         record.frames_failed = len(set().union(*(b.stats.failed_frames for b in bindings)))
         record.frames_done = _frames_done(bindings, plan, record.run_id)
+        # a ROS bag's frames carry times: [log time, header stamp] in ns of each message this run read
+        record.frame_times = {str(f): list(t) for f, t in sorted(getattr(source, "times", {}).items())}
         try:
             record.save(out_dir)
         except OSError as exc:  # a full disk: the frames are safe in the journals; report the first error

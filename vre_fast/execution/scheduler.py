@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .._cfg import IMAGE_FORMATS
 from ..errors import RepresentationError, StoreError
 from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
-from ..sources import VideoSource
+from ..sources import SeekableSource
 from .admission import Admission
 from .binding import NodeBinding
 from .devices import HOST, can_pin_memory
@@ -60,7 +60,7 @@ class StageStats:
 
 
 class BatchExecutor:
-    def __init__(self, bindings: list[NodeBinding], plan: Plan, source: VideoSource, on_error: str = "stop",
+    def __init__(self, bindings: list[NodeBinding], plan: Plan, source: SeekableSource, on_error: str = "stop",
                  write_workers: int = 2, prefetch: int = 2, on_chunk: Callable[[int], None] | None = None,
                  kernel_threads: int | None = None):
         self.bindings, self.plan, self.source = bindings, plan, source
@@ -211,7 +211,7 @@ class BatchExecutor:
         """The video's first frames for `prepare`, decoded once by a second reader (the decode thread owns
         the first)."""
         if self._sample_batch is None:
-            with VideoSource(self.source.path) as source:
+            with self.source.reopen() as source:
                 self._sample_batch = sample_batch(source.head(SAMPLE_FRAMES + 1))
         return self._sample_batch
 

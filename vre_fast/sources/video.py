@@ -39,6 +39,8 @@ def frame_count(container: av.container.InputContainer, stream: av.video.stream.
 
 
 class VideoSource:
+    topic: str | None = None  # a video has one picture stream (a ROS bag source names its topic)
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_file():
@@ -73,6 +75,14 @@ class VideoSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def reopen(self) -> VideoSource:
+        """A second, independent reader of the same video (the decode thread owns this one)."""
+        return VideoSource(self.path)
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
 
     def read(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         """Yields (index, frame) for each index in ascending order; seeks only across large gaps."""

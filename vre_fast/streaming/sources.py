@@ -5,6 +5,8 @@
     udp://, rtp://, rtsp://, srt://, tcp://, http://, ...   any FFmpeg URL, decoded by PyAV
     v4l2:/dev/video0           a camera through FFmpeg's v4l2 input
     PATH                       a video file (with pace=True, at its native frame rate)
+    BAG                        a ROS bag's image topic (.bag, .mcap, .db3, a rosbag2 directory; pace=True: at the
+                               messages' log times); frame ids are message indices
 
 The TCP server serves several clients at once (up to max_clients), each from its own reader thread with
 read and idle deadlines, so a stalled client never holds up the others. All clients feed one stream:
@@ -32,6 +34,7 @@ import cv2
 import numpy as np
 
 from ..errors import VideoError, VreError
+from ..sources import is_rosbag
 from ..sources.video import frame_count
 from .protocol import (
     POLL_SECONDS,
@@ -68,12 +71,19 @@ DEFAULT_LIMITS = Limits()
 
 def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = False,
                 limits: Limits = DEFAULT_LIMITS, max_clients: int = 8, sessions: int | None = None,
-                read_timeout: float = 10.0, idle_timeout: float = 60.0) -> FrameSource:
-    """`size` is (height, width): required for stdin, enforced on TCP frames, a resize for decoded video.
+                read_timeout: float = 10.0, idle_timeout: float = 60.0, topic: str | None = None) -> FrameSource:
+    """`size` is (height, width): required for stdin, enforced on TCP frames, a resize for decoded video and bags.
+    `topic` is a ROS bag's image topic (None: its only one).
 
     The rest is for vre-tcp:// (TcpServerSource): clients served at once, client sessions in total before the
     stream ends (None: until close()), and the per-frame read and per-connection idle deadlines in seconds.
     """
+    bag = "://" not in spec and is_rosbag(spec)
+    if topic is not None and not bag:
+        raise VreError(f"--topic {topic} is for ROS bag sources (.bag, .mcap, .db3 or a rosbag2 directory), "
+                       f"not --source {spec}")
+    if bag:
+        return RosbagStreamSource(spec, topic, size, pace)
     if spec == "stdin":
         if size is None:
             raise VreError("--source stdin needs --size WxH: raw frames carry no header")
@@ -88,7 +98,7 @@ def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = Fal
         return PyAVSource(spec, size, pace=False)
     if not Path(spec).is_file():
         raise VideoError(f"--source {spec}: no such file (sources: stdin, vre-tcp://HOST:PORT, an FFmpeg URL, "
-                         f"v4l2:/dev/videoN or a video file)")
+                         f"v4l2:/dev/videoN, a video file or a ROS bag)")
     return PyAVSource(spec, size, pace=pace)
 
 
@@ -342,3 +352,38 @@ class PyAVSource:
 
     def close(self) -> None:
         self._closed = True
+
+
+class RosbagStreamSource:
+    """A ROS bag's image topic played as a stream, message by message (sources/rosbag.py decodes it); with `pace`
+    each frame is released at its log time relative to the first, as the robot recorded it."""
+
+    def __init__(self, path: str, topic: str | None, size: tuple[int, int] | None, pace: bool):
+        from ..sources.rosbag import RosbagSource
+
+        self._bag = RosbagSource(path, topic)
+        self._size, self._pace = size, pace
+        self._stop = threading.Event()
+        self._started = False
+
+    def frames(self) -> Iterator[SourceFrame]:
+        self._started = True
+        start, first = time.perf_counter(), None
+        try:
+            for index, log_time, image in self._bag.frames():
+                if self._pace:
+                    first = log_time if first is None else first
+                    self._stop.wait((log_time - first) / 1e9 - (time.perf_counter() - start))
+                if self._stop.is_set():
+                    return
+                if self._size is not None and image.shape[:2] != self._size:
+                    image = cv2.resize(image, (self._size[1], self._size[0]), interpolation=cv2.INTER_AREA)
+                yield SourceFrame(index, np.ascontiguousarray(image), time.perf_counter())
+        finally:
+            self._bag.close()
+
+    def close(self) -> None:
+        """Ends `frames()` at its next message (or pause); a bag never iterated is closed here."""
+        self._stop.set()
+        if not self._started:
+            self._bag.close()

@@ -7,7 +7,7 @@ import queue
 import threading
 from collections.abc import Iterator
 
-from ...sources import VideoSource
+from ...sources import SeekableSource
 from ..admission import Admission
 from ..contracts import Operator, Request
 from ..ring import FrameRing, FrameSlot
@@ -18,7 +18,7 @@ __all__ = ["DecodeOperator", "DecodeStage"]
 class DecodeOperator(Operator[tuple[set[int], FrameSlot], FrameSlot]):
     name = "decode"
 
-    def __init__(self, source: VideoSource):
+    def __init__(self, source: SeekableSource):
         super().__init__()
         self.source = source
 
