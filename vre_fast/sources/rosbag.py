@@ -57,6 +57,7 @@ class RosbagSource:
         try:  # bags without embedded definitions (rosbag2 sqlite3 before Iron) decode with the standard types
             self._reader = AnyReader([self.path], default_typestore=get_typestore(Stores.LATEST))
             self._reader.open()
+            self._open = True
         except (*self._errors, OSError, ValueError, KeyError) as exc:
             raise VideoError(f"cannot open ROS bag {self.path}: {exc}") from None
         try:
@@ -78,7 +79,8 @@ class RosbagSource:
             raise
 
     def close(self) -> None:
-        if self._reader.stack is not None:
+        if self._open:
+            self._open = False
             self._reader.close()
 
     def __enter__(self) -> RosbagSource:
@@ -159,15 +161,15 @@ class RosbagSource:
         return self._decode(target, *self._next_message(target))
 
     def _seek(self, index: int) -> None:
-        """Positions the reader just before message `index` (one already indexed, or the first)."""
+        """Positions the reader at or before message `index` (one already indexed, or the first)."""
         start = self._log_times[index] if self._log_times else None
         try:
             self._messages = self._reader.messages(self._connections, start=start)
         except self._errors as exc:
             raise VideoError(f"{self.path}: topic {self.topic}: cannot seek to message {index}: {exc}") from None
+        # the first message logged at that time comes next: `_frame` reads on through any logged at the same
+        # nanosecond before `index`
         self._position = -1 if start is None else bisect_left(self._log_times, start) - 1
-        while self._position < index - 1:  # messages logged at the same nanosecond as `index`, before it
-            self._next_message(index)
 
     def _next_message(self, target: int) -> tuple[int, bytes]:
         assert self._messages is not None
