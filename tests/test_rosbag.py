@@ -240,3 +240,41 @@ def test_stream_plays_the_bag_in_order_and_paced(tmp_path: Path, config: Path):
     assert json.loads(stats.read_text())["processed"] == 5
     with pytest.raises(VreError, match="--topic /x is for ROS bag sources"):
         open_source(str(make_video(tmp_path / "v.mp4", num_frames=2)), topic="/x")
+
+
+def test_compressed_formats_of_image_transport_and_what_is_refused():
+    from types import SimpleNamespace
+
+    from vre_fast.sources.rosbag import _compressed_to_rgb
+
+    frame = frames_of(1)[0]
+    png = cv2.imencode(".png", frame[..., ::-1])[1].reshape(-1)
+    for fmt in ("rgb8; png compressed bgr8", "png", ""):  # decoded by what the bytes are, as image_transport's are
+        assert np.array_equal(_compressed_to_rgb(SimpleNamespace(format=fmt, data=png), "w"), frame)
+    grey = cv2.imencode(".png", frame[..., 0])[1].reshape(-1)
+    assert np.array_equal(_compressed_to_rgb(SimpleNamespace(format="mono8; png compressed", data=grey), "w"),
+                          np.repeat(frame[..., :1], 3, axis=2))
+    depth = cv2.imencode(".png", np.full((4, 4), 1000, np.uint16))[1].reshape(-1)
+    with pytest.raises(VideoError, match=r"format '16UC1; png compressed' holds uint16 pixels; only 8-bit"):
+        _compressed_to_rgb(SimpleNamespace(format="16UC1; png compressed", data=depth), "w")
+    compressed_depth = np.concatenate([np.zeros(12, np.uint8), depth])  # compressed_depth_image_transport's header
+    with pytest.raises(VideoError, match=r"format '16UC1; compressedDepth png' is not supported \(supported: jpeg"):
+        _compressed_to_rgb(SimpleNamespace(format="16UC1; compressedDepth png", data=compressed_depth), "w")
+
+
+def test_a_sqlite3_bag_without_message_definitions_reads_with_the_standard_types(tmp_path: Path):
+    """rosbag2 sqlite3 bags recorded before ROS 2 Iron carry no definitions."""
+    import apsw
+
+    frames = frames_of(2)
+    bag = write_image_bag(tmp_path / "old", {TOPIC: frames}, storage="sqlite3")
+    db = apsw.Connection(str(bag / "old.db3"))
+    db.execute("DELETE FROM message_definitions")
+    db.close()
+    with open_input(bag) as source:
+        assert all(np.array_equal(f, g) for (_, f), g in zip(source.read([0, 1]), frames))
+
+
+def test_stream_resizes_a_bag_to_size(tmp_path: Path):
+    bag = write_image_bag(tmp_path / "bag.bag", {TOPIC: frames_of(2)}, storage="ros1")
+    assert [f.image.shape for f in open_source(str(bag), size=(24, 32)).frames()] == [(24, 32, 3)] * 2

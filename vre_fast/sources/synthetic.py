@@ -61,6 +61,8 @@ def write_image_bag(path: str | Path, topics: dict[str, Sequence[np.ndarray]], s
     compressed = encoding in ("jpeg", "png")
     msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
     if storage == "ros1":
+        if Path(path).suffix != ".bag":
+            raise ValueError(f"{path}: a ROS 1 bag's name ends in .bag (that is how readers tell it)")
         writer, serialize = Writer1(path), store.serialize_ros1
     else:
         plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
