@@ -123,13 +123,13 @@ def test_seeking_is_exact_by_message_index_also_among_equal_log_times(tmp_path: 
         for index in order:
             (got,) = source.read([index])
             assert got[0] == index and got[1][0, 0, 0] == index, (index, got[1][0, 0, 0])
-            assert source.times[index] == (times[index], times[index] - 1_000_000)
+            assert source.frame_times()[index] == (times[index], times[index] - 1_000_000)
         assert [f[0, 0, 0] for _, f in source.read([12, 30, 13])] == [12, 13, 30]
         with pytest.raises(VideoError, match=r"frame 40 is out of range \(topic /camera/image_raw has 40 messages"):
             list(source.read([40]))
 
 
-def test_frames_slice_and_timestamps_in_the_run_record(tmp_path: Path, config: Path, video_out: Path):
+def test_frames_slice_and_timestamps_in_the_run_record(tmp_path: Path, config: Path, video_out: Path, capsys):
     bag = write_image_bag(tmp_path / "bag", {TOPIC: frames_of()}, storage="mcap", start_ns=START, period_ns=PERIOD)
     out = tmp_path / "out"
     assert cli("run", bag / "bag.mcap", "-c", config, "-o", out, "--frames", "2..5", "--no-progress") == 0
@@ -139,13 +139,15 @@ def test_frames_slice_and_timestamps_in_the_run_record(tmp_path: Path, config: P
             assert np.array_equal(npz(out, name, i), npz(video_out, name, i)), (name, i)
     (record,) = [json.loads(p.read_text()) for p in (out / ".logs").glob("run-*.json")]
     assert record["source"]["topic"] == TOPIC and record["frames_requested"] == [2, 5]
-    for i in (2, 3, 4):  # [log time, header stamp] of each frame computed
-        assert record["frame_times"][str(i)] == [START + i * PERIOD, START + i * PERIOD - 1_000_000]
+    assert record["frame_times"] == {  # [log time, header stamp] of each frame computed
+        str(i): [START + i * PERIOD, START + i * PERIOD - 1_000_000] for i in (2, 3, 4)}
     # the same messages from the rosbag2 directory and as a ROS 1 bag are the same source: the rest resumes there
     ros1 = write_image_bag(tmp_path / "copy.bag", {TOPIC: frames_of()}, storage="ros1", start_ns=START,
                            period_ns=PERIOD)
     assert cli("run", ros1, "-c", config, "-o", out, "--frames", "0..3", "--no-progress") == 0
     assert sorted(int(p.stem) for p in (out / "rgb" / "npz").iterdir()) == [0, 1, 2, 3, 4]
+    assert cli("info", out) == 0
+    assert f"  source: {(bag / 'bag.mcap').resolve()} (64x48, 7 frames, topic {TOPIC})" in capsys.readouterr().out
     other = write_image_bag(tmp_path / "other", {TOPIC: frames_of()}, storage="mcap", start_ns=START + 1)
     assert cli("run", other, "-c", config, "-o", out, "--no-progress") == 1  # other log times: another recording
 
@@ -278,3 +280,13 @@ def test_a_sqlite3_bag_without_message_definitions_reads_with_the_standard_types
 def test_stream_resizes_a_bag_to_size(tmp_path: Path):
     bag = write_image_bag(tmp_path / "bag.bag", {TOPIC: frames_of(2)}, storage="ros1")
     assert [f.image.shape for f in open_source(str(bag), size=(24, 32)).frames()] == [(24, 32, 3)] * 2
+
+
+@pytest.mark.parametrize("storage", ["mcap", "ros1"])
+def test_a_truncated_bag_is_one_line_naming_it(tmp_path: Path, config: Path, capsys, storage: str):
+    bag = write_image_bag(tmp_path / ("b.bag" if storage == "ros1" else "b"), {TOPIC: frames_of(4)}, storage=storage)
+    data = bag / "b.mcap" if storage == "mcap" else bag
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    assert cli("run", data, "-c", config, "-o", tmp_path / "out", "--no-progress") == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"vre-fast: error: cannot open ROS bag {data}: ")

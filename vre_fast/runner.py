@@ -229,8 +229,9 @@ def _execute(bindings: list[NodeBinding], plan: Plan, source: SeekableSource, op
         record.stages = executor.stages.as_dict()
         record.frames_failed = len(set().union(*(b.stats.failed_frames for b in bindings)))
         record.frames_done = _frames_done(bindings, plan, record.run_id)
-        # a ROS bag's frames carry times: [log time, header stamp] in ns of each message this run read
-        record.frame_times = {str(f): list(t) for f, t in sorted(getattr(source, "times", {}).items())}
+        # a ROS bag's frames carry times: [log time, header stamp] in ns of each frame this run computed
+        planned = set(plan.frames)
+        record.frame_times = {str(f): list(t) for f, t in sorted(source.frame_times().items()) if f in planned}
         try:
             record.save(out_dir)
         except OSError as exc:  # a full disk: the frames are safe in the journals; report the first error

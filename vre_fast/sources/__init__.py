@@ -38,6 +38,10 @@ class SeekableSource(Protocol):
 
     def fingerprint(self) -> str: ...
 
+    def frame_times(self) -> dict[int, tuple[int, int]]:
+        """(log time, header stamp) in ns of each frame read so far, where frames carry times (a bag); {} for a
+        video (its frames are their indices)."""
+
     def reopen(self) -> SeekableSource:
         """A second, independent reader of the same frames."""
 

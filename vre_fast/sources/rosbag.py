@@ -40,40 +40,38 @@ SEEK_GAP = 32  # read forward through gaps shorter than this instead of seeking
 
 
 class RosbagSource:
-    """The images of `topic` (the bag's only image topic when None) as RGB frames; the interface of VideoSource
-    (num_frames, fps, height, width, read, head, fingerprint, reopen), plus each decoded frame's times."""
+    """The images of `topic` (the bag's only image topic when None) as RGB frames, with the interface of
+    VideoSource (sources.SeekableSource), and each decoded frame's times."""
 
     def __init__(self, path: str | Path, topic: str | None = None):
         self.path = Path(path)
         if not self.path.exists():
             raise VideoError(f"ROS bag not found: {self.path}")
         try:
-            from rosbags.highlevel import AnyReader, AnyReaderError
+            from rosbags.highlevel import AnyReader
             from rosbags.typesys import Stores, get_typestore
         except ImportError:
             raise VideoError(f"{self.path}: reading ROS bags needs the `rosbags` package: "
                              f"pip install 'vre-fast[ros]'") from None
-        self._errors: tuple[type[BaseException], ...] = (AnyReaderError, *_reader_errors())
         try:  # bags without embedded definitions (rosbag2 sqlite3 before Iron) decode with the standard types
             self._reader = AnyReader([self.path], default_typestore=get_typestore(Stores.LATEST))
             self._reader.open()
             self._open = True
-        except (*self._errors, OSError, ValueError, KeyError) as exc:
-            raise VideoError(f"cannot open ROS bag {self.path}: {exc}") from None
+        except Exception as exc:  # the library's own errors, and whatever a damaged file makes its parsers raise
+            raise VideoError(f"cannot open ROS bag {self.path}: {_describe(exc)}") from None
         try:
             self.topic, self.message_type, self.num_frames = self._choose(topic)
             self._connections = [c for c in self._reader.connections if c.topic == self.topic]
             self._log_times: list[int] = []  # log time (ns) of every message passed so far, by index
             self._messages: Iterator[tuple[Any, int, bytes]] | None = None
             self._position = -1  # index of the last message `_messages` returned
-            self.times: dict[int, tuple[int, int]] = {}  # index -> (log time, header stamp) in ns, as decoded
+            self._times: dict[int, tuple[int, int]] = {}  # index -> (log time, header stamp) in ns, as decoded
             first = self._frame(0)
             self.height, self.width = first.shape[:2]
-            duration = self._reader.duration
-            # nominal: a bag has no frame rate; messages over the bag's span (what `--pace` replays are the times)
-            self.fps = Fraction(self.num_frames - 1) * 10**9 / duration if self.num_frames > 1 and duration else \
-                Fraction(0)
-            self.fps = self.fps.limit_denominator(1001)
+            span = self._reader.duration  # ns
+            # nominal: a bag has no frame rate; messages over the bag's span (`--pace` replays the times themselves)
+            rate = Fraction((self.num_frames - 1) * 10**9, span) if self.num_frames > 1 and span else Fraction(0)
+            self.fps = rate.limit_denominator(1001)
         except BaseException:
             self.close()
             raise
@@ -105,11 +103,15 @@ class RosbagSource:
         """The first `count` frames (all of them if the topic has fewer), stacked."""
         return np.stack([frame for _, frame in self.read(range(min(count, self.num_frames)))])
 
-    def frames(self, start: int = 0) -> Iterator[tuple[int, int, np.ndarray]]:
-        """(index, log time in ns, frame) from `start` to the end, for streaming."""
-        for index in range(start, self.num_frames):
+    def frames(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """(index, log time in ns, frame) of every message in order, for streaming."""
+        for index in range(self.num_frames):
             frame = self._frame(index)
-            yield index, self.times[index][0], frame
+            yield index, self._times[index][0], frame
+
+    def frame_times(self) -> dict[int, tuple[int, int]]:
+        """(log time, header stamp) in ns of each message decoded so far, by index."""
+        return dict(self._times)
 
     def fingerprint(self) -> str:
         """sha256 of the resolution, the message count, and the log time, header stamp and decoded pixels of
@@ -118,7 +120,7 @@ class RosbagSource:
         storage, other topics dropped) is the same source. Reads only the first messages."""
         digest = hashlib.sha256(f"{self.width}x{self.height}:{self.num_frames}".encode())
         for index, frame in self.read(range(min(3, self.num_frames))):
-            log_time, stamp = self.times[index]
+            log_time, stamp = self._times[index]
             digest.update(np.array([index, log_time, stamp], np.int64).tobytes())
             digest.update(np.ascontiguousarray(frame).tobytes())
         return digest.hexdigest()
@@ -165,8 +167,9 @@ class RosbagSource:
         start = self._log_times[index] if self._log_times else None
         try:
             self._messages = self._reader.messages(self._connections, start=start)
-        except self._errors as exc:
-            raise VideoError(f"{self.path}: topic {self.topic}: cannot seek to message {index}: {exc}") from None
+        except Exception as exc:
+            raise VideoError(f"{self.path}: topic {self.topic}: cannot seek to message {index}: {_describe(exc)}"
+                             ) from None
         # the first message logged at that time comes next: `_frame` reads on through any logged at the same
         # nanosecond before `index`
         self._position = -1 if start is None else bisect_left(self._log_times, start) - 1
@@ -180,10 +183,10 @@ class RosbagSource:
             raise VideoError(f"{self.path}: topic {self.topic} ends after message {self._position} but message "
                              f"{target} was asked for (the bag's index says {self.num_frames}; truncated bag?)"
                              ) from None
-        except self._errors as exc:
+        except Exception as exc:  # a damaged chunk, page or record
             self._messages = None
             raise VideoError(f"{self.path}: topic {self.topic}: reading failed after message {self._position} "
-                             f"(while looking for message {target}): {exc}") from None
+                             f"(while looking for message {target}): {_describe(exc)}") from None
         self._position += 1
         if self._position == len(self._log_times):
             self._log_times.append(log_time)
@@ -196,23 +199,19 @@ class RosbagSource:
         where = f"{self.path}: topic {self.topic}, message {index}"
         try:
             msg = self._reader.deserialize(raw, self.message_type)
-        except self._errors as exc:
-            raise VideoError(f"{where}: cannot deserialize {self.message_type}: {exc}") from None
+        except Exception as exc:
+            raise VideoError(f"{where}: cannot deserialize {self.message_type}: {_describe(exc)}") from None
         frame = _compressed_to_rgb(msg, where) if self.message_type == COMPRESSED else _image_to_rgb(msg, where)
         if index and frame.shape[:2] != (self.height, self.width):
             raise VideoError(f"{where} is {frame.shape[1]}x{frame.shape[0]}, the topic's first is "
                              f"{self.width}x{self.height} (every frame must have the same size)")
         stamp = msg.header.stamp
-        self.times[index] = (log_time, stamp.sec * 10**9 + stamp.nanosec)
+        self._times[index] = (log_time, stamp.sec * 10**9 + stamp.nanosec)
         return frame
 
 
-def _reader_errors() -> tuple[type[BaseException], ...]:
-    from rosbags.rosbag1 import ReaderError as Reader1Error
-    from rosbags.rosbag2 import ReaderError as Reader2Error
-    from rosbags.serde import SerdeError
-
-    return Reader1Error, Reader2Error, SerdeError
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if not type(exc).__name__.endswith("ReaderError") else str(exc)
 
 
 def _image_to_rgb(msg: Any, where: str) -> np.ndarray:

@@ -84,6 +84,10 @@ class VideoSource:
     def size_bytes(self) -> int:
         return self.path.stat().st_size
 
+    def frame_times(self) -> dict[int, tuple[int, int]]:
+        """A video's frames carry no times of their own here: its frames are their indices (constant rate)."""
+        return {}
+
     def read(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         """Yields (index, frame) for each index in ascending order; seeks only across large gaps."""
         for target in sorted(set(indices)):
