@@ -290,3 +290,12 @@ def test_a_truncated_bag_is_one_line_naming_it(tmp_path: Path, config: Path, cap
     assert cli("run", data, "-c", config, "-o", tmp_path / "out", "--no-progress") == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith(f"vre-fast: error: cannot open ROS bag {data}: ")
+
+
+def test_without_the_ros_extra_a_bag_is_one_line_saying_what_to_install(tmp_path: Path, monkeypatch):
+    import sys
+
+    bag = write_image_bag(tmp_path / "bag", {TOPIC: frames_of(1)})
+    monkeypatch.setitem(sys.modules, "rosbags.highlevel", None)  # what an environment without rosbags sees
+    with pytest.raises(VideoError, match=r"reading ROS bags needs the `rosbags` package: pip install 'vre-fast\[ros\]'"):
+        open_input(bag)
