@@ -299,3 +299,13 @@ def test_without_the_ros_extra_a_bag_is_one_line_saying_what_to_install(tmp_path
     monkeypatch.setitem(sys.modules, "rosbags.highlevel", None)  # what an environment without rosbags sees
     with pytest.raises(VideoError, match=r"reading ROS bags needs the `rosbags` package: pip install 'vre-fast\[ros\]'"):
         open_input(bag)
+
+
+def test_source_records_written_before_topics_existed_still_read():
+    from vre_fast.store import SourceIdentity
+
+    old = {"path": "/v.mp4", "size_bytes": 1, "height": 2, "width": 3, "num_frames": 4, "fps": "10", "fingerprint": "f"}
+    assert SourceIdentity.from_json(old).topic is None
+    assert SourceIdentity.from_json({**old, "topic": TOPIC}).topic == TOPIC
+    with pytest.raises(TypeError):
+        SourceIdentity.from_json({**old, "topic": 5})
