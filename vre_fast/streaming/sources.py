@@ -368,6 +368,8 @@ class RosbagStreamSource:
 
     def frames(self) -> Iterator[SourceFrame]:
         self._started = True
+        if self._stop.is_set():  # closed before it began
+            return
         start, first = time.perf_counter(), None
         try:
             for index, log_time, image in self._bag.frames():
