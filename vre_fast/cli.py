@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", parents=[plugins],
                        help="compute a representation graph over a video into an output directory")
-    p.add_argument("video", type=_path, help="a video file, or a folder of png/jpg pictures or npy/npz arrays")
+    p.add_argument("video", type=_path, help="a video file, a folder of png/jpg pictures or npy/npz arrays, or a "
+                                             "ROS bag (.bag, .mcap, .db3, a rosbag2 directory)")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     p.add_argument("--output", "-o", type=_path, required=True, help="output directory (created, resumable)")
     p.add_argument("--frames", nargs="+", action=_FramesAction, default=(None, None), metavar="FRAMES",
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--collage", action="store_true",
                    help="at the end, draw every representation side by side into OUT/collage.mp4")
     p.add_argument("--fps", type=_positive_float, help="frame rate of a folder of frames (default 1, as VRE's)")
+    p.add_argument("--topic", help="ROS bag input: the image topic (default: the bag's only one)")
     p.add_argument("--batch-size", type=int, help="default batch size (a representation's own wins)")
     p.add_argument("--output-formats", help="default formats, comma separated: npz,png,jpg")
     p.add_argument("--compress", nargs="?", type=int, const=True, default=None, choices=range(1, 10),
@@ -74,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     p.add_argument("--source", required=True,
                    help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file | "
-                        "a folder of frames (paced at --fps with --pace)")
+                        "a folder of frames (paced at --fps with --pace) | a ROS bag (.bag, .mcap, .db3, a rosbag2 "
+                        "directory; with --topic)")
+    p.add_argument("--topic", help="ROS bag source: the image topic (default: the bag's only one)")
     p.add_argument("--sink", default="stdout",
                    help="stdout | stdout:vre | vre-tcp://HOST:PORT[?format=raw] | an FFmpeg URL | a video file | "
                         "out.rrd | rerun://HOST:PORT (Rerun) | window | null")
@@ -84,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="latest: drop frames that arrive while busy (default; with several vre-tcp clients the "
                         "newest frame from any client wins); all: make the source wait (back-pressure reaches "
                         "each vre-tcp client through TCP)")
-    p.add_argument("--pace", action="store_true", help="read a video file at its native frame rate")
+    p.add_argument("--pace", action="store_true",
+                   help="read a video file at its native frame rate, a folder at --fps, a ROS bag at its messages' "
+                        "log times")
     p.add_argument("--fps", type=_positive_float, default=30.0,
                    help="frame rate written into encoded sinks (and of a folder of frames as the source)")
     p.add_argument("--max-clients", type=int, default=8, metavar="N",
@@ -229,7 +235,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     options = RunOptions(frames=args.frames, frame_list=args.frame_list, representations=chosen,
                          exists=args.exists, fps=args.fps, on_error=args.on_error, write_workers=args.write_workers,
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
-                         durability=args.durability,
+                         durability=args.durability, topic=args.topic,
                          argv=("vre-fast", *argv))
     result = run(args.video, cfg, args.output, options)
     print(result.report(), file=sys.stderr)
@@ -343,7 +349,7 @@ def _stream(args: argparse.Namespace) -> int:
             graph.warm_up()
             source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients,
                                  sessions=args.sessions, read_timeout=args.read_timeout,
-                                 idle_timeout=args.idle_timeout, fps=args.fps)
+                                 idle_timeout=args.idle_timeout, fps=args.fps, topic=args.topic)
             try:
                 sink = open_sink(args.sink, graph, args.fps)
             except BaseException:

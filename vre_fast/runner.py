@@ -17,7 +17,7 @@ from .backends import require_cuda
 from .errors import ConfigError, StoreError, VideoError
 from .execution import BatchExecutor, NodeBinding, Plan, StageStats, make_plan
 from .frame_range import describe_frames, parse_frames
-from .sources import FramesSource, open_frames
+from .sources import FramesSource, open_input
 from .store import (
     DatasetSources,
     FrameFiles,
@@ -56,6 +56,7 @@ class RunOptions:
     # 1.45x as long, the run 1.07x at 960x540 on this project's machine)
     durability: Literal["kill", "power"] = "kill"
     kernel_threads: int | None = None  # threads of a parallel kernel; None: all cores but one (decode and writers)
+    topic: str | None = None  # a ROS bag input's image topic; None: its only one (an error for a video)
 
     def __post_init__(self) -> None:
         if self.on_error not in ("stop", "skip"):
@@ -120,7 +121,7 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                 raise StoreError(f"-o {out_dir}: {'it' if folder == out_dir else folder} is a file; the output must "
                                  f"be a directory (created if missing)")
             break
-    with open_frames(video, options.fps) as source:
+    with open_input(video, options.topic, options.fps) as source:
         requested = _requested(source, options)
         start, stop = requested[0], requested[-1] + 1
         identity = _identify(source)
@@ -219,14 +220,15 @@ def _requested(source: FramesSource, options: RunOptions) -> list[int]:
     if options.frame_list is not None:
         past = sorted(f for f in options.frame_list if f >= n)
         if past:
-            raise VideoError(f"{source.path}: --frames {past[0]} is past the end (it has {n} frames: 0..{n - 1})")
+            raise VideoError(f"{source.path}: --frames {past[0]} is past the end ("
+                              f"{f'topic {source.topic}' if source.topic else 'it'} has {n} frames: 0..{n - 1})")
         return sorted(set(options.frame_list))
     start, stop = options.frames
     start, stop = start or 0, n if stop is None else stop
     if stop > n or start >= stop:
         raise VideoError(f"{source.path}: --frames {start}..{stop} is " +
                          ("empty" if start >= stop else "past the end of the video") +
-                         f" (the video has {n} frames: 0..{n})")
+                         f" ({f'topic {source.topic}' if source.topic else 'the video'} has {n} frames: 0..{n})")
     return list(range(start, stop))
 
 
@@ -255,7 +257,7 @@ def _refuse_existing(stored: list[NodeBinding]) -> None:
 def _identify(source: FramesSource) -> SourceIdentity:
     return SourceIdentity(path=str(source.path.resolve()), size_bytes=source.size_bytes,
                           height=source.height, width=source.width, num_frames=source.num_frames,
-                          fps=str(source.fps), fingerprint=source.fingerprint())
+                          fps=str(source.fps), fingerprint=source.fingerprint(), topic=source.topic)
 
 
 def _done(stored: list[NodeBinding]) -> dict[str, set[int]]:
@@ -328,6 +330,9 @@ def _execute(bindings: list[NodeBinding], plan: Plan, source: FramesSource, opti
         record.stages = executor.stages.as_dict()
         record.frames_failed = len(set().union(*(b.stats.failed_frames for b in bindings)))
         record.frames_done = _frames_done(bindings, plan, record.run_id)
+        # a ROS bag's frames carry times: [log time, header stamp] in ns of each frame this run computed
+        planned = set(plan.frames)
+        record.frame_times = {str(f): list(t) for f, t in sorted(source.frame_times().items()) if f in planned}
         try:
             record.save(out_dir)
         except OSError as exc:  # a full disk: the frames are safe in the journals; report the first error

@@ -52,7 +52,8 @@ def format_info(info: dict[str, Any]) -> str:
     lines = [f"{info['path']} ({info['kind']}): {info['frames']} frames"]
     for source in info["sources"]:
         size = f"{source['width']}x{source['height']}, " if "width" in source else ""
-        lines.append(f"  source: {source.get('path')} ({size}{source.get('num_frames', '?')} frames)"
+        topic = f", topic {source['topic']}" if source.get("topic") else ""  # a ROS bag's
+        lines.append(f"  source: {source.get('path')} ({size}{source.get('num_frames', '?')} frames{topic})"
                      if "num_frames" in source or "width" in source else f"  source: {source.get('path')}")
     header = ("representation", "type", "complete", "failed", "missing", "formats", "MiB", "dtype", "shape", "runs")
     rows = [header]

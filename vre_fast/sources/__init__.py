@@ -1,4 +1,9 @@
-"""Frame sources: something that yields (frame index, HxWx3 uint8 RGB) pairs, by exact index."""
+"""Frame sources: something that yields (frame index, HxWx3 uint8 RGB) pairs, with exact random access.
+
+A video file (VideoSource), a folder of frames (ImageFolderSource) or the image topic of a ROS bag
+(RosbagSource, `sources/rosbag.py`: imported, with its `rosbags` dependency, only when a bag is opened);
+`open_input` picks by the path.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +18,14 @@ from ..errors import VideoError
 from .images import ImageFolderSource
 from .video import VideoSource
 
-__all__ = ["FramesSource", "ImageFolderSource", "VideoSource", "open_frames"]
+__all__ = ["FramesSource", "ImageFolderSource", "VideoSource", "is_rosbag", "open_input"]
 
 
 class FramesSource(Protocol):
-    """What a run reads its frames from (a video file, a folder of frames): exact random access by index."""
+    """What a run reads its frames from (a video file, a folder of frames, a bag's image topic)."""
 
     path: Path
+    topic: str | None  # a bag's image topic; None otherwise
     fps: Fraction
     height: int
     width: int
@@ -34,7 +40,12 @@ class FramesSource(Protocol):
 
     def fingerprint(self) -> str: ...
 
-    def reopen(self) -> FramesSource: ...
+    def frame_times(self) -> dict[int, tuple[int, int]]:
+        """(log time, header stamp) in ns of each frame read so far, where frames carry times (a bag); {} where
+        frames are their indices (a video, a folder)."""
+
+    def reopen(self) -> FramesSource:
+        """A second, independent reader of the same frames."""
 
     def close(self) -> None: ...
 
@@ -43,9 +54,30 @@ class FramesSource(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def open_frames(path: str | Path, fps: float | None = None) -> FramesSource:
-    """A folder of frames (at `fps`, 1 when not given) or a video file (its own frame rate: `fps` is refused)."""
+ROSBAG_SUFFIXES = (".bag", ".mcap", ".db3")
+
+
+def is_rosbag(path: str | Path) -> bool:
+    """A ROS 1 bag, a rosbag2 storage file (.mcap, .db3) or a rosbag2 directory (it has a metadata.yaml)."""
     path = Path(path)
+    return path.suffix in ROSBAG_SUFFIXES or (path.is_dir() and (path / "metadata.yaml").is_file())
+
+
+def open_input(path: str | Path, topic: str | None = None, fps: float | None = None) -> FramesSource:
+    """The source `vre-fast run` reads: a ROS bag's image topic (`topic`, or its only image topic), a folder of
+    frames (at `fps`, 1 when not given) or a video file. `topic` is only for bags and `fps` only for folders:
+    the others carry their own."""
+    path = Path(path)
+    if is_rosbag(path):
+        if fps is not None:
+            raise VideoError(f"--fps {fps:g}: {path} is a ROS bag, whose messages carry their own times; --fps is "
+                             f"for a folder of frames")
+        from .rosbag import RosbagSource
+
+        return RosbagSource(path, topic)
+    if topic is not None:
+        raise VideoError(f"{path}: --topic {topic} is for ROS bags (.bag, .mcap, .db3 or a rosbag2 directory); "
+                         f"this is read as a {'folder of frames' if path.is_dir() else 'video'}")
     if path.is_dir():
         return ImageFolderSource(path, 1 if fps is None else fps)
     if fps is not None:

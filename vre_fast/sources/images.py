@@ -37,6 +37,8 @@ def natural_key(name: str) -> tuple:
 
 
 class ImageFolderSource:
+    topic = None  # only a ROS bag has one
+
     def __init__(self, path: str | Path, fps: float | Fraction = 1):
         self.path = Path(path)
         if not self.path.is_dir():
@@ -61,6 +63,10 @@ class ImageFolderSource:
     @property
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)
+
+    def frame_times(self) -> dict[int, tuple[int, int]]:
+        """A folder's frames carry no times of their own: they are their indices (at `fps`)."""
+        return {}
 
     def reopen(self) -> ImageFolderSource:
         """A second reader: the files are read afresh on every call, so the same object serves."""

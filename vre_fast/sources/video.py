@@ -39,6 +39,8 @@ def frame_count(container: av.container.InputContainer, stream: av.video.stream.
 
 
 class VideoSource:
+    topic: str | None = None  # a video has one picture stream (a ROS bag source names its topic)
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_file():
@@ -74,6 +76,18 @@ class VideoSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def reopen(self) -> VideoSource:
+        """A second, independent reader of the same video (the decode thread owns this one)."""
+        return VideoSource(self.path)
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def frame_times(self) -> dict[int, tuple[int, int]]:
+        """A video's frames carry no times of their own here: its frames are their indices (constant rate)."""
+        return {}
+
     def read(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         """Yields (index, frame) for each index in ascending order; seeks only across large gaps."""
         for target in sorted(set(indices)):
@@ -90,14 +104,6 @@ class VideoSource:
     def fingerprint(self) -> str:
         """See `pixel_fingerprint`: the decoded pixels of a few frames spread over the video."""
         return pixel_fingerprint(self.read, self.num_frames, self.height, self.width)
-
-    @property
-    def size_bytes(self) -> int:
-        return self.path.stat().st_size
-
-    def reopen(self) -> VideoSource:
-        """A second, independent reader of the same video (the decode thread owns this one)."""
-        return VideoSource(self.path)
 
     def _index_of(self, frame: av.VideoFrame) -> int:
         if frame.pts is None:

@@ -35,6 +35,7 @@ class SourceIdentity:
     num_frames: int
     fps: str  # a fraction, e.g. "30000/1001"
     fingerprint: str  # sha256 of the first frames' decoded pixels
+    topic: str | None = None  # the image topic of a ROS bag source; None for a video
 
     def same_video(self, other: SourceIdentity) -> bool:
         """The decoded content decides, not the path: a moved or renamed file is the same video."""
@@ -42,13 +43,14 @@ class SourceIdentity:
             (other.fingerprint, other.height, other.width, other.num_frames)
 
     def describe(self) -> str:
-        return (f"{self.path} ({self.width}x{self.height}, {self.num_frames} frames, "
+        topic = f", topic {self.topic}" if self.topic is not None else ""
+        return (f"{self.path} ({self.width}x{self.height}, {self.num_frames} frames{topic}, "
                 f"fingerprint {self.fingerprint[:12]})")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SourceIdentity:
-        """Raises KeyError or TypeError for a record of the wrong shape."""
-        values = {k: data[k] for k in cls.__dataclass_fields__}
+        """Raises KeyError or TypeError for a record of the wrong shape (`topic` may be absent: older records)."""
+        values = {k: data[k] for k in cls.__dataclass_fields__ if k != "topic" or k in data}
         wrong = [k for k, v in values.items() if not isinstance(v, _FIELD_TYPES[k]) or isinstance(v, bool)]
         if wrong:
             raise TypeError(f"field(s) {wrong} of the wrong type")
@@ -56,7 +58,7 @@ class SourceIdentity:
 
 
 _FIELD_TYPES = {"path": str, "size_bytes": int, "height": int, "width": int, "num_frames": int, "fps": str,
-                "fingerprint": str}
+                "fingerprint": str, "topic": (str, type(None))}
 
 
 class DatasetSources:

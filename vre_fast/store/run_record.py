@@ -45,6 +45,7 @@ class RunRecord:
     stages: dict[str, float] = field(default_factory=dict)  # busy seconds per stage, wall, queue depths
     frames_done: int = 0
     frames_failed: int = 0
+    frame_times: dict[str, list[int]] = field(default_factory=dict)  # ROS bag input: frame -> [log time, stamp] ns
 
     def path(self, out_dir: Path) -> Path:
         return out_dir / ".logs" / f"run-{self.run_id}.json"

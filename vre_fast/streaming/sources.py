@@ -6,6 +6,8 @@
     v4l2:/dev/video0           a camera through FFmpeg's v4l2 input
     PATH                       a video file (with pace=True, at its native frame rate)
     FOLDER                     a folder of frames (png, jpg, npy, npz; natural order), with pace=True at `fps`
+    BAG                        a ROS bag's image topic (.bag, .mcap, .db3, a rosbag2 directory; pace=True: at the
+                               messages' log times); frame ids are message indices
 
 The TCP server serves several clients at once (up to max_clients), each from its own reader thread with
 read and idle deadlines, so a stalled client never holds up the others. All clients feed one stream:
@@ -23,7 +25,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -33,6 +35,7 @@ import cv2
 import numpy as np
 
 from ..errors import VideoError, VreError
+from ..sources import is_rosbag
 from ..sources.images import ImageFolderSource
 from ..sources.video import frame_count
 from .protocol import (
@@ -70,13 +73,21 @@ DEFAULT_LIMITS = Limits()
 
 def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = False,
                 limits: Limits = DEFAULT_LIMITS, max_clients: int = 8, sessions: int | None = None,
-                read_timeout: float = 10.0, idle_timeout: float = 60.0, fps: float = 30.0) -> FrameSource:
-    """`size` is (height, width): required for stdin, enforced on TCP frames, a resize for decoded video.
+                read_timeout: float = 10.0, idle_timeout: float = 60.0, fps: float = 30.0,
+                topic: str | None = None) -> FrameSource:
+    """`size` is (height, width): required for stdin, enforced on TCP frames, a resize for decoded video, folders
+    and bags. `topic` is a ROS bag's image topic (None: its only one).
 
     The rest is for vre-tcp:// (TcpServerSource): clients served at once, client sessions in total before the
     stream ends (None: until close()), and the per-frame read and per-connection idle deadlines in seconds; `fps`
     paces a folder of frames.
     """
+    bag = "://" not in spec and is_rosbag(spec)
+    if topic is not None and not bag:
+        raise VreError(f"--topic {topic} is for ROS bag sources (.bag, .mcap, .db3 or a rosbag2 directory), "
+                       f"not --source {spec}")
+    if bag:
+        return RecordedSource.bag(spec, topic, size, pace)
     if spec == "stdin":
         if size is None:
             raise VreError("--source stdin needs --size WxH: raw frames carry no header")
@@ -90,10 +101,10 @@ def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = Fal
     if "://" in spec:
         return PyAVSource(spec, size, pace=False)
     if Path(spec).is_dir():
-        return FolderSource(ImageFolderSource(spec, fps), size, pace)
+        return RecordedSource.folder(ImageFolderSource(spec, fps), size, pace)
     if not Path(spec).is_file():
         raise VideoError(f"--source {spec}: no such file (sources: stdin, vre-tcp://HOST:PORT, an FFmpeg URL, "
-                         f"v4l2:/dev/videoN, a video file or a folder of frames)")
+                         f"v4l2:/dev/videoN, a video file, a folder of frames or a ROS bag)")
     return PyAVSource(spec, size, pace=pace)
 
 
@@ -349,25 +360,51 @@ class PyAVSource:
         self._closed = True
 
 
-class FolderSource:
-    """A folder of frames (`ImageFolderSource`) in natural order; with `pace`, at the folder's frame rate."""
+class RecordedSource:
+    """Frames recorded with their times played as a stream: a folder of frames at its frame rate, a ROS bag's
+    image topic at its messages' log times (frame ids are message indices). With `pace`, each frame is released
+    at its time relative to the first, as it was recorded."""
 
-    def __init__(self, folder: ImageFolderSource, size: tuple[int, int] | None, pace: bool):
-        self._folder, self._size, self._pace = folder, size, pace
-        self._closed = False
+    def __init__(self, timed_frames: Iterator[tuple[int, float, np.ndarray]], release: Callable[[], None],
+                 size: tuple[int, int] | None, pace: bool):
+        self._timed_frames, self._release = timed_frames, release
+        self._size, self._pace = size, pace
+        self._stop = threading.Event()
+        self._started = False
+
+    @classmethod
+    def folder(cls, folder: ImageFolderSource, size: tuple[int, int] | None, pace: bool) -> RecordedSource:
+        timed = ((index, index / folder.fps, image) for index, image in folder.read(range(folder.num_frames)))
+        return cls(timed, folder.close, size, pace)
+
+    @classmethod
+    def bag(cls, path: str, topic: str | None, size: tuple[int, int] | None, pace: bool) -> RecordedSource:
+        from ..sources.rosbag import RosbagSource
+
+        bag = RosbagSource(path, topic)
+        timed = ((index, log_time / 1e9, image) for index, log_time, image in bag.frames())
+        return cls(timed, bag.close, size, pace)
 
     def frames(self) -> Iterator[SourceFrame]:
-        start = time.perf_counter()
-        for index, image in self._folder.read(range(self._folder.num_frames)):
-            if self._closed:
-                return
-            if self._pace:
-                delay = index / self._folder.fps - (time.perf_counter() - start)
-                if delay > 0:
-                    time.sleep(delay)
-            if self._size is not None and image.shape[:2] != self._size:
-                image = cv2.resize(image, (self._size[1], self._size[0]), interpolation=cv2.INTER_AREA)
-            yield SourceFrame(index, image, time.perf_counter())
+        self._started = True
+        if self._stop.is_set():  # closed before it began
+            return
+        start, first = time.perf_counter(), None
+        try:
+            for index, seconds, image in self._timed_frames:
+                if self._pace:
+                    first = seconds if first is None else first
+                    self._stop.wait(float(seconds - first) - (time.perf_counter() - start))
+                if self._stop.is_set():
+                    return
+                if self._size is not None and image.shape[:2] != self._size:
+                    image = cv2.resize(image, (self._size[1], self._size[0]), interpolation=cv2.INTER_AREA)
+                yield SourceFrame(index, np.ascontiguousarray(image), time.perf_counter())
+        finally:
+            self._release()
 
     def close(self) -> None:
-        self._closed = True
+        """Ends `frames()` at its next frame (or pause); a source never iterated is released here."""
+        self._stop.set()
+        if not self._started:
+            self._release()
