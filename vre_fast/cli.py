@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="compute a representation graph over a video into an output directory")
     p.add_argument("video", type=_path)
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
+    _config_format_arg(p)
     p.add_argument("--output", "-o", type=_path, required=True, help="output directory (created, resumable)")
     p.add_argument("--frames", type=_frames_arg, default=(None, None), help="A..B (B excluded), A.., ..B or N")
     p.add_argument("--batch-size", type=int, help="default batch size (a representation's own wins)")
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stream", help="run the graph live: frames in from a source, results out to a sink")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
+    _config_format_arg(p)
     p.add_argument("--source", required=True,
                    help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file")
     p.add_argument("--sink", default="stdout",
@@ -107,8 +109,18 @@ def _parser() -> argparse.ArgumentParser:
                                                                            "at least one sample)")
     p.add_argument("--representations", help="comma separated names to export (default: all)")
 
+    p = sub.add_parser("convert-config", help="write a VRE 1.18.6 config as the equivalent vre-fast config")
+    p.add_argument("config", type=_path, help="a VRE config (YAML)")
+    p.add_argument("-o", "--target", type=_path, help="the vre-fast config to write (default: print it)")
+
     sub.add_parser("list", help="list the representation types")
     return parser
+
+
+def _config_format_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config-format", choices=["auto", "vre-fast", "vre"], default="auto",
+                   help="auto (default): a VRE 1.18.6 config is recognised by its keys and mapped; vre: always "
+                        "read it as VRE's; vre-fast: never")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +154,8 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
             return _info(args)
         if args.command == "export-shards":
             return _export_shards(args)
+        if args.command == "convert-config":
+            return _convert_config(args)
         from ._registry import list_representations
 
         print("\n".join(list_representations()))
@@ -179,7 +193,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     overrides = {"batch_size": args.batch_size, "compress": args.compress, "device": args.device}
     if args.output_formats is not None:
         overrides["output_formats"] = list(parse_output_formats(args.output_formats, "--output-formats"))
-    cfg = load_config(args.config, overrides=overrides)
+    cfg = load_config(args.config, overrides=overrides, config_format=args.config_format)
     options = RunOptions(frames=args.frames, on_error=args.on_error, write_workers=args.write_workers,
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
                          durability=args.durability,
@@ -268,7 +282,7 @@ def _stream(args: argparse.Namespace) -> int:
         limits = Limits(max_height=args.max_frame_size[0], max_width=args.max_frame_size[1])
         if args.size is not None:
             limits.check_size(args.size)
-        graph = StreamGraph(load_config(args.config), chosen, args.size)
+        graph = StreamGraph(load_config(args.config, config_format=args.config_format), chosen, args.size)
         try:  # from here on the graph holds what its nodes set up: every way out tears it down
             graph.warm_up()
             source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients,
@@ -337,6 +351,27 @@ def _export_shards(args: argparse.Namespace) -> int:
                            representations=chosen)
     resumed = f" (resumed at shard {report.resumed_at})" if report.resumed_at is not None else ""
     print(f"{report.samples} frames in {report.shards} shards in {args.target}; {report.written} written now{resumed}")
+    return 0
+
+
+def _convert_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ._builder import build_graph
+    from ._config_loader import parse_config, read_config_file
+
+    mapped = read_config_file(args.config, config_format="vre")
+    build_graph(parse_config(mapped, source=str(args.config)))  # what is written loads and builds
+    text = (f"# vre-fast config converted from the VRE 1.18.6 config {args.config} by `vre-fast convert-config`\n"
+            f"# (${{...}} interpolations resolved with the environment of the conversion)\n"
+            + yaml.safe_dump(mapped, sort_keys=False, default_flow_style=None, width=120))
+    if args.target is None:
+        print(text, end="")
+        return 0
+    from .store import atomic_write_bytes
+
+    atomic_write_bytes(args.target, text.encode())
+    print(f"{args.config} -> {args.target}: {len(mapped['representations'])} representations")
     return 0
 
 
