@@ -67,11 +67,16 @@ def make_collage(out_dir: Path, target: Path, fps: float = 10.0, size: tuple[int
     frames with an unreadable file are left out, each with a warning."""
     if not (math.isfinite(fps) and fps > 0):
         raise StoreError(f"--fps {fps:g}: give a positive frame rate")
-    reps, files = [], []
-    for directory in representation_dirs(out_dir):
-        meta = RepresentationMetadata.read(directory)
-        reps.append(representation_from_definition(directory.name, meta.definition))
-        files.append(FrameFiles(directory))
+    from .reader._stores import VRE_METADATA, open_store
+
+    if not any((d / VRE_METADATA).is_file() for d in (out_dir.iterdir() if out_dir.is_dir() else ())):
+        reps = [representation_from_definition(d.name, RepresentationMetadata.read(d).definition)
+                for d in representation_dirs(out_dir)]
+        files = [FrameFiles(out_dir / rep.name) for rep in reps]
+    else:  # VRE 1.18.6 wrote some of it: its folders read as stored (VRE records no definition)
+        store = open_store(out_dir)
+        reps = [representation_from_definition(name, r.definition) for name, r in store.representations.items()]
+        files = [FrameFiles(store.location(rep.name)) for rep in reps]
     if not reps:
         raise StoreError(f"{out_dir}: no representations to draw")
     frames = sorted(set.intersection(*(f.stored_frames() for f in files)))

@@ -48,6 +48,12 @@ class RepresentationMetadata:
         self.failed: dict[int, dict[str, Any]] = {}
         self._journal: Any = None
         self._journal_lock = threading.Lock()
+        self._adopted: dict[str, Any] | None = None
+
+    def adopt(self, state: dict[str, Any] | None) -> None:
+        """The state to start from when the folder has no metadata yet (frames another tool recorded, already
+        checked against this definition: vre_compat.outputs for VRE's folders)."""
+        self._adopted = state
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def open(self, run_id: str) -> None:
@@ -57,7 +63,7 @@ class RepresentationMetadata:
         with locked(self.directory / LOCK):
             state = self._read_json()
             if state is None:
-                state = {"name": self.name, "definition": self.definition, "frames": {}, "failed": {}}
+                state = self._adopted or {"name": self.name, "definition": self.definition, "frames": {}, "failed": {}}
                 self._write_json(state)
             self._check_definition(state)
             self._load(state)
@@ -69,6 +75,8 @@ class RepresentationMetadata:
         """Loads which frames are done without writing anything (so a read-only or finished dataset needs no
         write access to be checked), refusing a different definition as `open` does."""
         if not (self.directory / METADATA).is_file():
+            if self._adopted is not None:
+                self._load(self._adopted)
             return
         with read_locked(self.directory / LOCK):
             state = self._read_json()

@@ -65,7 +65,7 @@ class VreType:
     deps: Literal["keep", "rgb"] = "keep"
     dtype: Literal["vre", "ours"] = "vre"
     resumable: bool = False
-    why: str = ""
+    why: str = ""  # ours is None: why there is no equivalent; else why it is not resumable, where known
 
 
 _NO_ARGMAX = Only(True, "vre-fast stores class maps (argmax), not VRE's per-class float16 scores")
@@ -75,11 +75,11 @@ _NOT_YET = "no vre-fast representation yet"
 VRE_TYPES: dict[str, VreType] = {
     "color/rgb":                                  VreType("rgb", dtype="ours", resumable=True),
     "color/hsv":                                  VreType("hsv", deps="rgb", resumable=True),
-    "edges/canny":                                VreType("edges_canny", {"threshold1": "threshold1", "threshold2": "threshold2", "aperture_size": "aperture_size", "l2_gradient": "l2_gradient"}, dtype="ours"),
+    "edges/canny":                                VreType("edges_canny", {"threshold1": "threshold1", "threshold2": "threshold2", "aperture_size": "aperture_size", "l2_gradient": "l2_gradient"}, dtype="ours", why="VRE stores float32 (H, W, 1) in {0, 1}, vre-fast uint8 (H, W)"),
     "edges/dexined":                              VreType("edges_dexined", set={"variant": "biped", "output": "vre"}),
     "depth/dpt":                                  VreType("depth_dpt", set={"variant": "large_384"}),  # VRE: DPT-Large (vitl16_384)
     "depth/marigold":                             VreType("depth_marigold", {"variant": Values("variant", {"marigold-lcm-v1-0": Lacking("Marigold LCM v1.0: " + _NOT_YET), "marigold-v1-0": Lacking("Marigold v1.0: " + _NOT_YET + " (vre-fast has v1.1)")}), "denoising_steps": "steps", "seed": "seed", "ensemble_size": Only(1, "vre-fast runs one ensemble member"), "processing_resolution": Unsupported("vre-fast runs Marigold at the frame's size (rounded to 64)")}),
-    "normals/depth-svd":                          VreType("normals_svd", {"sensor_fov": "sensor_fov", "sensor_size": "sensor_size", "window_size": "window_size", "input_downsample_step": "input_downsample_step", "stride": Only(1, "vre-fast fits a plane at every pixel")}),
+    "normals/depth-svd":                          VreType("normals_svd", {"sensor_fov": "sensor_fov", "sensor_size": "sensor_size", "window_size": "window_size", "input_downsample_step": "input_downsample_step", "stride": Only(1, "vre-fast fits a plane at every pixel")}, why="VRE stores (n + 1) / 2, vre-fast the unit normal n"),
     "semantic-segmentation/mask2former":          VreType("semantic_mask2former", {"model_id": Values("variant", {"49189528_0": "swin_large_mapillary", "47429163_0": "swin_large_coco", "49189528_1": Lacking("Mask2Former R50 Mapillary: " + _NOT_YET)}), "disk_data_argmax": _NO_ARGMAX}, dtype="ours"),
     "semantic-segmentation/safeuav":              VreType("semantic_safeuav", {"variant": Values("variant", {"model_150k": "150k", "model_430k": "430k", "model_1M": "1M", "model_4M": "4M"}), "disk_data_argmax": _NO_ARGMAX}, dtype="ours"),
     "optical-flow/rife":                          VreType("optical_flow_rife", {"uhd": Only(False, "vre-fast's RIFE has no UHD mode"), "compute_backward_flow": Only(False), "delta": Only(1, "vre-fast's flow is t -> t+1"), "flow_delta_frames": Only(1, "vre-fast's flow is t -> t+1")}, set={"variant": "hdv3"}),
