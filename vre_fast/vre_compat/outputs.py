@@ -85,7 +85,7 @@ def _node_problems(directory: Path, b: Any, records: list[dict[str, Any]]) -> li
         problems.append("no VRE run record (.logs/run_metadata-*.json) says how it was stored")
     for w in writers:
         if _dtype_name(w.get("dtype")) != dtype:
-            problems.append(f"VRE stored it as {w.get('dtype')}, this config as {dtype} (output_dtype)")
+            problems.append(f"VRE stored it as {_dtype_name(w.get('dtype'))}, this config as {dtype} (output_dtype)")
         if (list(w["size"]) if w.get("size") else None) != size:
             problems.append(f"VRE stored it at output_size {w.get('size')}, this config at {size}")
     files = FrameFiles(directory)

@@ -76,7 +76,7 @@ VRE_TYPES: dict[str, VreType] = {
     "color/rgb":                                  VreType("rgb", dtype="ours", resumable=True),
     "color/hsv":                                  VreType("hsv", deps="rgb", resumable=True),
     "edges/canny":                                VreType("edges_canny", {"threshold1": "threshold1", "threshold2": "threshold2", "aperture_size": "aperture_size", "l2_gradient": "l2_gradient"}, dtype="ours", why="VRE stores float32 (H, W, 1) in {0, 1}, vre-fast uint8 (H, W)"),
-    "edges/dexined":                              VreType("edges_dexined", set={"variant": "biped", "output": "vre"}),
+    "edges/dexined":                              VreType("edges_dexined", set={"variant": "biped", "output": "vre"}, dtype="ours", why="VRE stores float32 in [0, 1], vre-fast uint8 (x255)"),
     "depth/dpt":                                  VreType("depth_dpt", set={"variant": "large_384"}),  # VRE: DPT-Large (vitl16_384)
     "depth/marigold":                             VreType("depth_marigold", {"variant": Values("variant", {"marigold-lcm-v1-0": Lacking("Marigold LCM v1.0: " + _NOT_YET), "marigold-v1-0": Lacking("Marigold v1.0: " + _NOT_YET + " (vre-fast has v1.1)")}), "denoising_steps": "steps", "seed": "seed", "ensemble_size": Only(1, "vre-fast runs one ensemble member"), "processing_resolution": Unsupported("vre-fast runs Marigold at the frame's size (rounded to 64)")}),
     "normals/depth-svd":                          VreType("normals_svd", {"sensor_fov": "sensor_fov", "sensor_size": "sensor_size", "window_size": "window_size", "input_downsample_step": "input_downsample_step", "stride": Only(1, "vre-fast fits a plane at every pixel")}, why="VRE stores (n + 1) / 2, vre-fast the unit normal n"),
