@@ -28,7 +28,8 @@ MAPPED = {
     "examples__vre_streaming__cfg_rgb.yaml": {"rgb": ("rgb", {}, None)},
     "test__vre_streaming__cfg_rgb.yaml": {"rgb": ("rgb", {}, None)},
     "examples__vre_streaming__cfg_depth.yaml": {"rgb": ("rgb", {}, None),
-                                                "depth_dpt": ("depth_dpt", {"variant": "large_384"}, "float32")},
+                                                "depth_dpt": ("depth_dpt", {"variant": "large_384", "output": "vre"},
+                                                              "float32")},
 }
 R50 = "model_id: '49189528_1' (Mask2Former R50 Mapillary: no vre-fast representation yet)"
 LCM = "depth_marigold.parameters.variant: 'marigold-lcm-v1-0' (Marigold LCM v1.0: no vre-fast representation yet)"
@@ -123,6 +124,10 @@ def test_sections_parentheses_dependencies_and_interpolations_map(tmp_path: Path
     assert (params["depth_dpt"]["variant"], params["flow"]["variant"], params["safeuav"]["variant"],
             params["m2f"]["variant"]) == ("large_384", "hdv3", "430k", "swin_large_mapillary")
     assert (params["dexined"]["variant"], params["dexined"]["output"]) == ("biped", "vre")  # VRE's formula
+    # VRE's DPT stores clip(1 / prediction, 0, 1): the depth its normals are computed from
+    inverse = np.array([[[0.0, 0.5, 2.0, -1.0]]], np.float32)
+    assert np.array_equal(nodes["depth_dpt"].representation.postprocess((inverse,), None), [[[1, 1, 0.5, 0]]])
+    assert params["depth_dpt"]["output"] == "vre"
     # formats, compress, sizes, dtypes and batch sizes: each representation's sections over the defaults
     assert {name: (n.cfg.output_formats, n.cfg.compress, n.cfg.output_size, n.cfg.batch_size)
             for name, n in nodes.items() if name in ("rgb", "hsv", "edges")} == {
@@ -199,6 +204,15 @@ def test_convert_config_writes_the_mapped_config(tmp_path: Path, capsys: pytest.
     err = capsys.readouterr().err
     assert err.startswith("vre-fast: error: ") and err.count("\n") == 1 and "5 item(s)" in err
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_dpt_definitions_recorded_before_its_output_choice_stay_equal():
+    from vre_fast._config_loader import parse_config
+
+    node = build_graph(parse_config({"representations": {"d": {"type": "depth_dpt"}}})).nodes[0]
+    assert "output" not in node.representation.definition()["parameters"]
+    inverse = np.array([[[0.5, 2.0]]], np.float32)
+    assert np.array_equal(node.representation.postprocess((inverse,), None), inverse)
 
 
 def test_the_table_maps_onto_registered_types_only():
