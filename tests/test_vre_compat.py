@@ -45,12 +45,14 @@ REFUSED = {
     "examples__vre_manual_representation_run__cfg.yaml": (2, [LCM, RESOLUTION]),
     "examples__vre_streaming__cfg.yaml": (2, [LCM, RESOLUTION]),
     "examples__vre_streaming__cfg_rgb_marigold.yaml": (2, [LCM, RESOLUTION]),
-    "examples__vre_streaming__cfg_rgb_safeuav.yaml": (1, [
-        "safeuav.parameters.disk_data_argmax: False is not supported, only True (vre-fast stores class maps"]),
+    "examples__vre_streaming__cfg_rgb_safeuav.yaml": (2, [
+        "safeuav.parameters.disk_data_argmax: False is not supported, only True (vre-fast stores class maps",
+        "safeuav.parameters.variant: 'model_150k' (VRE fetches model_150k.ckpt"]),
     "test__task_mapped_representations__cfg.yaml": (3, [f"semantic_mask2former_mapillary_49189528_1.parameters.{R50}",
                                                         LCM, RESOLUTION]),
-    "test__vre_batched__cfg.yaml": (5, [HALFTONE, GB, "sift.type: 'descriptor/sift'", "fastsam(s).type",
-                                        f"mask2former.parameters.{R50}"]),
+    "test__vre_batched__cfg.yaml": (6, [HALFTONE, GB, "sift.type: 'descriptor/sift'", "fastsam(s).type",
+                                        f"mask2former.parameters.{R50}", "safeuav.parameters.variant: 'model_430k' "
+                                        "(VRE fetches model_430k.ckpt from its weights repository"]),
 }
 
 
@@ -106,7 +108,7 @@ def test_sections_parentheses_dependencies_and_interpolations_map(tmp_path: Path
             "flow": {"type": "optical-flow/rife", "dependencies": [], "parameters": {
                 "uhd": False, "compute_backward_flow": False, "delta": 1}},
             "safeuav": {"type": "semantic-segmentation/safeuav", "dependencies": [], "parameters": {
-                "variant": "model_430k", "disk_data_argmax": True}, "learned_parameters": {"device": "cuda:1"}},
+                "variant": "ckpts/safeuav_430k.ckpt", "disk_data_argmax": True}, "learned_parameters": {"device": "cuda:1"}},
             "m2f": {"type": "semantic-segmentation/mask2former", "dependencies": [], "parameters": {
                 "model_id": "49189528_0", "disk_data_argmax": True}},
             "dexined": {"type": "edges/dexined", "dependencies": [], "parameters": {}},
@@ -123,6 +125,7 @@ def test_sections_parentheses_dependencies_and_interpolations_map(tmp_path: Path
     assert {k: params["normals_svd(depth_dpt)"][k] for k in SVD} == SVD
     assert (params["depth_dpt"]["variant"], params["flow"]["variant"], params["safeuav"]["variant"],
             params["m2f"]["variant"]) == ("large_384", "hdv3", "430k", "swin_large_mapillary")
+    assert params["safeuav"]["weights"] == "ckpts/safeuav_430k.ckpt"  # VRE's variant may be a checkpoint path
     assert (params["dexined"]["variant"], params["dexined"]["output"]) == ("biped", "vre")  # VRE's formula
     # VRE's DPT stores clip(1 / prediction, 0, 1): the depth its normals are computed from
     inverse = np.array([[[0.0, 0.5, 2.0, -1.0]]], np.float32)
@@ -202,7 +205,7 @@ def test_convert_config_writes_the_mapped_config(tmp_path: Path, capsys: pytest.
          for r in direct.representations]
     assert main(["convert-config", str(CONFIGS / "test__vre_batched__cfg.yaml"), "-o", str(tmp_path / "x.yaml")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("vre-fast: error: ") and err.count("\n") == 1 and "5 item(s)" in err
+    assert err.startswith("vre-fast: error: ") and err.count("\n") == 1 and "6 item(s)" in err
     assert not (tmp_path / "x.yaml").exists()
 
 

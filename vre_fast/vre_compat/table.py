@@ -29,10 +29,12 @@ __all__ = ["VRE_TYPES", "Lacking", "Only", "Unsupported", "Values", "VreType"]
 
 @dataclass(frozen=True)
 class Values:
-    """A VRE parameter renamed to `ours`, its values translated; a value mapped to `Lacking(why)` is refused."""
+    """A VRE parameter renamed to `ours`, its values translated; a value mapped to `Lacking(why)` is refused. A
+    value not in `values` goes to our parameter `other` when given (SafeUAV's `variant` may be a checkpoint path)."""
 
     ours: str
     values: dict[Any, Any]
+    other: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ VRE_TYPES: dict[str, VreType] = {
     "depth/marigold":                             VreType("depth_marigold", {"variant": Values("variant", {"marigold-lcm-v1-0": Lacking("Marigold LCM v1.0: " + _NOT_YET), "marigold-v1-0": Lacking("Marigold v1.0: " + _NOT_YET + " (vre-fast has v1.1)")}), "denoising_steps": "steps", "seed": "seed", "ensemble_size": Only(1, "vre-fast runs one ensemble member"), "processing_resolution": Unsupported("vre-fast runs Marigold at the frame's size (rounded to 64)")}),
     "normals/depth-svd":                          VreType("normals_svd", {"sensor_fov": "sensor_fov", "sensor_size": "sensor_size", "window_size": "window_size", "input_downsample_step": "input_downsample_step", "stride": Only(1, "vre-fast fits a plane at every pixel")}, why="VRE stores (n + 1) / 2, vre-fast the unit normal n"),
     "semantic-segmentation/mask2former":          VreType("semantic_mask2former", {"model_id": Values("variant", {"49189528_0": "swin_large_mapillary", "47429163_0": "swin_large_coco", "49189528_1": Lacking("Mask2Former R50 Mapillary: " + _NOT_YET)}), "disk_data_argmax": _NO_ARGMAX}, dtype="ours"),
-    "semantic-segmentation/safeuav":              VreType("semantic_safeuav", {"variant": Values("variant", {"model_150k": "150k", "model_430k": "430k", "model_1M": "1M", "model_4M": "4M"}), "disk_data_argmax": _NO_ARGMAX}, dtype="ours"),
+    "semantic-segmentation/safeuav":              VreType("semantic_safeuav", {"variant": Values("variant", {v: Lacking(f"VRE fetches {v}.ckpt from its weights repository; vre-fast reads the checkpoint from a file: give its path as the variant, as VRE accepts") for v in ("model_150k", "model_430k", "model_1M", "model_4M")}, other="weights"), "disk_data_argmax": _NO_ARGMAX}, dtype="ours"),
     "optical-flow/rife":                          VreType("optical_flow_rife", {"uhd": Only(False, "vre-fast's RIFE has no UHD mode"), "compute_backward_flow": Only(False), "delta": Only(1, "vre-fast's flow is t -> t+1"), "flow_delta_frames": Only(1, "vre-fast's flow is t -> t+1")}, set={"variant": "hdv3"}, why="VRE 1.18.6 divides the x flow by the height and the y flow by the width, and keeps half the padding; vre-fast x / width, y / height, unpadded"),
     "optical-flow/raft":                          VreType("optical_flow_raft", {"small": Values("variant", {False: "large", True: "small"}), "iters": "iterations", "inference_height": Unsupported("vre-fast runs RAFT at the frame's size (rounded to 8)"), "inference_width": Unsupported("vre-fast runs RAFT at the frame's size (rounded to 8)"), "seed": Unsupported("vre-fast's RAFT is deterministic"), "delta": Only(1, "vre-fast's flow is t -> t+1"), "flow_delta_frames": Only(1, "vre-fast's flow is t -> t+1")}, why="not checked against VRE's (no weights here)"),
     "soft-segmentation/python-halftone":          VreType(None, why=_NOT_YET),

@@ -97,9 +97,8 @@ def translate_vre_config(raw: Any, source: str = "<dict>") -> dict[str, Any]:
 
 
 def vre_storage(io: Mapping[str, Any]) -> dict[str, Any]:
-    """VRE's effective storage settings (what VRE's IORepresentation does with its io parameters, unset ones
-    included: compress defaults to True, output_dtype to float32) as vre-fast's output_formats / compress /
-    output_size: also how a VRE run record's `data_writers` entry is compared with a vre-fast node."""
+    """VRE's storage settings as vre-fast's output_formats / compress / output_size, unset ones as VRE's
+    IORepresentation takes them (no format: nothing stored; compress: True)."""
     formats = [f for f in (io.get("binary_format"), io.get("image_format")) if f not in (None, "not-set")]
     size = io.get("output_size")
     return {"output_formats": formats, "compress": bool(io.get("compress", True)),
@@ -192,7 +191,9 @@ def _parameters(key: str, entry: VreType, params: Any, problems: list[str]) -> d
             problems.append(f"{where}: {value!r} has no vre-fast equivalent ({rule.why})")
         elif isinstance(rule, Values):
             mapped = _lookup(rule.values, value)
-            if mapped is None:
+            if mapped is None and rule.other is not None:
+                out[rule.other] = value
+            elif mapped is None:
                 problems.append(f"{where}: {value!r} has no vre-fast equivalent (mapped: "
                                 f"{[v for v, ours in rule.values.items() if not isinstance(ours, Lacking)]})")
             elif isinstance(mapped, Lacking):
