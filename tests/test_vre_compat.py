@@ -259,6 +259,14 @@ def test_a_vre_directory_resumes_computing_only_what_vre_has_not(tmp_path: Path)
         "rgb": ("rgb", 12), "hsv": ("hsv", 12), "edges_canny": ("external", 8)}
     assert main(["collage", str(out), "-o", str(tmp_path / "collage")]) == 0
     assert len(list((tmp_path / "collage").glob("*.png"))) == 8
+    from vre_fast.reader import VREDataset
+
+    data = VREDataset(out, ["hsv", "edges_canny"], missing="drop")
+    assert data.frames == list(range(8))  # VRE's Canny has frames 0-7
+    for position in (2, 7):  # HSV frames VRE computed, decoded by vre-fast's definition
+        np.testing.assert_array_equal(data[position]["hsv"].numpy(), stored(out, "hsv", position))
+    assert np.array_equal(VREDataset(out, ["hsv"])[10]["hsv"].numpy(), stored(fresh, "hsv", 10))  # vre-fast's
+    assert main(["metadata", "rebuild", str(out), "-c", str(RESUME / "cfg.yaml")]) == 1  # edges_canny: refused
 
 
 def test_a_vre_directory_of_another_definition_is_refused(tmp_path: Path, video: Path):

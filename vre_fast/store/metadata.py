@@ -35,6 +35,7 @@ __all__ = ["RepresentationMetadata", "rebuild_metadata"]
 logger = logging.getLogger("vre_fast")
 
 METADATA = ".metadata.json"
+VRE_METADATA = ".repr_metadata.json"  # what VRE 1.18.6 writes instead (vre_compat reads it)
 JOURNALS = ".metadata.journal"
 LOCK = ".metadata.lock"
 
@@ -302,6 +303,10 @@ def rebuild_metadata(directory: Path, definition: dict[str, Any] | None, relabel
         except StoreError:
             old = None  # the metadata itself is what is broken: only a config can give the definition back
         recorded = (old or {}).get("definition") or None
+        if old is None and (directory / VRE_METADATA).is_file():
+            raise StoreError(f"{directory}: written by VRE 1.18.6, which records no definition; `vre-fast run` "
+                             f"with its config adopts its frames where they are checked to be vre-fast's outputs "
+                             f"(rebuilding would label them without that check)")
         if recorded is None and definition is None:
             raise StoreError(f"{directory}: no metadata to take the definition from; pass --config so the "
                              f"definition of '{directory.name}' can be rebuilt")
