@@ -75,7 +75,7 @@ def test_vre_configs_with_representations_we_lack_give_one_error_listing_every_i
     with pytest.raises(ConfigError) as error:
         load_config(CONFIGS / name)
     message = str(error.value)
-    assert message.startswith(f"{CONFIGS / name}: {count} item(s) of this VRE config have no vre-fast equivalent: ")
+    assert message.startswith(f"{CONFIGS / name}: {count} item(s) of this VRE config cannot be mapped onto vre-fast: ")
     assert message.count("; representations.") == count - 1 and "\n" not in message
     for item in items:
         assert f"representations.{item}" in message

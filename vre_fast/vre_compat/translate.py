@@ -88,7 +88,7 @@ def translate_vre_config(raw: Any, source: str = "<dict>") -> dict[str, Any]:
             mapped[str(name)] = one
     problems += _io_problems("default_io_parameters", defaults["io_parameters"])
     if problems:
-        raise ConfigError(f"{source}: {len(problems)} item(s) of this VRE config have no vre-fast equivalent: "
+        raise ConfigError(f"{source}: {len(problems)} item(s) of this VRE config cannot be mapped onto vre-fast: "
                           + "; ".join(problems))
     out: dict[str, Any] = {k: v for k, v in vre_storage(defaults["io_parameters"]).items() if v is not None}
     if "batch_size" in defaults["compute_parameters"]:
