@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -13,16 +14,28 @@ from ._cfg import OUTPUT_DTYPES, OUTPUT_FORMATS, RepresentationCfg, RunCfg, stab
 from .errors import ConfigError
 from .store.npz import COMPRESS_LEVELS, DEFAULT_COMPRESS_LEVEL
 
-__all__ = ["load_config", "parse_config", "parse_output_formats"]
+__all__ = ["CONFIG_FORMATS", "load_config", "parse_config", "parse_output_formats", "read_config_file"]
 
+CONFIG_FORMATS = ("auto", "vre-fast", "vre")  # auto: a VRE 1.18.6 config is told by its keys (vre_compat)
+
+_NAME_CHARS = re.compile(r"[-_()]")
 _GLOBAL_KEYS = {"batch_size", "output_formats", "compress", "device", "output_size", "jpeg_quality",
                 "representations", "plugins"}
 _REPR_KEYS = {"type", "dependencies", "parameters", "batch_size", "output_formats", "compress", "device",
               "output_size", "output_dtype", "jpeg_quality"}
 
 
-def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunCfg:
-    """Read a YAML config safely; `overrides` (from the CLI) replace the global section's values."""
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None, config_format: str = "auto") -> RunCfg:
+    """Read a YAML config safely; `overrides` (from the CLI) replace the global section's values. A VRE 1.18.6
+    config (`config_format="vre"`, or told by its keys with "auto") is mapped onto vre-fast's first."""
+    raw = read_config_file(path, config_format)
+    return parse_config(raw, overrides=overrides, source=str(path), base=Path(path).parent)
+
+
+def read_config_file(path: str | Path, config_format: str = "auto") -> Any:
+    """The config file as a vre-fast config dict (a VRE one translated), not yet validated."""
+    if config_format not in CONFIG_FORMATS:
+        raise ConfigError(f"--config-format {config_format!r}: expected one of {list(CONFIG_FORMATS)}")
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -38,7 +51,17 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
                           f"{exc.start}); is it a YAML file?") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {_yaml_error_line(path, exc)}") from None
-    return parse_config(raw, overrides=overrides, source=str(path), base=path.parent)
+    if config_format == "vre" or (config_format == "auto" and _looks_like_vre(raw)):
+        from .vre_compat import resolve_interpolations, translate_vre_config
+
+        raw = translate_vre_config(resolve_interpolations(raw, str(path)), str(path))
+    return raw
+
+
+def _looks_like_vre(raw: Any) -> bool:
+    from .vre_compat import looks_like_vre
+
+    return looks_like_vre(raw)
 
 
 def _yaml_error_line(path: Path, exc: yaml.YAMLError) -> str:
@@ -85,8 +108,9 @@ def parse_config(raw: Any, overrides: Mapping[str, Any] | None = None, source: s
     cfgs = []
     for name, body in reprs.items():
         key = f"representations.{name}"
-        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
-            raise ConfigError(f"{key}: a name must be letters, digits, '_' or '-'")
+        if not isinstance(name, str) or not _NAME_CHARS.sub("", name).isalnum() or name.startswith((".", "(")):
+            raise ConfigError(f"{key}: a name must be letters, digits, '_', '-' or parentheses (VRE's "
+                              f"'normals_svd(depth_dpt)')")
         if not isinstance(body, Mapping):
             raise ConfigError(f"{key}: expected a mapping with at least 'type'")
         unknown = set(body) - _REPR_KEYS

@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("video", type=_path, help="a video file, a folder of png/jpg pictures or npy/npz arrays, or a "
                                              "ROS bag (.bag, .mcap, .db3, a rosbag2 directory)")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
+    _config_format_arg(p)
     p.add_argument("--output", "-o", type=_path, required=True, help="output directory (created, resumable)")
     p.add_argument("--frames", nargs="+", action=_FramesAction, default=(None, None), metavar="FRAMES",
                    help="A..B (B excluded), A.., ..B or N; or a list: 5 8 22 (items N or A..B)")
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stream", parents=[plugins],
                        help="run the graph live: frames in from a source, results out to a sink")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
+    _config_format_arg(p)
     p.add_argument("--source", required=True,
                    help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file | "
                         "a folder of frames (paced at --fps with --pace) | a ROS bag (.bag, .mcap, .db3, a rosbag2 "
@@ -111,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export-engines", parents=[plugins],
                        help="export every learned representation to ONNX (and TensorRT)")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
+    _config_format_arg(p)
     p.add_argument("--size", type=_parse_size, default=(540, 960),
                    help="WxH of the frames the engines will see (default 960x540)")
 
@@ -148,8 +151,18 @@ def _parser() -> argparse.ArgumentParser:
                                                                            "at least one sample)")
     p.add_argument("--representations", help="comma separated names to export (default: all)")
 
+    p = sub.add_parser("convert-config", help="write a VRE 1.18.6 config as the equivalent vre-fast config")
+    p.add_argument("config", type=_path, help="a VRE config (YAML)")
+    p.add_argument("-o", "--target", type=_path, help="the vre-fast config to write (default: print it)")
+
     sub.add_parser("list", parents=[plugins], help="list the representation types (with those of --plugin files)")
     return parser
+
+
+def _config_format_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config-format", choices=["auto", "vre-fast", "vre"], default="auto",
+                   help="auto (default): a VRE 1.18.6 config is recognised by its keys and mapped; vre: always "
+                        "read it as VRE's; vre-fast: never")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,6 +206,8 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
             return _info(args)
         if args.command == "export-shards":
             return _export_shards(args)
+        if args.command == "convert-config":
+            return _convert_config(args)
         from ._registry import list_representations
 
         print("\n".join(list_representations()))
@@ -230,7 +245,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     overrides = {"batch_size": args.batch_size, "compress": args.compress, "device": args.device}
     if args.output_formats is not None:
         overrides["output_formats"] = list(parse_output_formats(args.output_formats, "--output-formats"))
-    cfg = load_config(args.config, overrides=overrides)
+    cfg = load_config(args.config, overrides=overrides, config_format=args.config_format)
     chosen = tuple(n for item in args.representations for n in item.split(",") if n) if args.representations else None
     options = RunOptions(frames=args.frames, frame_list=args.frame_list, representations=chosen,
                          exists=args.exists, fps=args.fps, on_error=args.on_error, write_workers=args.write_workers,
@@ -344,7 +359,7 @@ def _stream(args: argparse.Namespace) -> int:
         limits = Limits(max_height=args.max_frame_size[0], max_width=args.max_frame_size[1])
         if args.size is not None:
             limits.check_size(args.size)
-        graph = StreamGraph(load_config(args.config), chosen, args.size)
+        graph = StreamGraph(load_config(args.config, config_format=args.config_format), chosen, args.size)
         try:  # from here on the graph holds what its nodes set up: every way out tears it down
             graph.warm_up()
             source = open_source(args.source, args.size, pace=args.pace, limits=limits, max_clients=args.max_clients,
@@ -378,7 +393,7 @@ def _export_engines(args: argparse.Namespace) -> int:
     from ._config_loader import load_config
     from .representations._learned import LearnedRepresentation
 
-    graph = build_graph(load_config(args.config))
+    graph = build_graph(load_config(args.config, config_format=args.config_format))
     learned = [(n.representation, n.cfg.device) for n in graph.nodes
                if isinstance(n.representation, LearnedRepresentation)]
     if not learned:
@@ -413,6 +428,27 @@ def _export_shards(args: argparse.Namespace) -> int:
                            representations=chosen)
     resumed = f" (resumed at shard {report.resumed_at})" if report.resumed_at is not None else ""
     print(f"{report.samples} frames in {report.shards} shards in {args.target}; {report.written} written now{resumed}")
+    return 0
+
+
+def _convert_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ._builder import build_graph
+    from ._config_loader import parse_config, read_config_file
+
+    mapped = read_config_file(args.config, config_format="vre")
+    build_graph(parse_config(mapped, source=str(args.config)))  # what is written loads and builds
+    text = (f"# vre-fast config converted from the VRE 1.18.6 config {args.config} by `vre-fast convert-config`\n"
+            f"# (${{...}} interpolations resolved with the environment of the conversion)\n"
+            + yaml.safe_dump(mapped, sort_keys=False, default_flow_style=None, width=120))
+    if args.target is None:
+        print(text, end="")
+        return 0
+    from .store import atomic_write_bytes
+
+    atomic_write_bytes(args.target, text.encode())
+    print(f"{args.config} -> {args.target}: {len(mapped['representations'])} representations")
     return 0
 
 

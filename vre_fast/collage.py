@@ -48,8 +48,15 @@ def representation_from_definition(name: str, definition: dict[str, Any]) -> Rep
 def stored_representations(out_dir: Path) -> list[tuple[Representation, FrameFiles]]:
     """Every representation of `out_dir`, rebuilt from its metadata's definition, with its files: what `collage`
     and `view` read the stored arrays through (`rep.decode(files.read(frame))`)."""
-    found = [(representation_from_definition(d.name, RepresentationMetadata.read(d).definition), FrameFiles(d))
-             for d in representation_dirs(out_dir)]
+    from .reader._stores import VRE_METADATA, open_store
+
+    if not any((d / VRE_METADATA).is_file() for d in (out_dir.iterdir() if out_dir.is_dir() else ())):
+        found = [(representation_from_definition(d.name, RepresentationMetadata.read(d).definition), FrameFiles(d))
+                 for d in representation_dirs(out_dir)]
+    else:  # VRE 1.18.6 wrote some of it: its folders read as stored (VRE records no definition)
+        store = open_store(out_dir)
+        found = [(representation_from_definition(name, r.definition), FrameFiles(store.location(name)))
+                 for name, r in store.representations.items()]
     if not found:
         raise StoreError(f"{out_dir}: no representations to draw")
     return found

@@ -137,6 +137,8 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                                 if node.name in chosen else None)
                     for node in graph.nodes]
         stored = [b for b in bindings if b.metadata is not None]
+        for name, state in _vre_written(out_dir, stored, identity, options.allow_other_source).items():
+            next(b for b in stored if b.name == name).metadata.adopt(state)
         for b in stored:
             b.metadata.peek()
         if options.exists == "raise":
@@ -258,6 +260,16 @@ def _identify(source: FramesSource) -> SourceIdentity:
     return SourceIdentity(path=str(source.path.resolve()), size_bytes=source.size_bytes,
                           height=source.height, width=source.width, num_frames=source.num_frames,
                           fps=str(source.fps), fingerprint=source.fingerprint(), topic=source.topic)
+
+
+def _vre_written(out_dir: Path, stored: list[NodeBinding], identity: SourceIdentity,
+                 allow_other_source: bool) -> dict[str, dict]:
+    """The metadata to start from for folders the original VRE wrote (checked: vre_compat.outputs)."""
+    from .vre_compat.outputs import adopt_vre_outputs, is_vre_written
+
+    if not any(is_vre_written(out_dir / b.name) for b in stored):
+        return {}
+    return adopt_vre_outputs(out_dir, stored, identity, allow_other_source)
 
 
 def _done(stored: list[NodeBinding]) -> dict[str, set[int]]:

@@ -94,6 +94,8 @@ class VreFastStore(DatasetStore):
             reps[directory.name] = StoredRepresentation(
                 directory.name, meta.definition, frames, {f: e.get("error", "") for f, e in meta.failed.items()},
                 frozenset(f for f, e in frames.items() if set(e.formats) & set(BINARY_FORMATS)))
+        for directory in sorted(d for d in root.iterdir() if (d / VRE_METADATA).is_file() and d.name not in reps):
+            reps[directory.name] = _vre_representation(directory, None)  # VRE wrote it, vre-fast resumed others
         super().__init__(root, reps)
         self._files = {name: FrameFiles(root / name) for name in reps}
         self._sources = DatasetSources(root).recorded()

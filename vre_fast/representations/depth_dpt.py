@@ -1,12 +1,16 @@
-"""DPT (transformers' DPTForDepthEstimation, MiDaS 3.0): relative inverse depth per pixel, as in VRE.
+"""DPT (transformers' DPTForDepthEstimation, MiDaS 3.0): relative inverse depth per pixel.
 
-See _transformers for weights. `hybrid_384` is the ViT-hybrid model VRE uses.
+See _transformers for weights. VRE 1.18.6's `depth/dpt` is DPT-Large (`large_384`: its DPTDepthModel with the
+vitl16_384 backbone) and stores clip(1 / prediction, 0, 1), a bounded depth: `output: vre` stores that
+(what its normals are computed from), `output: inverse` (the default) the network's inverse depth.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
 
 from .._registry import register_representation
 from ._learned import LearnedParams
@@ -18,6 +22,7 @@ _HALF = (127.5, 127.5, 127.5)  # DPT normalises to [-1, 1]
 @dataclass(frozen=True)
 class DptParams(LearnedParams):
     variant: str = "hybrid_384"
+    output: Literal["inverse", "vre"] = "inverse"
 
 
 @register_representation("depth_dpt")
@@ -38,6 +43,20 @@ class DepthDpt(TransformersDepth):
                  "neck_hidden_sizes": [8, 16, 32, 64], "fusion_hidden_size": 16, "head_in_index": -1,
                  "initializer_range": 0.2, "is_hybrid": False},
     }
+
+    def postprocess(self, outputs: tuple[np.ndarray, ...], batch: Any) -> np.ndarray:
+        inverse = super().postprocess(outputs, batch)
+        if self.params.output == "inverse":
+            return inverse
+        with np.errstate(divide="ignore"):
+            return np.clip(1 / inverse, 0, 1)  # VRE's DepthDpt._postprocess; 1 / 0 = inf -> 1, as in torch
+
+    def definition(self) -> dict[str, Any]:
+        """Without `output` when it is the default, so definitions recorded before it existed stay equal."""
+        definition = super().definition()
+        if self.params.output == "inverse":
+            del definition["parameters"]["output"]
+        return definition
 
     def make_config(self, **kwargs: Any) -> Any:
         from transformers import DPTConfig

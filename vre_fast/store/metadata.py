@@ -35,6 +35,7 @@ __all__ = ["RepresentationMetadata", "rebuild_metadata"]
 logger = logging.getLogger("vre_fast")
 
 METADATA = ".metadata.json"
+VRE_METADATA = ".repr_metadata.json"  # what VRE 1.18.6 writes instead (vre_compat reads it)
 JOURNALS = ".metadata.journal"
 LOCK = ".metadata.lock"
 
@@ -48,6 +49,12 @@ class RepresentationMetadata:
         self.failed: dict[int, dict[str, Any]] = {}
         self._journal: Any = None
         self._journal_lock = threading.Lock()
+        self._adopted: dict[str, Any] | None = None
+
+    def adopt(self, state: dict[str, Any] | None) -> None:
+        """The state to start from when the folder has no metadata yet (frames another tool recorded, already
+        checked against this definition: vre_compat.outputs for VRE's folders)."""
+        self._adopted = state
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def open(self, run_id: str) -> None:
@@ -57,7 +64,7 @@ class RepresentationMetadata:
         with locked(self.directory / LOCK):
             state = self._read_json()
             if state is None:
-                state = {"name": self.name, "definition": self.definition, "frames": {}, "failed": {}}
+                state = self._adopted or {"name": self.name, "definition": self.definition, "frames": {}, "failed": {}}
                 self._write_json(state)
             self._check_definition(state)
             self._load(state)
@@ -69,6 +76,8 @@ class RepresentationMetadata:
         """Loads which frames are done without writing anything (so a read-only or finished dataset needs no
         write access to be checked), refusing a different definition as `open` does."""
         if not (self.directory / METADATA).is_file():
+            if self._adopted is not None:
+                self._load(self._adopted)
             return
         with read_locked(self.directory / LOCK):
             state = self._read_json()
@@ -294,6 +303,10 @@ def rebuild_metadata(directory: Path, definition: dict[str, Any] | None, relabel
         except StoreError:
             old = None  # the metadata itself is what is broken: only a config can give the definition back
         recorded = (old or {}).get("definition") or None
+        if old is None and (directory / VRE_METADATA).is_file():
+            raise StoreError(f"{directory}: written by VRE 1.18.6, which records no definition; `vre-fast run` "
+                             f"with its config adopts its frames where they are checked to be vre-fast's outputs "
+                             f"(rebuilding would label them without that check)")
         if recorded is None and definition is None:
             raise StoreError(f"{directory}: no metadata to take the definition from; pass --config so the "
                              f"definition of '{directory.name}' can be rebuilt")
