@@ -1,0 +1,167 @@
+"""VRE's learned variants and parameters: Marigold LCM, ensembles and processing resolution; the flow experts'
+delta, backward flow and RIFE's uhd. Tiny random models of the real architectures, checked against references
+written here (diffusers' LCMScheduler step by step, the network on swapped or pre-downscaled frames)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="learned representations need the [learned] extra (torch)")
+
+from conftest import make_video, rep_of  # noqa: E402
+
+from vre_fast import ConfigError, RunOptions, parse_config, run  # noqa: E402
+from vre_fast.representation import ComputeBatch  # noqa: E402
+
+
+def frames(n: int = 2, h: int = 64, w: int = 64) -> np.ndarray:
+    from vre_fast.sources.synthetic import drifting_texture
+
+    return np.stack(list(drifting_texture(n, h, w, step=5)))
+
+
+def compute(rep, batch_frames: np.ndarray, next_frames: np.ndarray | None = None) -> np.ndarray:
+    rep.setup("cpu")
+    try:
+        return rep.compute(ComputeBatch(list(range(len(batch_frames))), batch_frames, next_frames, {}))
+    finally:
+        rep.teardown()
+
+
+# -- Marigold -------------------------------------------------------------------------------------------------
+def test_marigold_lcm_equals_diffusers_lcm_scheduler_step_by_step(monkeypatch: pytest.MonkeyPatch):
+    """Our unrolled LCM loop (constants per timestep, the noise an input) against a plain loop calling diffusers'
+    LCMScheduler.step, which draws its re-noising noise with randn_tensor: handed the same noise here."""
+    import diffusers.schedulers.scheduling_lcm as lcm
+    import torch
+    from diffusers import LCMScheduler
+
+    rep = rep_of("depth_marigold", variant="lcm_test", steps=3, backend="torch")
+    model = rep.load_model()
+    x = rep.network_input(ComputeBatch([0], frames(1), None, {}))
+    assert x.shape == (1, 3 + 4 * 3, 64, 64)  # RGB, the initial latent, the two re-noising steps' noise
+    with torch.inference_mode():
+        got = model(torch.from_numpy(x)).numpy()
+    noise = torch.from_numpy(np.ascontiguousarray(x[:, 3:, ::8, ::8])).reshape(1, 3, 4, 8, 8)
+    pending = [noise[:, 1], noise[:, 2]]
+    monkeypatch.setattr(lcm, "randn_tensor", lambda shape, **kwargs: pending.pop(0))
+    scheduler = LCMScheduler(beta_schedule="scaled_linear", prediction_type="v_prediction", set_alpha_to_one=False,
+                             clip_sample=False, steps_offset=1, original_inference_steps=50, timestep_scaling=10.0)
+    scheduler.set_timesteps(3)
+    with torch.inference_mode():
+        rgb_latent = model.vae.encode(torch.from_numpy(x[:, :3].copy())).latent_dist.mean * 0.18215
+        latent = noise[:, 0]
+        for t in scheduler.timesteps:
+            v = model.unet(torch.cat([rgb_latent, latent], 1), t, encoder_hidden_states=model.empty).sample
+            latent = scheduler.step(v, t, latent).prev_sample
+        expected = model.vae.decode(latent / 0.18215).sample.mean(1).numpy()
+    assert pending == [] and got.shape == (1, 1, 64, 64) and expected.std() > 0.05
+    np.testing.assert_allclose(got[:, 0], expected, atol=1e-4)
+    depth = rep.postprocess((got,), ComputeBatch([0], frames(1), None, {}))
+    np.testing.assert_allclose(depth, np.clip((expected + 1) / 2, 0, 1), atol=1e-4)
+
+
+def test_marigold_ensemble_aligns_members_and_takes_their_median():
+    import torch
+
+    from vre_fast.representations.depth_marigold import ensemble_depth
+
+    rep = rep_of("depth_marigold", variant="lcm_test", steps=2, ensemble_size=3, backend="torch")
+    model = rep.load_model()
+    x = rep.network_input(ComputeBatch([0], frames(1), None, {}))
+    assert x.shape[1] == 3 + 4 * 2 * 3
+    with torch.inference_mode():
+        members = model(torch.from_numpy(x)).numpy()
+        for i in range(3):  # each member is the single-member network on its own noise
+            own = np.concatenate([x[:, :3], x[:, 3 + 8 * i: 3 + 8 * (i + 1)]], axis=1)
+            np.testing.assert_allclose(members[:, i], model(torch.from_numpy(own)).numpy()[:, 0], atol=1e-5)
+    assert np.abs(members[0, 0] - members[0, 1]).max() > 1e-3  # different noise, different members
+    got = rep.postprocess((members,), ComputeBatch([0], frames(1), None, {}))
+    np.testing.assert_allclose(got[0], ensemble_depth(np.clip((members[0] + 1) / 2, 0, 1)), atol=1e-6)
+    assert got.min() == 0 and got.max() == pytest.approx(1)
+
+    base = np.random.default_rng(0).random((40, 50)).astype(np.float32)
+    unit = (base - base.min()) / np.ptp(base)
+    affine = np.stack([base * 0.5 + 0.2, base * 0.9 + 0.05, base * 0.3 + 0.6, 1 - base, base * 0.7])
+    np.testing.assert_allclose(ensemble_depth(affine), unit, atol=1e-5)  # aligned; the inverted one outvoted
+    noisy = np.stack([np.clip(base + np.random.default_rng(i).normal(0, 0.05, base.shape), 0, 1) * s + t
+                      for i, (s, t) in enumerate([(0.5, 0.2), (0.9, 0), (0.4, 0.5), (0.7, 0.1), (0.8, 0.1)])])
+    single = (noisy[0] - noisy[0].min()) / np.ptp(noisy[0])
+    assert np.abs(ensemble_depth(noisy) - unit).mean() < 0.7 * np.abs(single - unit).mean()
+
+
+def test_marigold_processing_resolution_runs_smaller_and_is_stored_at_the_frame_size(tmp_path: Path):
+    rep = rep_of("depth_marigold", variant="lcm_test", steps=1, processing_resolution=768)
+    assert rep.input_size((1080, 1920)) == (448, 768)  # the longer side at 768, each side a multiple of 64
+    assert rep.input_size((2160, 3840)) == rep.input_size((1080, 1920))
+    assert rep_of("depth_marigold", variant="lcm_test", processing_resolution=0).input_size((96, 128)) == (128, 128)
+    assert rep_of("depth_marigold", variant="lcm_test").input_size((96, 128)) == (128, 128)
+    video = make_video(tmp_path / "v.mp4", num_frames=2, height=96, width=128)
+    cfg = parse_config({"representations": {"depth": {"type": "depth_marigold", "parameters": {
+        "variant": "lcm_test", "steps": 1, "processing_resolution": 64, "backend": "torch"}}}})
+    assert rep_of("depth_marigold", variant="lcm_test", processing_resolution=64).input_size((96, 128)) == (64, 64)
+    run(video, cfg, tmp_path / "out", RunOptions(frames=(0, 1), progress=False))
+    with np.load(tmp_path / "out" / "depth" / "npz" / "0.npz") as f:
+        assert f["arr_0"].shape == (96, 128) and f["arr_0"].dtype == np.float16 and f["arr_0"].std() > 0
+    # the new parameters stay out of the definition at their defaults (outputs stored before still match)
+    assert set(rep_of("depth_marigold", variant="lcm_test").definition()["parameters"]) == {
+        "variant", "weights", "steps", "seed"}
+    with pytest.raises(ConfigError, match="ensemble_size must be in 1..32, got 0"):
+        rep_of("depth_marigold", variant="lcm_test", ensemble_size=0)
+
+
+# -- flow: delta, backward, uhd ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("type_name, params", [("optical_flow_rife", {"variant": "random"}),
+                                               ("optical_flow_raft", {"variant": "small_random", "iterations": 2})])
+def test_backward_flow_is_the_flow_of_the_swapped_pair(type_name: str, params: dict):
+    size = (64, 96) if type_name == "optical_flow_rife" else (128, 128)
+    x = frames(3, *size)
+    a, b = x[:2], x[1:]
+    both = compute(rep_of(type_name, backend="torch", compute_backward_flow=True, **params), a, b)
+    forward = compute(rep_of(type_name, backend="torch", **params), a, b)
+    backward = compute(rep_of(type_name, backend="torch", **params), b, a)
+    assert both.shape == (2, *size, 4) and both.dtype == np.float32 and np.abs(forward).max() > 0
+    np.testing.assert_allclose(both[..., :2], forward, atol=1e-6)
+    np.testing.assert_allclose(both[..., 2:], backward, atol=1e-6)
+    if type_name == "optical_flow_rife":  # IFNet is symmetric: the swapped pair's flow is the forward negated
+        np.testing.assert_allclose(backward, -forward, atol=1e-6)
+
+
+def test_rife_uhd_runs_on_the_frames_downscaled_by_two():
+    import cv2
+
+    x = frames(3, 128, 192)
+    got = compute(rep_of("optical_flow_rife", variant="random", backend="torch", uhd=True), x[:2], x[1:])
+    half = np.stack([cv2.resize(f, (96, 64), interpolation=cv2.INTER_AREA) for f in x])
+    expected = compute(rep_of("optical_flow_rife", variant="random", backend="torch"), half[:2], half[1:])
+    assert got.shape == (2, 64, 96, 2) and np.abs(expected).max() > 0
+    np.testing.assert_array_equal(got, expected)
+    assert rep_of("optical_flow_rife", variant="random", uhd=True).input_size((2160, 3840)) == (1088, 1920)
+
+
+@pytest.mark.parametrize("delta", [2, -1])
+def test_flow_delta_pairs_each_frame_with_frame_t_plus_delta_clipped_to_the_video(delta: int, tmp_path: Path):
+    """Stored flow of frame t = the network on (t, clip(t + delta)): the last frames pair with the last one and,
+    looking back, frame 0 with itself (VRE's clipping); 64x64 frames: no resizing between network and store."""
+    from vre_fast.sources import VideoSource
+
+    video = make_video(tmp_path / "v.mp4", num_frames=5, height=64, width=64)
+    params = {"variant": "random", "delta": delta, "backend": "torch"}
+    cfg = parse_config({"batch_size": 2, "representations": {"flow": {"type": "optical_flow_rife",
+                                                                      "parameters": params}}})
+    run(video, cfg, tmp_path / "out", RunOptions(frames=(0, 5), progress=False))
+    with VideoSource(video) as source:
+        decoded = np.stack([f for _, f in source.read(range(5))])
+    partners = [min(max(t + delta, 0), 4) for t in range(5)]
+    expected = compute(rep_of("optical_flow_rife", **params), decoded, decoded[partners])
+    for t in range(5):
+        with np.load(tmp_path / "out" / "flow" / "npz" / f"{t}.npz") as f:
+            np.testing.assert_allclose(f["arr_0"], expected[t], atol=1e-6)
+    assert np.abs(expected[1]).max() > 0
+    definition = rep_of("optical_flow_rife", **params).definition()["parameters"]
+    assert definition == {"variant": "random", "weights": None, "delta": delta}
+    with pytest.raises(ConfigError, match="delta: must not be 0"):
+        rep_of("optical_flow_rife", variant="random", delta=0)
