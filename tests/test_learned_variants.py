@@ -142,26 +142,96 @@ def test_rife_uhd_runs_on_the_frames_downscaled_by_two():
     assert rep_of("optical_flow_rife", variant="random", uhd=True).input_size((2160, 3840)) == (1088, 1920)
 
 
-@pytest.mark.parametrize("delta", [2, -1])
-def test_flow_delta_pairs_each_frame_with_frame_t_plus_delta_clipped_to_the_video(delta: int, tmp_path: Path):
+def test_flow_delta_pairs_each_frame_with_frame_t_plus_delta_clipped_to_the_video(tmp_path: Path):
     """Stored flow of frame t = the network on (t, clip(t + delta)): the last frames pair with the last one and,
     looking back, frame 0 with itself (VRE's clipping); 64x64 frames: no resizing between network and store."""
     from vre_fast.sources import VideoSource
 
     video = make_video(tmp_path / "v.mp4", num_frames=5, height=64, width=64)
-    params = {"variant": "random", "delta": delta, "backend": "torch"}
-    cfg = parse_config({"batch_size": 2, "representations": {"flow": {"type": "optical_flow_rife",
-                                                                      "parameters": params}}})
+    params = {delta: {"variant": "random", "delta": delta, "backend": "torch"} for delta in (2, -1)}
+    cfg = parse_config({"batch_size": 2, "representations": {
+        f"flow{delta}": {"type": "optical_flow_rife", "parameters": p} for delta, p in params.items()}})
     run(video, cfg, tmp_path / "out", RunOptions(frames=(0, 5), progress=False))
     with VideoSource(video) as source:
         decoded = np.stack([f for _, f in source.read(range(5))])
-    partners = [min(max(t + delta, 0), 4) for t in range(5)]
-    expected = compute(rep_of("optical_flow_rife", **params), decoded, decoded[partners])
-    for t in range(5):
-        with np.load(tmp_path / "out" / "flow" / "npz" / f"{t}.npz") as f:
-            np.testing.assert_allclose(f["arr_0"], expected[t], atol=1e-6)
-    assert np.abs(expected[1]).max() > 0
-    definition = rep_of("optical_flow_rife", **params).definition()["parameters"]
-    assert definition == {"variant": "random", "weights": None, "delta": delta}
+    for delta, p in params.items():
+        partners = [min(max(t + delta, 0), 4) for t in range(5)]
+        expected = compute(rep_of("optical_flow_rife", **p), decoded, decoded[partners])
+        assert np.abs(expected[1]).max() > 0
+        for t in range(5):
+            with np.load(tmp_path / "out" / f"flow{delta}" / "npz" / f"{t}.npz") as f:
+                np.testing.assert_allclose(f["arr_0"], expected[t], atol=1e-6)
+        assert rep_of("optical_flow_rife", **p).definition()["parameters"] == {
+            "variant": "random", "weights": None, "delta": delta}
     with pytest.raises(ConfigError, match="delta: must not be 0"):
         rep_of("optical_flow_rife", variant="random", delta=0)
+
+
+# -- Mask2Former R50 (VRE's 49189528_1) -------------------------------------------------------------------------
+FIXTURE = Path(__file__).parent / "data" / "m2f_r50_tiny.npz"
+
+
+def vre_checkpoint(path: Path, fixture, **changes) -> Path:  # noqa: ANN001
+    """The fixture's tiny model as VRE's convert.py saves a checkpoint: {"state_dict": ..., "cfg": JSON}."""
+    import torch
+
+    state = {k.removeprefix("state/"): torch.from_numpy(fixture[k].astype(np.float32))
+             for k in fixture.files if k.startswith("state/")}
+    torch.save({"state_dict": {**state, **changes}, "cfg": str(fixture["cfg"])}, path)
+    return path
+
+
+def test_mask2former_r50_from_vres_checkpoint_computes_what_vre_computes(tmp_path: Path):
+    """VRE's own Mask2Former (tests/data/make_m2f_r50_tiny.py, run in VRE's venv) against the same tiny R50 model
+    loaded through the r50_mapillary variant's real path: VRE-format checkpoint -> transformers' Mask2Former."""
+    import torch
+
+    with np.load(FIXTURE) as fixture:
+        ckpt = vre_checkpoint(tmp_path / "49189528_1.ckpt", fixture)
+        image, logits, masks, vre_map = (fixture[k] for k in ("image", "pred_logits", "pred_masks", "sem_seg_argmax"))
+    rep = rep_of("semantic_mask2former", variant="r50_mapillary", weights=str(ckpt), backend="torch")
+    net = rep.load_model().net
+    assert net.config.backbone_config.model_type == "resnet" and net.config.num_labels == 65
+    with torch.inference_mode():
+        out = net(pixel_values=torch.from_numpy(rep.model_input(image[None])))
+    np.testing.assert_allclose(out.class_queries_logits.numpy(), logits, atol=1e-4 * np.abs(logits).max())
+    np.testing.assert_allclose(out.masks_queries_logits.numpy(), masks, atol=1e-4 * np.abs(masks).max())
+    got = compute(rep, image[None])[0]
+    assert got.shape == (64, 96) and len(np.unique(vre_map)) > 1
+    # the class map from VRE's network outputs, post-processed as semantic_mask2former does (class x mask
+    # probability summed over queries at a quarter of the size, upsampled, argmax)
+    classes = torch.from_numpy(logits).softmax(-1)[..., :-1]
+    probs = torch.einsum("bqc,bqhw->bchw", classes, torch.from_numpy(masks).sigmoid())[0].numpy()
+    expected = rep.postprocess((probs[None],), ComputeBatch([0], image[None], None, {}))[0]
+    assert (got == expected).mean() >= 0.999
+    # VRE upsamples the mask logits before that product, vre-fast the product: near class borders they differ
+    # (6% of this fixture's pixels: its 16x24 masks are sharp and its segments a few pixels wide)
+    assert (got == vre_map).mean() >= 0.9
+    assert rep.classes[27] == "Sky" and len(rep.classes) == 65
+
+
+def test_mask2former_r50_refuses_checkpoints_it_cannot_convert(tmp_path: Path):
+    import torch
+
+    with np.load(FIXTURE) as fixture:
+        five = vre_checkpoint(tmp_path / "five.ckpt", fixture, **{
+            "sem_seg_head.predictor.class_embed.weight": torch.zeros(6, 32),
+            "sem_seg_head.predictor.class_embed.bias": torch.zeros(6)})
+        extra = vre_checkpoint(tmp_path / "extra.ckpt", fixture, **{"backbone.res5.0.conv4.weight": torch.zeros(1)})
+        deeper = vre_checkpoint(tmp_path / "deeper.ckpt", fixture, **{
+            "sem_seg_head.pixel_decoder.transformer.encoder.layers.3.norm1.bias": torch.zeros(32)})
+    torch.save({"state_dict": {"backbone.patch_embed.proj.weight": torch.zeros(1)}}, tmp_path / "swin.ckpt")
+    cases = [(five, r"five\.ckpt: 5 classes; r50_mapillary has Mapillary Vistas' 65"),
+             (extra, r"extra\.ckpt: 1 entries of no known Mask2Former-R50 layer, e.g. \['backbone\.res5\.0\.conv4"),
+             (deeper, r"deeper\.ckpt: not the layout of the architecture its shapes describe \(\d+ weights missing"),
+             (tmp_path / "swin.ckpt", r"swin\.ckpt: not a Mask2Former checkpoint with a ResNet backbone")]
+    for path, message in cases:
+        with pytest.raises(ValueError, match=message):
+            rep_of("semantic_mask2former", variant="r50_mapillary", weights=str(path)).load_model()
+    # without its weights the variant still names its classes (the Dronescapes2 graph maps them by name)
+    from vre_fast._builder import build_graph
+
+    graph = build_graph(parse_config({"representations": {
+        "m2f": {"type": "semantic_mask2former", "parameters": {"variant": "r50_mapillary"}},
+        "water": {"type": "binary_mask", "dependencies": ["m2f"], "parameters": {"classes": ["Water", "Sky"]}}}}))
+    assert graph["water"].representation._ids == [31, 27]
