@@ -202,10 +202,10 @@ def ensemble_depth(members: np.ndarray, regularizer: float = 0.02, max_iter: int
     return (median - median.min()) / max(float(median.max() - median.min()), 1e-6)
 
 
-def lcm_constants(scheduler: Any, steps: int) -> list[tuple[int, float, float, float, float, float, float]]:
-    """LCMScheduler.step's arithmetic as constants per timestep t: (t, p, q, c_skip, c_out, keep, renoise) with
-    x0 = p * latent + q * prediction (by the prediction type), denoised = c_out * x0 + c_skip * latent, and the
-    next latent keep * denoised + renoise * noise (on the last step: denoised)."""
+def lcm_constants(scheduler: Any, steps: int) -> list[tuple[float, float, float, float, float, float]]:
+    """LCMScheduler.step's arithmetic as constants per timestep (after `set_timesteps(steps)`): (p, q, c_skip,
+    c_out, keep, renoise) with x0 = p * latent + q * prediction (by the prediction type), denoised = c_out * x0
+    + c_skip * latent, and the next latent keep * denoised + renoise * noise (on the last step: denoised)."""
     cfg = scheduler.config
     if cfg.thresholding:
         raise ValueError("an LCM scheduler with dynamic thresholding is not supported")
@@ -224,9 +224,8 @@ def lcm_constants(scheduler: Any, steps: int) -> list[tuple[int, float, float, f
         else:
             raise ValueError(f"unknown LCM prediction type {cfg.prediction_type!r}")
         c_skip, c_out = scheduler.get_scalings_for_boundary_condition_discrete(t)
-        last = i == len(timesteps) - 1
-        a_next = 1.0 if last else float(alphas[timesteps[i + 1]])
-        out.append((t, p, q, float(c_skip), float(c_out), a_next ** 0.5, (1 - a_next) ** 0.5))
+        a_next = 1.0 if i == len(timesteps) - 1 else float(alphas[timesteps[i + 1]])
+        out.append((p, q, float(c_skip), float(c_out), a_next ** 0.5, (1 - a_next) ** 0.5))
     return out
 
 
@@ -240,8 +239,8 @@ def _marigold(unet: Any, vae: Any, scheduler: Any, empty_embedding: Any, steps: 
     if lcm is None:
         scheduler.set_timesteps(steps)
     timesteps = [int(t) for t in scheduler.timesteps]
-    noises = len(timesteps) if lcm else 1
-    clip = float(scheduler.config.clip_sample_range) if lcm and scheduler.config.clip_sample else None
+    noises = 1 if lcm is None else len(timesteps)
+    clip = float(scheduler.config.clip_sample_range) if lcm is not None and scheduler.config.clip_sample else None
 
     class Marigold(torch.nn.Module):
         def __init__(self) -> None:
@@ -264,7 +263,7 @@ def _marigold(unet: Any, vae: Any, scheduler: Any, empty_embedding: Any, steps: 
                 if lcm is None:
                     latent = scheduler.step(prediction, t, latent).prev_sample
                     continue
-                _, p, q, c_skip, c_out, keep, renoise = lcm[i]
+                p, q, c_skip, c_out, keep, renoise = lcm[i]
                 x0 = p * latent + q * prediction
                 if clip is not None:
                     x0 = x0.clamp(-clip, clip)
