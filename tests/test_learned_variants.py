@@ -230,10 +230,15 @@ def test_mask2former_r50_refuses_checkpoints_it_cannot_convert(tmp_path: Path):
         deeper = vre_checkpoint(tmp_path / "deeper.ckpt", fixture, **{
             "sem_seg_head.pixel_decoder.transformer.encoder.layers.3.norm1.bias": torch.zeros(32)})
     torch.save({"state_dict": {"backbone.patch_embed.proj.weight": torch.zeros(1)}}, tmp_path / "swin.ckpt")
+    import pickle
+
+    with open(tmp_path / "model_final.pkl", "wb") as f:  # the model zoo's layout: numpy arrays in a plain pickle
+        pickle.dump({"model": {"backbone.stem.conv1.weight": np.zeros((8, 3, 7, 7), np.float32)}}, f)
     cases = [(five, r"five\.ckpt: 5 classes; r50_mapillary has Mapillary Vistas' 65"),
              (extra, r"extra\.ckpt: 1 entries of no known Mask2Former-R50 layer, e.g. \['backbone\.res5\.0\.conv4"),
              (deeper, r"deeper\.ckpt: not the layout of the architecture its shapes describe \(\d+ weights missing"),
-             (tmp_path / "swin.ckpt", r"swin\.ckpt: not a Mask2Former checkpoint with a ResNet backbone")]
+             (tmp_path / "swin.ckpt", r"swin\.ckpt: not a Mask2Former checkpoint with a ResNet backbone"),
+             (tmp_path / "model_final.pkl", r"model_final\.pkl: holds more than tensors .* which is not read")]
     for path, message in cases:
         with pytest.raises(ValueError, match=message):
             rep_of("semantic_mask2former", variant="r50_mapillary", weights=str(path)).load_model()

@@ -17,7 +17,9 @@ layout) is refused. The conversion is checked against VRE's own implementation o
 from __future__ import annotations
 
 import json
+import pickle  # only for the exception torch.load raises on what it refuses to read
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +172,13 @@ def load_vre_checkpoint(path: Path) -> Any:
     import torch
     from transformers import Mask2FormerForUniversalSegmentation
 
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note on pickle protocols, before its refusal below
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{path}: holds more than tensors (a Mask2Former model zoo .pkl, say), which is not read: "
+                         f"use VRE's converted checkpoint") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a VRE checkpoint (a dict with 'state_dict')")
     state = data.get("state_dict", data)
