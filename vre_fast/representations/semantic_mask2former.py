@@ -82,7 +82,8 @@ class SemanticMask2Former(TransformersExpert):
 
     @cached_property
     def classes(self) -> tuple[str, ...] | None:
-        """From the checkpoint's config.json (read once: make_image asks for every frame); None (unknown)
+        """r50_mapillary: VRE's Mapillary Vistas names (its checkpoint has none). The others: from the
+        checkpoint's config.json (read once: make_image asks for every frame); None (unknown)
         while the weights are not in place, so a graph that names classes by id still builds and the
         missing weights are reported when they are needed."""
         if self.params.variant == "r50_mapillary":
