@@ -58,7 +58,8 @@ class ComputeBatch:
 
     @property
     def next_frames(self) -> Any:
-        """Frames t+1 (the last frame repeats at the end) if the representation `needs_next_frame`, else None."""
+        """If the representation `needs_next_frame`: frames t + its `next_frame_delta` (1 unless it says
+        otherwise), clipped to the video (the last frame repeats at the end, the first at the start); else None."""
         if callable(self._next_frames):
             self._next_frames = self._next_frames()
         return self._next_frames
@@ -162,6 +163,11 @@ class Representation(ABC):
         return colormaps.auto_to_image(decoded)
 
     # -- used by the runtime -----------------------------------------------------------------------
+    @property
+    def next_frame_delta(self) -> int:
+        """With `needs_next_frame`: `next_frames` holds frames t + this, clipped to the video (VRE's `delta`)."""
+        return 1
+
     def definition(self) -> dict[str, Any]:
         """Everything that determines the stored values; a change means the stored frames are stale."""
         definition = {"type": self.type_name, "parameters": asdict(self.params),

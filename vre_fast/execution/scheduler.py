@@ -103,8 +103,9 @@ class BatchExecutor:
     def _run(self) -> None:
         frames = self.plan.frames
         chunks = [frames[i:i + self._chunk_size] for i in range(0, len(frames), self._chunk_size)]
-        next_frame = any(b.representation.needs_next_frame and self.plan.compute[b.name] for b in self.bindings)
-        wanted = [set(c) | ({min(f + 1, self._last_frame) for f in c} if next_frame else set()) for c in chunks]
+        deltas = {b.representation.next_frame_delta for b in self.bindings
+                  if b.representation.needs_next_frame and self.plan.compute[b.name]}
+        wanted = [set(c).union(*({self._partner(f, d) for f in c} for d in deltas)) for c in chunks]
         rows = max(map(len, wanted), default=1)
         slots = self._prefetch + 2  # `prefetch` queued, one being filled, one being computed
         pinned = any(placement(b.node) is not HOST for b in self.bindings) and can_pin_memory()
@@ -178,7 +179,7 @@ class BatchExecutor:
     def _compute_batch(self, b: NodeBinding, indices: list[int], frames: _PlacedFrames, outputs: ChunkOutputs,
                        failed: dict[str, set[int]], writes: WritePool) -> None:
         execution = self.executions[b.name]
-        following = [min(f + 1, self._last_frame) for f in indices]
+        following = [self._partner(f, b.representation.next_frame_delta) for f in indices]
         try:
             result = execution(indices, frames.on(execution, indices), frames.on(execution, following), outputs)
         except Exception as exc:
@@ -207,6 +208,10 @@ class BatchExecutor:
                 if holder is not None:  # the output is a view of the frames: keep them until it is written
                     holder.retain()
                 writes.submit(WriteJob(b, f, stored, decoded, result.seconds / len(indices), holder))
+
+    def _partner(self, frame: int, delta: int) -> int:
+        """The frame a `needs_next_frame` node pairs `frame` with: frame + delta, clipped to the video (VRE's)."""
+        return min(max(frame + delta, 0), self._last_frame)
 
     def _sample(self) -> ComputeBatch:
         """The video's first frames for `prepare`, decoded once by a second reader (the decode thread owns

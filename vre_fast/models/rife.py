@@ -54,14 +54,23 @@ def _warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 class IFNet(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, uhd: bool = False) -> None:
+        """`uhd` (VRE's, for UHD input): the frames are downscaled by 2 (bilinear) before the flow is estimated,
+        and the flow upscaled by 2 (bilinear, values x2) after: a quarter of the compute, half the motion in
+        pixels for the network. No weights of its own."""
         super().__init__()
+        self.uhd = uhd
         self.block0, self.block1, self.block2 = IFBlock(11), IFBlock(11), IFBlock(11)
         self.block_tea = IFBlock(14)  # training-time teacher: in the checkpoint, unused here
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 6, H, W) two RGB frames in [0, 1], H and W multiples of 32 -> (B, 4, H, W) flows in pixels
-        from the middle instant to frame 0 (channels 0-1) and to frame 1 (channels 2-3)."""
+        """(B, 6, H, W) two RGB frames in [0, 1], H and W multiples of 32 (64 with uhd) -> (B, 4, H, W) flows
+        in pixels from the middle instant to frame 0 (channels 0-1) and to frame 1 (channels 2-3)."""
+        if self.uhd:
+            return _resize(self._flow(_resize(x, 0.5)), 2.0) * 2
+        return self._flow(x)
+
+    def _flow(self, x: torch.Tensor) -> torch.Tensor:
         img0, img1 = x[:, :3], x[:, 3:]
         flow = torch.zeros_like(x[:, :4])
         mask = torch.zeros_like(x[:, :1])

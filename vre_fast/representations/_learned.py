@@ -67,6 +67,9 @@ class LearnedRepresentation(Representation):
     onnx_tolerance: ClassVar[float] = 1e-4
     output_range: ClassVar[float | None] = None
     int8_tolerance: ClassVar[float] = 0.02  # mean |INT8 - torch| accepted, as a fraction of the same scale
+    # parameters added after outputs were first stored, with their defaults: left out of the definition while
+    # at them, so those outputs still match
+    added_parameters: ClassVar[dict[str, Any]] = {}
 
     def validate(self) -> None:
         if self.params.variant not in self.default_cfgs:
@@ -256,9 +259,10 @@ class LearnedRepresentation(Representation):
 
     def definition(self) -> dict[str, Any]:
         """The backend is left out: backends agree within `onnx_tolerance`, and a run may switch. The INT8
-        parameters appear only when used, so outputs stored before they existed still match."""
+        parameters and `added_parameters` appear only when not at their defaults, so outputs stored before
+        they existed still match."""
         definition = super().definition()
-        unset = {("precision", "auto"), ("calibration", None)}
+        unset = {("precision", "auto"), ("calibration", None), *self.added_parameters.items()}
         definition["parameters"] = {k: v for k, v in definition["parameters"].items()
                                     if k != "backend" and (k, v) not in unset}
         return {**definition, "pretrained": self.pretrained_cfg.tag}

@@ -1,4 +1,5 @@
-"""Optical flow from RAFT (all-pairs correlation + recurrent updates): frame t -> t+1.
+"""Optical flow from RAFT (all-pairs correlation + recurrent updates): frame t -> t + delta (`delta` and
+`compute_backward_flow`: see _flow).
 
 The flow expert of the original VRE. Weights: torchvision's released checkpoints (BSD-3-Clause), found
 offline in the vre-fast cache or torch hub's cache (where torchvision put them if it downloaded them).
@@ -17,8 +18,7 @@ import numpy as np
 
 from .._pretrained import PretrainedCfg
 from .._registry import register_representation
-from ._flow import LearnedFlow
-from ._learned import LearnedParams
+from ._flow import FlowParams, LearnedFlow
 
 _TORCHVISION = "https://download.pytorch.org/models/"
 _PIXELS_TO_UNIT = {"multiple_of": 8, "mean": (127.5,) * 3, "std": (127.5,) * 3}  # [0, 255] -> [-1, 1]
@@ -31,7 +31,7 @@ def _cfg(variant: str, filename: str | None, source: str) -> PretrainedCfg:
 
 
 @dataclass(frozen=True)
-class RaftParams(LearnedParams):
+class RaftParams(FlowParams):
     variant: str = "large"
     iterations: int = 12
 

@@ -6,6 +6,12 @@ per-class probability map (transformers' semantic post-processing), at a quarter
 That map is upsampled bilinearly and its argmax stored as a uint8 class map; class names come from the
 checkpoint's config (`id2label`), so semantic_mapper and binary_mask can name classes. Weights: see
 _transformers (HuggingFace-format folder, offline).
+
+`r50_mapillary` is VRE's model 49189528_1 (Mask2Former R50, Mapillary Vistas; no HuggingFace-format release
+exists): VRE's own checkpoint 49189528_1.ckpt, converted on load into transformers' Mask2Former with a ResNet
+backbone (models/mask2former_vre), its 65 class names VRE's. It is found where VRE keeps it once VRE has
+fetched it (vre_repository/semantic_segmentation/mask2former/weights/, when VRE is installed), in the vre-fast
+cache, or at `weights:`. Its SHA-256 is not pinned (it could not be fetched here).
 """
 
 from __future__ import annotations
@@ -17,14 +23,24 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .._pretrained import PretrainedCfg, resolve_weights
 from .._registry import register_representation
 from ..errors import ConfigError
 from ..kernels import colormaps
 from ..representation import ComputeBatch
 from ._learned import LearnedParams
-from ._transformers import TransformersExpert, hf_cfg, tensor_module
+from ._transformers import IMAGENET_MEAN, IMAGENET_STD, TransformersExpert, hf_cfg, tensor_module
 
 _STAGES = ["stage1", "stage2", "stage3", "stage4"]
+_VRE_R50 = PretrainedCfg(
+    tag="semantic_mask2former.r50_mapillary", filename="49189528_1.ckpt",
+    package_file=("vre_repository", "semantic_segmentation/mask2former/weights/49189528_1.ckpt"),
+    how_to_get="VRE's checkpoint of its model 49189528_1 (VRE downloads it into vre_repository/"
+               "semantic_segmentation/mask2former/weights/ on first use; or copy it there)",
+    multiple_of=32, mean=IMAGENET_MEAN, std=IMAGENET_STD, license="MIT (the Mask2Former model zoo)",
+    source="VRE 1.18's Mask2Former R50 Mapillary Vistas semantic checkpoint, converted on load")
+
+
 @dataclass(frozen=True)
 class Mask2FormerParams(LearnedParams):
     variant: str = "swin_large_mapillary"
@@ -45,6 +61,7 @@ class SemanticMask2Former(TransformersExpert):
                                          "facebook/mask2former-swin-large-mapillary-vistas-semantic", license="MIT"),
         "swin_large_coco": _m2f_cfg("semantic_mask2former.swin_large_coco",
                                     "facebook/mask2former-swin-large-coco-panoptic", license="MIT"),
+        "r50_mapillary": _VRE_R50,
         "swin_large_random": _m2f_cfg("semantic_mask2former.swin_large_random", None,
                                       source="Swin-L Mask2Former's architecture, randomly initialised (benchmarks)"),
         "test": _m2f_cfg("semantic_mask2former.test", None,
@@ -65,9 +82,14 @@ class SemanticMask2Former(TransformersExpert):
 
     @cached_property
     def classes(self) -> tuple[str, ...] | None:
-        """From the checkpoint's config.json (read once: make_image asks for every frame); None (unknown)
+        """r50_mapillary: VRE's Mapillary Vistas names (its checkpoint has none). The others: from the
+        checkpoint's config.json (read once: make_image asks for every frame); None (unknown)
         while the weights are not in place, so a graph that names classes by id still builds and the
         missing weights are reported when they are needed."""
+        if self.params.variant == "r50_mapillary":
+            from ..models.mask2former_vre import MAPILLARY_VISTAS_CLASSES
+
+            return MAPILLARY_VISTAS_CLASSES
         if not self.pretrained_cfg.has_weights:
             return tuple(f"class{i}" for i in range(self.random_configs[self.params.variant]["num_labels"]))
         try:
@@ -86,6 +108,19 @@ class SemanticMask2Former(TransformersExpert):
         from transformers import Mask2FormerConfig, SwinConfig
 
         return Mask2FormerConfig(**{**kwargs, "backbone_config": SwinConfig(**kwargs["backbone_config"])})
+
+    def load_model(self) -> Any:
+        """VRE's R50 checkpoint through the converter; the HuggingFace-format variants as the base loads them."""
+        if self.params.variant != "r50_mapillary":
+            return super().load_model()
+        from ..models.mask2former_vre import load_vre_checkpoint
+
+        path = resolve_weights(_VRE_R50, self.params.weights, f"representations.{self.name}.parameters")
+        net = load_vre_checkpoint(path)
+        if net.config.num_labels != len(self.classes):
+            raise ValueError(f"{path}: {net.config.num_labels} classes; {self.params.variant} has Mapillary "
+                             f"Vistas' {len(self.classes)}")
+        return self.wrap(net).eval()
 
     def model_class(self) -> Any:
         from transformers import Mask2FormerForUniversalSegmentation
