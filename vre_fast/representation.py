@@ -103,12 +103,12 @@ class Representation(ABC):
         self.dependencies = dependencies
         # the config's `output_dtype` (VRE's): the stored dtype, within the same kind (float or integer)
         self.output_dtype = None if output_dtype is None else np.dtype(output_dtype)
-        if self.output_dtype is not None:
-            native = np.dtype(type(self).storage_dtype)
-            if np.issubdtype(native, np.floating) != np.issubdtype(self.output_dtype, np.floating):
-                raise ValueError(f"output_dtype: {self.output_dtype.name} cannot hold this representation's "
-                                 f"{native.name} outputs; choose a dtype of the same kind (float or integer)")
-            self.storage_dtype = self.output_dtype
+        native = self.native_storage_dtype()
+        if self.output_dtype is not None and (np.issubdtype(native, np.floating)
+                                              != np.issubdtype(self.output_dtype, np.floating)):
+            raise ValueError(f"output_dtype: {self.output_dtype.name} cannot hold this representation's "
+                             f"{native.name} outputs; choose a dtype of the same kind (float or integer)")
+        self.storage_dtype = native if self.output_dtype is None else self.output_dtype
         self.validate()
         self.bind()
 
@@ -121,10 +121,21 @@ class Representation(ABC):
         """Called once by the constructor after `validate`: derives the attributes `compute` needs from params
         and dependencies (the constructor's extension point); may raise ValueError to reject the node."""
 
+    def native_storage_dtype(self) -> np.dtype:
+        """The stored dtype when the config sets no `output_dtype`: `storage_dtype`, unless the stored form
+        depends on the parameters (a segmenter storing class probabilities instead of class ids)."""
+        return np.dtype(type(self).storage_dtype)
+
     @property
     def classes(self) -> tuple[str, ...] | None:
         """Class names when the output is a class map; dependants resolve class names through this."""
         return None
+
+    @property
+    def class_probabilities(self) -> bool:
+        """True when the output holds one probability per class, (..., len(classes)) floats, instead of
+        class ids; dependants that need ids take the argmax (`_classes.class_ids`)."""
+        return False
 
     def setup(self, device: str) -> None:
         """Called by the runtime only when this node has frames to compute (learned ones load weights)."""

@@ -67,6 +67,9 @@ class LearnedRepresentation(Representation):
     onnx_tolerance: ClassVar[float] = 1e-4
     output_range: ClassVar[float | None] = None
     int8_tolerance: ClassVar[float] = 0.02  # mean |INT8 - torch| accepted, as a fraction of the same scale
+    # parameters that change only what `postprocess` makes of the network's output: left out of the export
+    # cache key, so that they share one exported network
+    postprocess_params: ClassVar[tuple[str, ...]] = ()
 
     def validate(self) -> None:
         if self.params.variant not in self.default_cfgs:
@@ -189,7 +192,7 @@ class LearnedRepresentation(Representation):
         the weight file (a model build for random variants), so it is built only then."""
         definition = self.definition()  # precision and calibration are the cache key's own fields
         definition["parameters"] = {k: v for k, v in definition["parameters"].items()
-                                    if k not in ("precision", "calibration")}
+                                    if k not in ("precision", "calibration", *self.postprocess_params)}
         return ExportSpec(name=self.name, family=self.type_name, tag=self.pretrained_cfg.tag, definition=definition,
                           weights_sha256=self._weights_sha256(), input_hw=input_hw,
                           sample_input=lambda: self._validation_input(input_hw), load_model=self.load_model,
