@@ -152,7 +152,8 @@ def _argmax_cuda_kernel(flat, out):  # noqa: ANN001
 def argmax_cuda(probabilities: Any) -> Any:
     """Device probabilities -> device class ids, without leaving the GPU."""
     d_probs = as_device(probabilities)
-    flat = d_probs.reshape(d_probs.size // d_probs.shape[-1], d_probs.shape[-1])
-    out = cuda.device_array(flat.shape[0], _ids_dtype(flat.shape[1]))
+    *pixels, classes = tuple(d_probs.shape)
+    flat = d_probs.reshape(d_probs.size // classes, classes)
+    out = cuda.device_array(flat.shape[0], _ids_dtype(classes))
     _argmax_cuda_kernel[(flat.shape[0] + 255) // 256, 256](flat, out)
-    return out.reshape(*d_probs.shape[:-1])
+    return out.reshape(*pixels)
