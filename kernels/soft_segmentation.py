@@ -80,12 +80,14 @@ def _signed(vectors: np.ndarray) -> np.ndarray:
 
 
 def _top_components(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (descending) and unit eigenvectors of centred.T @ centred, through the smaller Gram matrix
-    centred @ centred.T (the same non-zero eigenvalues)."""
-    values, vectors = np.linalg.eigh(centred @ centred.T)
+    """The non-zero eigenvalues (descending) and unit eigenvectors of centred.T @ centred, from whichever of it
+    and the Gram matrix centred @ centred.T is smaller (the same non-zero eigenvalues)."""
+    gram = centred.shape[0] < centred.shape[1]
+    values, vectors = np.linalg.eigh(centred @ centred.T if gram else centred.T @ centred)
     values, vectors = values[::-1], vectors[:, ::-1]
-    keep = values > values[0] * 1e-12
-    return values[keep], centred.T @ vectors[:, keep] / np.sqrt(values[keep])
+    keep = values > max(values[0], 0) * 1e-12
+    values, vectors = values[keep], vectors[:, keep]
+    return values, (centred.T @ vectors / np.sqrt(values) if gram else vectors)
 
 
 def colour_maps(bins: np.ndarray) -> np.ndarray:
@@ -93,18 +95,22 @@ def colour_maps(bins: np.ndarray) -> np.ndarray:
     ny, nx = bins.shape
     half = WINDOW // 2
     colours = int(np.prod(BINS))
-    ref = patch_colours(bins, np.arange(half, ny - half, half), np.arange(half, nx - half, half), half,
-                        colours).astype(np.float64)
+    ref = patch_colours(bins, np.arange(half, ny - half, half), np.arange(half, nx - half, half), half, colours)
+    # colours no reference patch holds have zero mean and variance: the components live on the others only,
+    # and their maps are 0 (c0 = c1 = 0 below)
+    used = np.flatnonzero(ref.any(0))
+    ref = ref[:, used].astype(np.float64)
     mean = ref.mean(0)
     values, vectors = _top_components(ref - mean)
     # components until half the variance (the trace); none for patches all alike (a flat frame)
     count = int(np.argmax(np.cumsum(values) > values.sum() * 0.5)) + 1 if len(values) else 0
     basis = vectors[:, :count]
     samples = patch_colours(bins, np.arange(half, ny - half, SAMPLE_STEP), np.arange(half, nx - half, SAMPLE_STEP),
-                            half, colours).astype(np.float64)
+                            half, colours)[:, used].astype(np.float64)
     match = ((samples - mean) @ basis) @ basis.T
     c0, c1 = np.maximum(mean - match, 0), np.maximum(mean + match, 0)
-    tables = c1 / (c0 + c1 + EPS)  # (K, colours)
+    tables = np.zeros((len(samples), colours))
+    tables[:, used] = c1 / (c0 + c1 + EPS)
     return tables[:, bins]
 
 
@@ -131,8 +137,9 @@ def soft_segmentation(frame: np.ndarray, max_channels: int = 3, median_filter: b
     the number of sampling patches, if fewer)."""
     import cv2  # only here: importing the kernels package must stay cheap
 
-    rgb = stretch(frame.astype(np.float64) / 255, (0, 1))
-    small = shrink_nearest(rgb, internal_size)
+    # stretched with the whole frame's range, but only the pixels the nearest shrink keeps
+    lo, hi = frame.min((0, 1)) / 255, frame.max((0, 1)) / 255
+    small = (shrink_nearest(frame, internal_size) / 255 - lo) / (hi - lo + EPS)
     maps = colour_maps(colour_bins(small))
     flat = maps.reshape(len(maps), -1)
     flat = flat - flat.mean(1, keepdims=True)
