@@ -67,7 +67,7 @@ def test_sift_map_is_opencvs_keypoints():
     want = expected_sift_map(cv2.resize(gray, (80, 60), interpolation=cv2.INTER_LINEAR), (120, 160), scale=0.5)
     assert np.array_equal(small, want)
     rep = rep_of("sift")
-    assert rep.make_image(rep.decode(rep.encode(out))).shape == (2, 120, 160, 3)
+    assert rep.encode(out).dtype == np.float16 and rep.make_image(rep.decode(rep.encode(out))).shape == (2, 120, 160, 3)
 
 
 # -- halftone --------------------------------------------------------------------------------------------------

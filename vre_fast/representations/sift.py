@@ -4,8 +4,10 @@ VRE's `descriptor/sift` (a NumPy port of the same algorithm as OpenCV's) stores 
 descriptors and puts the keypoints (position, size, angle, response, octave) in a pickled side file. A
 stored output here is one array per frame at the frame's size, so this keeps the keypoints' map: at each
 keypoint's pixel (its position rounded) its response, the |DoG| contrast at the extremum (the strongest where
-several share a pixel), 0 elsewhere; float32 storage (float16 would round the small responses). Descriptors
-are not stored. `max_keypoints` keeps the strongest ones, as VRE's does before it computes descriptors.
+several share a pixel), 0 elsewhere; stored as float16 (responses to 2^-11 relative). Descriptors are not
+stored. `max_keypoints` keeps the strongest ones, as VRE's does before it computes descriptors. An
+`output_size` smaller than the frame keeps only the points on the pixels nearest resizing samples (VRE
+rescales its keypoint list instead).
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ def keypoint_map(keypoints: tuple[cv2.KeyPoint, ...], shape: tuple[int, int], sc
 class Sift(Representation):
     Params = SiftParams
     interpolation = "nearest"  # a sparse map: linear resizing would smear and weaken each point
-    storage_dtype = np.float32
 
     def bind(self) -> None:
         p = self.params
