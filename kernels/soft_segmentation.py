@@ -90,8 +90,9 @@ def _top_components(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, (centred.T @ vectors / np.sqrt(values) if gram else vectors)
 
 
-def colour_maps(bins: np.ndarray) -> np.ndarray:
-    """Steps 2 and 3: (K, h, w) float64, one map per sampling patch."""
+def colour_tables(bins: np.ndarray) -> np.ndarray:
+    """Steps 2 and 3: (K, colours) float64, one value per colour for each of the K sampling patches (its map
+    is the table read at each pixel's colour)."""
     ny, nx = bins.shape
     half = WINDOW // 2
     colours = int(np.prod(BINS))
@@ -111,7 +112,7 @@ def colour_maps(bins: np.ndarray) -> np.ndarray:
     c0, c1 = np.maximum(mean - match, 0), np.maximum(mean + match, 0)
     tables = np.zeros((len(samples), colours))
     tables[:, used] = c1 / (c0 + c1 + EPS)
-    return tables[:, bins]
+    return tables
 
 
 def median3(x: np.ndarray) -> np.ndarray:
@@ -140,12 +141,16 @@ def soft_segmentation(frame: np.ndarray, max_channels: int = 3, median_filter: b
     # stretched with the whole frame's range, but only the pixels the nearest shrink keeps
     lo, hi = frame.min((0, 1)) / 255, frame.max((0, 1)) / 255
     small = (shrink_nearest(frame, internal_size) / 255 - lo) / (hi - lo + EPS)
-    maps = colour_maps(colour_bins(small))
-    flat = maps.reshape(len(maps), -1)
-    flat = flat - flat.mean(1, keepdims=True)
-    values, vectors = np.linalg.eigh(flat @ flat.T)
+    bins = colour_bins(small)
+    tables = colour_tables(bins)
+    # step 4 without the (K, pixels) maps: a map is its table read at each pixel's colour, so sums over pixels
+    # are sums over colours weighted by how many pixels have each; the projections are tables too
+    counts = np.bincount(bins.ravel(), minlength=tables.shape[1]).astype(np.float64)
+    mean = tables @ counts / bins.size  # each map's mean
+    gram = (tables * counts) @ tables.T - bins.size * np.outer(mean, mean)  # centred maps' Gram matrix
+    values, vectors = np.linalg.eigh(gram)
     top = _signed(vectors[:, ::-1][:, :max_channels])
-    seg = (flat.T @ top).T.reshape(-1, *small.shape[:2])
+    seg = (tables.T @ top - mean @ top)[bins].transpose(2, 0, 1)
     if median_filter:
         seg = median3(seg)
     if adjust_to_rgb:
