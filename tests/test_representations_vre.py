@@ -291,6 +291,28 @@ def test_a_run_stores_probabilities_feeds_class_dependants_and_is_not_mixed_with
     np.testing.assert_allclose(item["sema"].numpy(), probs.astype(np.float32))
 
 
+def test_semantic_vote_and_safe_landing_read_the_argmax_of_probabilities():
+    reps = build({"p": {"type": "semantic_safeuav", "parameters": {"variant": "150k", "probabilities": True}},
+                  "i": {"type": "semantic_safeuav", "parameters": {"variant": "150k"}},
+                  "n": {"type": "external", "parameters": {"path": "x"}},
+                  "vote": {"type": "semantic_vote", "dependencies": ["p", "i", "i"]},
+                  "safe": {"type": "safe_landing", "dependencies": {"normals": "n", "semantic": "p"},
+                           "parameters": {"criterion": "vre", "safe_classes": ["land", "road"]}}})
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(8), (2, 6, 7)).astype(np.float32)
+    ids, other = probs.argmax(-1).astype(np.uint8), rng.integers(0, 8, (2, 6, 7), dtype=np.uint8)
+    vote = reps["vote"].compute(ComputeBatch([0, 1], None, None, {"semantic1": probs, "semantic2": other,
+                                                                  "semantic3": other}))
+    assert np.array_equal(vote, other)  # two of three agree everywhere
+    vote = reps["vote"].compute(ComputeBatch([0, 1], None, None, {"semantic1": probs, "semantic2": ids,
+                                                                  "semantic3": other}))
+    assert np.array_equal(vote, ids)  # the probabilities' argmax is the second vote for `ids`
+    normals = np.zeros((2, 6, 7, 3), np.float32)
+    normals[..., 1] = 1  # flat everywhere: the classes decide
+    safe = reps["safe"].compute(ComputeBatch([0, 1], None, None, {"normals": normals, "semantic": probs}))
+    assert np.array_equal(safe, np.isin(ids, [0, 3]).astype(np.uint8))
+
+
 def test_mask_vote_refuses_class_probabilities():
     with pytest.raises(ConfigError, match="stores class probabilities"):
         build({"a": {"type": "semantic_safeuav", "parameters": {"variant": "150k", "probabilities": True}},
