@@ -313,6 +313,28 @@ def test_semantic_vote_and_safe_landing_read_the_argmax_of_probabilities():
     assert np.array_equal(safe, np.isin(ids, [0, 3]).astype(np.uint8))
 
 
+def test_external_class_scores_as_vre_stores_them(tmp_path: Path):
+    scores = np.random.default_rng(0).random((2, 6, 7, 3)).astype(np.float16)  # VRE's disk_data_argmax: false
+    for i, s in enumerate(scores):
+        np.savez(tmp_path / f"{i}.npz", s)
+    classes = ["sky", "tree", "road"]
+    reps = build({"seg": {"type": "external", "parameters": {"path": str(tmp_path), "classes": classes,
+                                                              "probabilities": True}},
+                  "mask": {"type": "binary_mask", "dependencies": ["seg"], "parameters": {"classes": ["road"]}}})
+    stored = reps["seg"].compute(ComputeBatch([0, 1], None, None, {}))
+    decoded = reps["seg"].decode(reps["seg"].encode(stored))
+    mask = reps["mask"].compute(ComputeBatch([0, 1], None, None, {"semantic": decoded}))
+    assert np.array_equal(mask, (scores.astype(np.float32).argmax(-1) == 2).astype(np.uint8))
+    assert reps["seg"].make_image(decoded).shape == (2, 6, 7, 3)
+    assert "probabilities" not in rep_of("external", path="x", classes=classes).definition()["parameters"]
+    with pytest.raises(ValueError, match="expected"):
+        build({"seg": {"type": "external", "parameters": {"path": str(tmp_path), "classes": classes[:2],
+                                                          "probabilities": True}}})["seg"].compute(
+            ComputeBatch([0], None, None, {}))
+    with pytest.raises(ConfigError, match="need the class names"):
+        rep_of("external", path="x", probabilities=True)
+
+
 def test_mask_vote_refuses_class_probabilities():
     with pytest.raises(ConfigError, match="stores class probabilities"):
         build({"a": {"type": "semantic_safeuav", "parameters": {"variant": "150k", "probabilities": True}},

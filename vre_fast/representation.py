@@ -92,6 +92,9 @@ class Representation(ABC):
     # "cuda" (device arrays in, device arrays out). A node on a device its compute does not support gets
     # NumPy arrays (learned experts: their backend moves the arrays itself).
     compute_backends: ClassVar[tuple[str, ...]] = ("cpu",)
+    # parameters added after datasets were recorded, with their defaults: one at its default is left out of the
+    # definition, so the outputs stored before it existed still match
+    later_parameters: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, name: str, params: Any, dependencies: dict[str, Representation],
                  output_dtype: str | None = None, *, type_name: str):
@@ -171,7 +174,9 @@ class Representation(ABC):
     # -- used by the runtime -----------------------------------------------------------------------
     def definition(self) -> dict[str, Any]:
         """Everything that determines the stored values; a change means the stored frames are stale."""
-        definition = {"type": self.type_name, "parameters": asdict(self.params),
+        later = self.later_parameters
+        parameters = {k: v for k, v in asdict(self.params).items() if k not in later or v != later[k]}
+        definition = {"type": self.type_name, "parameters": parameters,
                       "inputs": {role: dep.definition() for role, dep in self.dependencies.items()}}
         if self.output_dtype is not None:  # only when set: definitions recorded before it existed stay equal
             definition["output_dtype"] = self.output_dtype.name

@@ -81,14 +81,12 @@ class ClassMapExpert:
         """(B, h, w, C) probabilities -> the computed output: themselves, or their argmax (uint8)."""
         return probabilities if self.params.probabilities else class_argmax(probabilities)
 
+    @property
+    def later_parameters(self) -> dict[str, Any]:
+        """`probabilities` is recorded only when set, so class maps stored before it existed still match (and a
+        dataset of probabilities is never mixed with one of class ids)."""
+        return {**super().later_parameters, "probabilities": False}  # type: ignore[misc]
+
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         ids = class_argmax(decoded) if self.params.probabilities else decoded
         return colormaps.classes_to_image(ids, len(self.classes) if self.classes else None)
-
-    def definition(self) -> dict[str, Any]:
-        """`probabilities` is recorded only when set, so class maps stored before it existed still match,
-        and a dataset of probabilities is never mixed with one of class ids."""
-        definition = super().definition()  # type: ignore[misc]
-        if not self.params.probabilities:
-            definition["parameters"] = {k: v for k, v in definition["parameters"].items() if k != "probabilities"}
-        return definition

@@ -70,6 +70,7 @@ class LearnedRepresentation(Representation):
     # parameters that change only what `postprocess` makes of the network's output: left out of the export
     # cache key, so that they share one exported network
     postprocess_params: ClassVar[tuple[str, ...]] = ()
+    later_parameters: ClassVar[dict[str, Any]] = {"precision": "auto", "calibration": None}  # the INT8 ones
 
     def validate(self) -> None:
         if self.params.variant not in self.default_cfgs:
@@ -258,12 +259,9 @@ class LearnedRepresentation(Representation):
         return self.postprocess(self.runner(batch)(x), batch)
 
     def definition(self) -> dict[str, Any]:
-        """The backend is left out: backends agree within `onnx_tolerance`, and a run may switch. The INT8
-        parameters appear only when used, so outputs stored before they existed still match."""
+        """The backend is left out: backends agree within `onnx_tolerance`, and a run may switch."""
         definition = super().definition()
-        unset = {("precision", "auto"), ("calibration", None)}
-        definition["parameters"] = {k: v for k, v in definition["parameters"].items()
-                                    if k != "backend" and (k, v) not in unset}
+        definition["parameters"] = {k: v for k, v in definition["parameters"].items() if k != "backend"}
         return {**definition, "pretrained": self.pretrained_cfg.tag}
 
 
