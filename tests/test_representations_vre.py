@@ -4,6 +4,7 @@ class probabilities (VRE's `disk_data_argmax: false`), each against a direct com
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import cv2
@@ -333,6 +334,29 @@ def test_external_class_scores_as_vre_stores_them(tmp_path: Path):
             ComputeBatch([0], None, None, {}))
     with pytest.raises(ConfigError, match="need the class names"):
         rep_of("external", path="x", probabilities=True)
+
+
+def test_a_vre_dataset_with_stored_class_scores_reads_and_derives(tmp_path: Path):
+    """VRE 1.18.6's dataset (tests/data) with its class map replaced by float16 scores of the same argmax, as
+    VRE writes a segmenter with `disk_data_argmax: false`."""
+    from vre_fast.reader import VREDataset
+
+    copy = shutil.copytree(Path(__file__).parent / "data" / "vre_1_18_6", tmp_path / "vre")
+    rng = np.random.default_rng(0)
+    ids = {}
+    for path in sorted((copy / "semantic" / "npz").glob("*.npz")):
+        with np.load(path) as f:
+            ids[int(path.stem)] = f["arr_0"]
+        scores = rng.random((*ids[int(path.stem)].shape, 4)) * 0.5
+        np.put_along_axis(scores, ids[int(path.stem)][..., None].astype(np.int64), 1.0, -1)
+        np.savez(path, scores.astype(np.float16))
+    ds = VREDataset(copy, ["semantic", "bright"], classes={"semantic": ["dark", "dim", "bright", "light"]},
+                    derived={"bright": {"type": "binary_mask", "dependencies": ["semantic"],
+                                        "parameters": {"classes": ["bright", "light"]}}})
+    item = ds[2]
+    assert tuple(item["semantic"].shape) == (24, 32, 4) and item["semantic"].dtype.is_floating_point
+    assert np.array_equal(item["semantic"].numpy().argmax(-1), ids[2])
+    assert np.array_equal(item["bright"].numpy(), (ids[2] >= 2).astype(np.uint8))
 
 
 def test_mask_vote_refuses_class_probabilities():

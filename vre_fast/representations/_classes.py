@@ -47,8 +47,12 @@ def table_size(class_map: np.ndarray) -> int:
 
 def class_ids(values: Any, source: Representation) -> Any:
     """(B, H, W) class ids from what `source` gives its dependants: its class map ((B, H, W) or (B, H, W, 1)
-    integers) or, where it stores class probabilities, their argmax; on the device the array lives on."""
-    if source.class_probabilities:
+    integers) or, where it stores class probabilities, their argmax; on the device the array lives on. Float
+    (B, H, W, len(classes)) values are scores whether or not `source` says so (a VRE dataset's segmenter
+    read with its class names)."""
+    scores = (np.issubdtype(values.dtype, np.floating) and values.ndim == 4 and source.classes is not None
+              and values.shape[3] == len(source.classes) > 1)
+    if source.class_probabilities or scores:
         return class_argmax(values)
     if not np.issubdtype(values.dtype, np.integer):
         raise ValueError(f"expected an integer class map from '{source.name}', got {values.dtype}")
