@@ -3,7 +3,7 @@ generalized-boundaries and descriptor/sift on the same frames.
 
     python bench/vre_soft_representations.py [--frames 3] [--size 426x240] [--video examples/bikes.mp4]
 
-VRE runs in its side venv (bench/.vre-venv, made by vre_side_by_side.py's installer) with the parameters
+VRE runs in its side venv (bench/.vre-venv, installed on first use by _venvs.vre_venv) with the parameters
 of its own end-to-end test config (halftone: sample 3, scale 1, percentage 91, angles 0/15/30/45, no
 antialias; generalized boundaries: median filtering, adjusted to RGB, 3 channels; SIFT: all keypoints,
 and max_keypoints 500 at process_scale 0.5). Prints seconds per frame and how close the outputs are:

@@ -141,6 +141,10 @@ def soft_segmentation(frame: np.ndarray, max_channels: int = 3, median_filter: b
     # stretched with the whole frame's range, but only the pixels the nearest shrink keeps
     lo, hi = frame.min((0, 1)) / 255, frame.max((0, 1)) / 255
     small = (shrink_nearest(frame, internal_size) / 255 - lo) / (hi - lo + EPS)
+    if min(small.shape[:2]) <= WINDOW:
+        raise ValueError(f"a {frame.shape[1]}x{frame.shape[0]} frame is {small.shape[1]}x{small.shape[0]} at "
+                         f"internal_size {internal_size}: its {WINDOW}-pixel patches need both sides above "
+                         f"{WINDOW}; raise internal_size")
     bins = colour_bins(small)
     tables = colour_tables(bins)
     # step 4 without the (K, pixels) maps: a map is its table read at each pixel's colour, so sums over pixels

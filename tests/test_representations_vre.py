@@ -218,6 +218,8 @@ def test_generalized_boundaries_finds_a_known_boundary():
     assert abs(int(step.argmax()) + 1 - 70) <= 4  # the largest change is at the boundary
     flat = compute(rep_of("generalized_boundaries", internal_size=64), np.full((1, 48, 64, 3), 90, np.uint8))
     assert flat.shape == (1, 48, 64, 3) and not flat.any()  # no colour varies: nothing to segment
+    with pytest.raises(ValueError, match="need both sides above 16"):
+        compute(rep_of("generalized_boundaries"), np.zeros((1, 20, 400, 3), np.uint8))
 
 
 # -- class probabilities ---------------------------------------------------------------------------------------
