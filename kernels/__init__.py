@@ -11,6 +11,6 @@ import os
 # (the first parallel kernel), so a user's own OMP_WAIT_POLICY wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import colormaps, hsv, lookup, normals_svd, safe_landing  # noqa: E402
+from . import colormaps, halftone, hsv, lookup, normals_svd, safe_landing, soft_segmentation  # noqa: E402
 
-__all__ = ["colormaps", "hsv", "lookup", "normals_svd", "safe_landing"]
+__all__ = ["colormaps", "halftone", "hsv", "lookup", "normals_svd", "safe_landing", "soft_segmentation"]

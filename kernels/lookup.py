@@ -1,4 +1,6 @@
-"""Table lookups on class maps: `lut[class_map]` (semantic_mapper, binary_mask, class colour palettes)."""
+"""Table lookups on class maps: `lut[class_map]` (semantic_mapper, binary_mask, class colour palettes), and
+class ids from class probabilities (`argmax` over the last axis), for the dependants of a segmenter that
+stores probabilities."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from numba import njit, prange
 from ._cuda import as_device, cuda, cuda_kernel
 from ._dispatch import backend_of, get_kernel, register_kernel
 
-__all__ = ["apply_lut", "lut_cuda", "lut_numba", "lut_numpy"]
+__all__ = ["apply_lut", "argmax_cuda", "argmax_numba", "argmax_numpy", "class_argmax", "lut_cuda", "lut_numba",
+           "lut_numpy"]
 
 
 def apply_lut(classes: Any, lut: np.ndarray, backend: str | None = None) -> Any:
@@ -99,3 +102,58 @@ def lut_cuda(classes: Any, lut: np.ndarray) -> Any:
     out = cuda.device_array((flat.size, table.shape[1]), lut.dtype)
     _lut_cuda_kernel[(flat.size + 255) // 256, 256](flat, table, out)
     return out.reshape(*d_classes.shape, *lut.shape[1:])
+
+
+def class_argmax(probabilities: Any, backend: str | None = None) -> Any:
+    """(..., C) class probabilities -> (...) ids of the largest (the lowest id on ties), uint8 for up to 256
+    classes, else uint16; on the backend where the array lives unless told."""
+    return get_kernel("argmax", backend or backend_of(probabilities))(probabilities)
+
+
+def _ids_dtype(classes: int) -> np.dtype:
+    return np.dtype(np.uint8 if classes <= 256 else np.uint16)
+
+
+@register_kernel("argmax", "numpy")
+def argmax_numpy(probabilities: np.ndarray) -> np.ndarray:
+    return probabilities.argmax(-1).astype(_ids_dtype(probabilities.shape[-1]))
+
+
+@register_kernel("argmax", "numba")
+def argmax_numba(probabilities: np.ndarray) -> np.ndarray:
+    flat = np.ascontiguousarray(probabilities).reshape(-1, probabilities.shape[-1])
+    out = np.empty(len(flat), _ids_dtype(flat.shape[1]))
+    _argmax_rows(flat, out)
+    return out.reshape(probabilities.shape[:-1])
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _argmax_rows(flat, out):  # noqa: ANN001, ANN202
+    for i in prange(len(flat)):
+        best, k = flat[i, 0], 0
+        for c in range(1, flat.shape[1]):
+            if flat[i, c] > best:
+                best, k = flat[i, c], c
+        out[i] = k
+
+
+@cuda_kernel(cache=True)
+def _argmax_cuda_kernel(flat, out):  # noqa: ANN001
+    i = cuda.grid(1)
+    if i < flat.shape[0]:
+        best, k = flat[i, 0], 0
+        for c in range(1, flat.shape[1]):
+            if flat[i, c] > best:
+                best, k = flat[i, c], c
+        out[i] = k
+
+
+@register_kernel("argmax", "cuda")
+def argmax_cuda(probabilities: Any) -> Any:
+    """Device probabilities -> device class ids, without leaving the GPU."""
+    d_probs = as_device(probabilities)
+    *pixels, classes = tuple(d_probs.shape)
+    flat = d_probs.reshape(d_probs.size // classes, classes)
+    out = cuda.device_array(flat.shape[0], _ids_dtype(classes))
+    _argmax_cuda_kernel[(flat.shape[0] + 255) // 256, 256](flat, out)
+    return out.reshape(*pixels)

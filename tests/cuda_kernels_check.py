@@ -41,6 +41,10 @@ def main() -> None:
     classes = rng.integers(0, 6, (2, 4, 5), dtype=np.uint8)
     table = rng.integers(0, 255, (6, 3), dtype=np.uint8)
     assert np.array_equal(lookup.apply_lut(cuda.to_device(classes), table).copy_to_host(), table[classes])
+    probabilities = rng.random((2, 4, 5, 7)).astype(np.float32)
+    probabilities[0, 0, 0, 2:4] = 2  # a tie: the lowest id wins
+    assert np.array_equal(lookup.class_argmax(cuda.to_device(probabilities)).copy_to_host(),
+                          lookup.argmax_numpy(probabilities))
 
     normals = rng.normal(size=(2, 4, 5, 3)).astype(np.float32)
     safe_table = np.array([1, 0, 1, 1], np.uint8)

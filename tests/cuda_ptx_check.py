@@ -25,6 +25,7 @@ SIGNATURES = {
     "normals_svd._fit_cuda": [(F32_2, F64_3, F64, F64, F64, F64, t.int64, F32_3)],
     "normals_svd._cross_cuda": [(F32_2, F64, F64, F64, F64, t.int64, F32_3)],
     "lookup._lut_cuda_kernel": [(t.uint8[::1], t.uint8[:, ::1], t.uint8[:, ::1])],
+    "lookup._argmax_cuda_kernel": [(F32_2, t.uint8[::1]), (t.float16[:, ::1], t.uint8[::1])],
     "safe_landing._safe_cuda_kernel": [(F32_3, F64, F64, F64, F64, t.uint8[:, ::1], t.boolean, t.uint8[::1],
                                         t.uint8[:, ::1])],
 }

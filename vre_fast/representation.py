@@ -97,6 +97,9 @@ class Representation(ABC):
     # recordings of vre_fast/rerun_view.py): "depth" (a depth map, metric or relative), "flow" (optical flow);
     # None: a picture. Class maps need no kind: `classes` says they are one.
     output_kind: ClassVar[Literal["depth", "flow"] | None] = None
+    # parameters added after datasets were recorded, with their defaults: one at its default is left out of the
+    # definition, so the outputs stored before it existed still match
+    later_parameters: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, name: str, params: Any, dependencies: dict[str, Representation],
                  output_dtype: str | None = None, *, type_name: str):
@@ -108,12 +111,12 @@ class Representation(ABC):
         self.dependencies = dependencies
         # the config's `output_dtype` (VRE's): the stored dtype, within the same kind (float or integer)
         self.output_dtype = None if output_dtype is None else np.dtype(output_dtype)
-        if self.output_dtype is not None:
-            native = np.dtype(type(self).storage_dtype)
-            if np.issubdtype(native, np.floating) != np.issubdtype(self.output_dtype, np.floating):
-                raise ValueError(f"output_dtype: {self.output_dtype.name} cannot hold this representation's "
-                                 f"{native.name} outputs; choose a dtype of the same kind (float or integer)")
-            self.storage_dtype = self.output_dtype
+        native = self.native_storage_dtype()
+        if self.output_dtype is not None and (np.issubdtype(native, np.floating)
+                                              != np.issubdtype(self.output_dtype, np.floating)):
+            raise ValueError(f"output_dtype: {self.output_dtype.name} cannot hold this representation's "
+                             f"{native.name} outputs; choose a dtype of the same kind (float or integer)")
+        self.storage_dtype = native if self.output_dtype is None else self.output_dtype
         self.validate()
         self.bind()
 
@@ -126,10 +129,21 @@ class Representation(ABC):
         """Called once by the constructor after `validate`: derives the attributes `compute` needs from params
         and dependencies (the constructor's extension point); may raise ValueError to reject the node."""
 
+    def native_storage_dtype(self) -> np.dtype:
+        """The stored dtype when the config sets no `output_dtype`: `storage_dtype`, unless the stored form
+        depends on the parameters (a segmenter storing class probabilities instead of class ids)."""
+        return np.dtype(type(self).storage_dtype)
+
     @property
     def classes(self) -> tuple[str, ...] | None:
         """Class names when the output is a class map; dependants resolve class names through this."""
         return None
+
+    @property
+    def class_probabilities(self) -> bool:
+        """True when the output holds one probability per class, (..., len(classes)) floats, instead of
+        class ids; dependants that need ids take the argmax (`_classes.class_ids`)."""
+        return False
 
     def setup(self, device: str) -> None:
         """Called by the runtime only when this node has frames to compute (learned ones load weights)."""
@@ -170,7 +184,9 @@ class Representation(ABC):
 
     def definition(self) -> dict[str, Any]:
         """Everything that determines the stored values; a change means the stored frames are stale."""
-        definition = {"type": self.type_name, "parameters": asdict(self.params),
+        later = self.later_parameters
+        parameters = {k: v for k, v in asdict(self.params).items() if k not in later or v != later[k]}
+        definition = {"type": self.type_name, "parameters": parameters,
                       "inputs": {role: dep.definition() for role, dep in self.dependencies.items()}}
         if self.output_dtype is not None:  # only when set: definitions recorded before it existed stay equal
             definition["output_dtype"] = self.output_dtype.name

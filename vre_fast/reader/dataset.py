@@ -3,8 +3,8 @@
 An item is `{"frame": index, name: tensor, ...}` for one frame: each stored array decoded by its own
 representation's `decode` (rebuilt from the definition the dataset records), derived representations
 computed from their stored inputs, then put in training form: class maps int64 class ids (or float32
-one-hot), floats float32, other integers (rgb, masks) as decoded; then normalised where asked. Values keep
-the stored layout, (H, W) or (H, W, C).
+one-hot; stored class probabilities stay float32 probabilities), floats float32, other integers (rgb, masks)
+as decoded; then normalised where asked. Values keep the stored layout, (H, W) or (H, W, C).
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ class VREDataset(Dataset):
 
     def _training_form(self, name: str, decoded: np.ndarray) -> np.ndarray:
         classes = self._classes.get(name)
-        if classes is None:
+        if classes is None or np.issubdtype(decoded.dtype, np.floating):  # class probabilities stay as they are
             return decoded.astype(np.float32, copy=False) if np.issubdtype(decoded.dtype, np.floating) else decoded
         ids = decoded[..., 0] if decoded.ndim == 3 and decoded.shape[-1] == 1 else decoded
         if name not in self._one_hot:

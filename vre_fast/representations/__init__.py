@@ -13,6 +13,8 @@ from . import (  # noqa: F401  (imported to register their types)
     edges_dexined,
     edges_hed,
     external,
+    generalized_boundaries,
+    halftone,
     hsv,
     mask_vote,
     normals_svd,
@@ -26,5 +28,6 @@ from . import (  # noqa: F401  (imported to register their types)
     semantic_mask2former,
     semantic_safeuav,
     semantic_vote,
+    sift,
     threshold,
 )

@@ -39,7 +39,7 @@ class LearnedFlow(LearnedRepresentation):
     needs_next_frame = True
     output_kind = "flow"
     storage_dtype = np.float32
-    added_parameters = {"delta": 1, "compute_backward_flow": False}
+    later_parameters = {**LearnedRepresentation.later_parameters, "delta": 1, "compute_backward_flow": False}
 
     @property
     def next_frame_delta(self) -> int:

@@ -67,9 +67,10 @@ class LearnedRepresentation(Representation):
     onnx_tolerance: ClassVar[float] = 1e-4
     output_range: ClassVar[float | None] = None
     int8_tolerance: ClassVar[float] = 0.02  # mean |INT8 - torch| accepted, as a fraction of the same scale
-    # parameters added after outputs were first stored, with their defaults: left out of the definition while
-    # at them, so those outputs still match
-    added_parameters: ClassVar[dict[str, Any]] = {}
+    # parameters that change only what `postprocess` makes of the network's output: left out of the export
+    # cache key, so that they share one exported network
+    postprocess_params: ClassVar[tuple[str, ...]] = ()
+    later_parameters: ClassVar[dict[str, Any]] = {"precision": "auto", "calibration": None}  # the INT8 ones
 
     def validate(self) -> None:
         if self.params.variant not in self.default_cfgs:
@@ -192,7 +193,7 @@ class LearnedRepresentation(Representation):
         the weight file (a model build for random variants), so it is built only then."""
         definition = self.definition()  # precision and calibration are the cache key's own fields
         definition["parameters"] = {k: v for k, v in definition["parameters"].items()
-                                    if k not in ("precision", "calibration")}
+                                    if k not in ("precision", "calibration", *self.postprocess_params)}
         return ExportSpec(name=self.name, family=self.type_name, tag=self.pretrained_cfg.tag, definition=definition,
                           weights_sha256=self._weights_sha256(), input_hw=input_hw,
                           sample_input=lambda: self._validation_input(input_hw), load_model=self.load_model,
@@ -258,13 +259,9 @@ class LearnedRepresentation(Representation):
         return self.postprocess(self.runner(batch)(x), batch)
 
     def definition(self) -> dict[str, Any]:
-        """The backend is left out: backends agree within `onnx_tolerance`, and a run may switch. The INT8
-        parameters and `added_parameters` appear only when not at their defaults, so outputs stored before
-        they existed still match."""
+        """The backend is left out: backends agree within `onnx_tolerance`, and a run may switch."""
         definition = super().definition()
-        unset = {("precision", "auto"), ("calibration", None), *self.added_parameters.items()}
-        definition["parameters"] = {k: v for k, v in definition["parameters"].items()
-                                    if k != "backend" and (k, v) not in unset}
+        definition["parameters"] = {k: v for k, v in definition["parameters"].items() if k != "backend"}
         return {**definition, "pretrained": self.pretrained_cfg.tag}
 
 

@@ -11,7 +11,7 @@ from .._registry import register_representation
 from ..kernels import colormaps
 from ..kernels.lookup import apply_lut
 from ..representation import ComputeBatch, Input, Representation
-from ._classes import class_table, resolve_class_ids, table_size
+from ._classes import class_ids, class_table, resolve_class_ids, table_size
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,7 @@ class BinaryMask(Representation):
         self._ids = resolve_class_ids(self.params.classes, self.dependencies["semantic"])
 
     def compute(self, batch: ComputeBatch) -> Any:
-        classes = batch.inputs["semantic"]
-        classes = classes.reshape(classes.shape[:3])
+        classes = class_ids(batch.inputs["semantic"], self.dependencies["semantic"])
         return apply_lut(classes, class_table(self._ids, table_size(classes)))
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:

@@ -75,7 +75,7 @@ class DepthMarigold(LearnedRepresentation):
     Params = MarigoldParams
     output_kind = "depth"
     onnx_tolerance = 1e-4
-    added_parameters = {"ensemble_size": 1, "processing_resolution": None}
+    later_parameters = {**LearnedRepresentation.later_parameters, "ensemble_size": 1, "processing_resolution": None}
     default_cfgs = {
         "v1_1": _snapshot("v1_1", "prs-eth/marigold-depth-v1-1"),
         "v1_0": _snapshot("v1_0", "prs-eth/marigold-depth-v1-0"),

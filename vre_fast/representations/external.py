@@ -2,7 +2,10 @@
 
 A frame's file is `<path>/<pattern>.<ext>` with `pattern` formatted with `frame` (e.g.
 `{frame:06d}`); the first of npz, npy, png, jpg that exists is used. Values are passed on
-unchanged (dtype included); a missing frame is an error naming the files looked for.
+unchanged (dtype included); a missing frame is an error naming the files looked for. With `classes` the
+files hold class maps, or with `probabilities: true` per-class scores, (H, W, len(classes)) floats (what VRE
+stores for a segmenter with `disk_data_argmax: false`, its Mask2Former's default): dependants that need
+class ids take their argmax.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from .._registry import register_representation
 from ..kernels import colormaps
+from ..kernels.lookup import class_argmax
 from ..representation import ComputeBatch, Representation
 
 _EXTENSIONS = ("npz", "npy", "png", "jpg")
@@ -27,6 +31,7 @@ class ExternalParams:
     pattern: str = "{frame}"
     key: str | None = None  # npz key; default: the file's only / first array
     classes: tuple[str, ...] | None = None  # class names when the files hold class maps
+    probabilities: bool = False  # the files hold per-class scores (H, W, classes), not class ids
     interpolation: Literal["auto", "linear", "nearest"] = "auto"  # auto: nearest for integer data
 
     def __post_init__(self) -> None:
@@ -34,16 +39,23 @@ class ExternalParams:
             self.pattern.format(frame=0)
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"pattern {self.pattern!r} must format with only {{frame}}: {exc}") from None
+        if self.probabilities and not self.classes:
+            raise ValueError("probabilities: per-class scores need the class names ('classes')")
 
 
 @register_representation("external")
 @register_representation("from_disk")
 class External(Representation):
     Params = ExternalParams
+    later_parameters = {"probabilities": False}
 
     @property
     def classes(self) -> tuple[str, ...] | None:
         return self.params.classes
+
+    @property
+    def class_probabilities(self) -> bool:
+        return self.params.probabilities
 
     @property
     def interpolation(self) -> str:  # type: ignore[override]
@@ -54,6 +66,9 @@ class External(Representation):
         shapes = {a.shape for a in arrays}
         if len(shapes) > 1:
             raise ValueError(f"frames {batch.indices} in {self.params.path} have different shapes {shapes}")
+        if self.params.probabilities and (arrays[0].ndim != 3 or arrays[0].shape[-1] != len(self.classes)):
+            raise ValueError(f"frames {batch.indices} in {self.params.path}: expected (H, W, {len(self.classes)}) "
+                             f"class scores, got shape {arrays[0].shape}")
         return np.stack(arrays)
 
     def _load(self, frame: int) -> np.ndarray:
@@ -70,7 +85,8 @@ class External(Representation):
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         if self.classes is not None:
-            return colormaps.classes_to_image(decoded, len(self.classes))
+            ids = class_argmax(decoded) if self.params.probabilities else decoded
+            return colormaps.classes_to_image(ids, len(self.classes))
         return colormaps.auto_to_image(decoded)
 
 

@@ -29,6 +29,12 @@ class MaskVote(Representation):
     interpolation = "nearest"
     storage_dtype = np.uint8
 
+    def validate(self) -> None:
+        for dep in self.dependencies.values():
+            if dep.class_probabilities:
+                raise ValueError(f"'{dep.name}' stores class probabilities, not a {{0, 1}} mask: mask the classes "
+                                 f"with a binary_mask on it and vote those")
+
     def compute(self, batch: ComputeBatch) -> np.ndarray:
         masks = [batch.inputs[i.role].reshape(batch.inputs[i.role].shape[:3]) > 0.5
                  for i in self.inputs if i.role in batch.inputs]

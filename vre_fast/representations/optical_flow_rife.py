@@ -34,7 +34,7 @@ class RifeParams(FlowParams):
 class OpticalFlowRife(LearnedFlow):
     Params = RifeParams
     onnx_tolerance = 1e-4
-    added_parameters = {**LearnedFlow.added_parameters, "uhd": False}
+    later_parameters = {**LearnedFlow.later_parameters, "uhd": False}
     default_cfgs = {
         "hdv3": PretrainedCfg(
             tag="optical_flow_rife.hdv3", filename="flownet.pkl",

@@ -19,7 +19,7 @@ from .._registry import register_representation
 from ..kernels import colormaps
 from ..kernels.safe_landing import safe_landing
 from ..representation import ComputeBatch, Input, Representation
-from ._classes import class_table, resolve_class_ids
+from ._classes import class_ids, class_table, resolve_class_ids
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class SafeLanding(Representation):
             return self._vre_rule(batch)
         classes = batch.inputs.get("semantic")
         if classes is not None:
-            classes = classes.reshape(classes.shape[:3])
+            classes = class_ids(classes, self.dependencies["semantic"])
         table = class_table(self._safe_ids, 0) if classes is not None else None
         return safe_landing(batch.inputs["normals"], self.params.reference_axis, self.params.max_angle_deg, classes,
                             table)
@@ -73,8 +73,7 @@ class SafeLanding(Representation):
         v1, v2, v3 = np.moveaxis((normals + 1) / 2, -1, 0)
         safe = np.any(normals != 0, axis=-1) & (v2 > 0.8) & (v1 + v3 < 1.2)
         if "semantic" in batch.inputs:
-            classes = batch.inputs["semantic"]
-            safe &= np.isin(classes.reshape(classes.shape[:3]), self._safe_ids)
+            safe &= np.isin(class_ids(batch.inputs["semantic"], self.dependencies["semantic"]), self._safe_ids)
         return safe.astype(np.uint8)
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from ..kernels import colormaps
 from ..kernels.colormaps import IGNORE_CLASS
 from ..kernels.lookup import apply_lut
 from ..representation import ComputeBatch, Input, Representation
-from ._classes import resolve_class_ids, table_size
+from ._classes import class_ids, resolve_class_ids, table_size
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,7 @@ class SemanticMapper(Representation):
         return tuple(self.params.mapping)
 
     def compute(self, batch: ComputeBatch) -> Any:
-        src = batch.inputs["semantic"]
-        src = src.reshape(src.shape[:3])
-        if not np.issubdtype(src.dtype, np.integer):
-            raise ValueError(f"expected an integer class map from '{self.dependencies['semantic'].name}', "
-                             f"got {src.dtype}")
+        src = class_ids(batch.inputs["semantic"], self.dependencies["semantic"])
         lut = np.full(max(table_size(src), max(self._source_to_new) + 1), IGNORE_CLASS, np.uint8)
         for s, n in self._source_to_new.items():
             lut[s] = n

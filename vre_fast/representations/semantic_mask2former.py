@@ -3,9 +3,10 @@ Dronescapes2 graph.
 
 The network gives per-query class scores and mask logits; their product summed over queries is the
 per-class probability map (transformers' semantic post-processing), at a quarter of the input size.
-That map is upsampled bilinearly and its argmax stored as a uint8 class map; class names come from the
-checkpoint's config (`id2label`), so semantic_mapper and binary_mask can name classes. Weights: see
-_transformers (HuggingFace-format folder, offline).
+That map is upsampled bilinearly and its argmax stored as a uint8 class map (or, with `probabilities: true`,
+the map divided by its sum over the classes, (H, W, C) float16; VRE's `disk_data_argmax: false` stores the map
+unnormalised); class names come from the checkpoint's config (`id2label`), so semantic_mapper and
+binary_mask can name classes. Weights: see _transformers (HuggingFace-format folder, offline).
 
 `r50_mapillary` is VRE's model 49189528_1 (Mask2Former R50, Mapillary Vistas; no HuggingFace-format release
 exists): VRE's own checkpoint 49189528_1.ckpt, converted on load into transformers' Mask2Former with a ResNet
@@ -26,8 +27,8 @@ import numpy as np
 from .._pretrained import PretrainedCfg, resolve_weights
 from .._registry import register_representation
 from ..errors import ConfigError
-from ..kernels import colormaps
 from ..representation import ComputeBatch
+from ._classes import ClassMapExpert
 from ._learned import LearnedParams
 from ._transformers import IMAGENET_MEAN, IMAGENET_STD, TransformersExpert, hf_cfg, tensor_module
 
@@ -44,6 +45,7 @@ _VRE_R50 = PretrainedCfg(
 @dataclass(frozen=True)
 class Mask2FormerParams(LearnedParams):
     variant: str = "swin_large_mapillary"
+    probabilities: bool = False  # store the class probabilities, not their argmax
 
 
 def _m2f_cfg(tag: str, repo: str | None, **kw: Any) -> Any:
@@ -51,10 +53,9 @@ def _m2f_cfg(tag: str, repo: str | None, **kw: Any) -> Any:
 
 
 @register_representation("semantic_mask2former")
-class SemanticMask2Former(TransformersExpert):
+class SemanticMask2Former(ClassMapExpert, TransformersExpert):
     Params = Mask2FormerParams
-    storage_dtype = np.uint8
-    interpolation = "nearest"
+    postprocess_params = ("probabilities",)
     onnx_tolerance = 1e-4
     default_cfgs = {
         "swin_large_mapillary": _m2f_cfg("semantic_mask2former.swin_large_mapillary",
@@ -131,16 +132,16 @@ class SemanticMask2Former(TransformersExpert):
         return tensor_module(net, _class_probabilities)
 
     def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
-        probs = outputs[0]  # (B, C, h/4, w/4)
+        scores = outputs[0]  # (B, C, h/4, w/4)
         h, w = self.input_size(batch.frames.shape[1:3])
-        out = np.empty((len(probs), h, w), np.uint8)
-        for i, p in enumerate(probs):
-            up = cv2.resize(np.ascontiguousarray(p.transpose(1, 2, 0)), (w, h), interpolation=cv2.INTER_LINEAR)
-            out[i] = (up if up.ndim == 3 else up[..., None]).argmax(-1)
-        return out
-
-    def make_image(self, decoded: np.ndarray) -> np.ndarray:
-        return colormaps.classes_to_image(decoded, len(self.classes) if self.classes else None)
+        up = np.empty((len(scores), h, w, scores.shape[1]), np.float32)
+        for i, p in enumerate(scores):
+            up[i] = cv2.resize(np.ascontiguousarray(p.transpose(1, 2, 0)), (w, h),
+                               interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+        if self.params.probabilities:  # a positive scale per pixel: the argmax stays that of the scores
+            total = up.sum(-1, keepdims=True)
+            up = np.where(total > 0, up / np.maximum(total, np.finfo(np.float32).tiny), np.float32(1 / up.shape[-1]))
+        return self.class_output(up)
 
 
 def _class_probabilities(out: Any) -> Any:

@@ -5,7 +5,8 @@ a checkpoint path (`weights:`), loaded with weights_only=True: either a plain st
 RGB model, or a VRE-style training checkpoint ({"state_dict", "hyper_parameters": {"cfg", "statistics"}})
 whose multi-task input gets the RGB frame in its "rgb" slot. No weights are published in a package
 registry, so the variants without `weights` are randomly initialised (tests, speed benchmarks).
-Stored as a uint8 class map.
+Stored as a uint8 class map, or with `probabilities: true` as the softmax of the logits, (H, W, 8) float16
+(VRE's `disk_data_argmax: false` stores the logits themselves).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 
 from .._pretrained import PretrainedCfg
 from .._registry import register_representation
-from ..kernels import colormaps
 from ..representation import ComputeBatch
+from ._classes import ClassMapExpert
 from ._learned import LearnedParams, LearnedRepresentation
 
 DRONESCAPES_CLASSES = ("land", "forest", "residential", "road", "little-objects", "water", "sky", "hill")
@@ -30,13 +31,13 @@ _RGB_STATS = (95.498, 103.013, 85.048), (55.569, 58.133, 61.126)  # VRE's statis
 @dataclass(frozen=True)
 class SafeUAVParams(LearnedParams):
     variant: str = "430k"
+    probabilities: bool = False  # store the class probabilities, not their argmax
 
 
 @register_representation("semantic_safeuav")
-class SemanticSafeUAV(LearnedRepresentation):
+class SemanticSafeUAV(ClassMapExpert, LearnedRepresentation):
     Params = SafeUAVParams
-    storage_dtype = np.uint8
-    interpolation = "nearest"
+    postprocess_params = ("probabilities",)
     default_cfgs = {name: PretrainedCfg(tag=f"semantic_safeuav.{name}", multiple_of=8, mean=_RGB_STATS[0],
                                         std=_RGB_STATS[1], source=f"{filters} filters; weights from `weights:`")
                     for name, filters in _FILTERS.items()}
@@ -68,10 +69,11 @@ class SemanticSafeUAV(LearnedRepresentation):
         return SafeUAV(3, len(DRONESCAPES_CLASSES), _FILTERS[self.params.variant])
 
     def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
-        return outputs[0].argmax(1).astype(np.uint8)
-
-    def make_image(self, decoded: np.ndarray) -> np.ndarray:
-        return colormaps.classes_to_image(decoded, len(DRONESCAPES_CLASSES))
+        logits = np.moveaxis(outputs[0], 1, -1)
+        if not self.params.probabilities:  # the argmax of the logits is that of their softmax
+            return self.class_output(logits)
+        exp = np.exp(logits - logits.max(-1, keepdims=True))
+        return exp / exp.sum(-1, keepdims=True)
 
 
 @dataclass

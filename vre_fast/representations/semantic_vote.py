@@ -12,6 +12,7 @@ from .._registry import register_representation
 from ..kernels import colormaps
 from ..kernels.colormaps import IGNORE_CLASS
 from ..representation import ComputeBatch, Input, Representation
+from ._classes import class_ids
 
 
 @register_representation("semantic_vote")
@@ -32,7 +33,7 @@ class SemanticVote(Representation):
 
     def compute(self, batch: ComputeBatch) -> np.ndarray:
         n = len(self.classes)
-        maps = [batch.inputs[i.role].reshape(batch.inputs[i.role].shape[:3]) for i in self.inputs
+        maps = [class_ids(batch.inputs[i.role], self.dependencies[i.role]) for i in self.inputs
                 if i.role in batch.inputs]
         counts = np.zeros((*maps[0].shape, n), np.uint8)
         for m in maps:

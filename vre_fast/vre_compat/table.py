@@ -8,7 +8,8 @@ Each line says, for one VRE `type:`, which vre-fast type computes the same thing
 - `Values("name", {vre value: our value})`  renamed, its value translated (a value not in the dict is an
                       error naming it, e.g. a variant vre-fast does not have);
 - `Only(value)`       accepted only at this value (what vre-fast always does), then dropped;
-- `Unsupported(why)`  a VRE parameter vre-fast has no equivalent for: any value is refused, with `why`.
+- `Unsupported(why)`  a VRE parameter vre-fast has no equivalent for: any value is refused, with `why`;
+- `Ignored(why)`      a VRE parameter VRE itself never reads: any value is accepted and dropped.
 
 A VRE parameter the line does not name is an error. `set` fixes our parameters (VRE's behaviour where ours
 has a choice), `deps="rgb"` marks VRE types that take the RGB representation as their dependency where
@@ -24,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["VRE_TYPES", "Lacking", "Only", "Unsupported", "Values", "VreType"]
+__all__ = ["VRE_TYPES", "Ignored", "Lacking", "Only", "Unsupported", "Values", "VreType"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ class Unsupported:
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """A VRE parameter VRE records but never reads (so no value changes what it computes)."""
+
+    why: str
+
+
+@dataclass(frozen=True)
 class Only:
     """A VRE parameter vre-fast always behaves as at `value` (so it is dropped); any other value is refused."""
 
@@ -62,7 +70,7 @@ class Only:
 @dataclass(frozen=True)
 class VreType:
     ours: str | None  # None: no vre-fast equivalent (`why` says so)
-    params: dict[str, str | Values | Only | Unsupported] = field(default_factory=dict)
+    params: dict[str, str | Values | Only | Unsupported | Ignored] = field(default_factory=dict)
     set: dict[str, Any] = field(default_factory=dict)
     deps: Literal["keep", "rgb"] = "keep"
     dtype: Literal["vre", "ours"] = "vre"
@@ -80,12 +88,12 @@ VRE_TYPES: dict[str, VreType] = {
     "edges/canny":                                VreType("edges_canny", {"threshold1": "threshold1", "threshold2": "threshold2", "aperture_size": "aperture_size", "l2_gradient": "l2_gradient"}, dtype="ours", why="VRE stores float32 (H, W, 1) in {0, 1}, vre-fast uint8 (H, W)"),
     "edges/dexined":                              VreType("edges_dexined", set={"variant": "biped", "output": "vre"}, dtype="ours", why="VRE stores float32 in [0, 1], vre-fast uint8 (x255)"),
     "depth/dpt":                                  VreType("depth_dpt", set={"variant": "large_384", "output": "vre"}),  # VRE: DPT-Large (vitl16_384), clip(1 / x, 0, 1)
-    "depth/marigold":                             VreType("depth_marigold", {"variant": Values("variant", {"marigold-lcm-v1-0": Lacking("Marigold LCM v1.0: " + _NOT_YET), "marigold-v1-0": Lacking("Marigold v1.0: " + _NOT_YET + " (vre-fast has v1.1)")}), "denoising_steps": "steps", "seed": "seed", "ensemble_size": Only(1, "vre-fast runs one ensemble member"), "processing_resolution": Unsupported("vre-fast runs Marigold at the frame's size (rounded to 64)")}),
+    "depth/marigold":                             VreType("depth_marigold", {"variant": Values("variant", {"marigold-lcm-v1-0": "lcm_v1_0", "marigold-v1-0": "v1_0"}), "denoising_steps": "steps", "seed": "seed", "ensemble_size": "ensemble_size", "processing_resolution": "processing_resolution"}),
     "normals/depth-svd":                          VreType("normals_svd", {"sensor_fov": "sensor_fov", "sensor_size": "sensor_size", "window_size": "window_size", "input_downsample_step": "input_downsample_step", "stride": Only(1, "vre-fast fits a plane at every pixel")}, why="VRE stores (n + 1) / 2, vre-fast the unit normal n"),
-    "semantic-segmentation/mask2former":          VreType("semantic_mask2former", {"model_id": Values("variant", {"49189528_0": "swin_large_mapillary", "47429163_0": "swin_large_coco", "49189528_1": Lacking("Mask2Former R50 Mapillary: " + _NOT_YET)}), "disk_data_argmax": _NO_ARGMAX}, dtype="ours"),
+    "semantic-segmentation/mask2former":          VreType("semantic_mask2former", {"model_id": Values("variant", {"49189528_0": "swin_large_mapillary", "47429163_0": "swin_large_coco", "49189528_1": "r50_mapillary"}), "disk_data_argmax": _NO_ARGMAX}, dtype="ours"),
     "semantic-segmentation/safeuav":              VreType("semantic_safeuav", {"variant": Values("variant", {v: Lacking(f"VRE fetches {v}.ckpt from its weights repository; vre-fast reads the checkpoint from a file: give its path as the variant, as VRE accepts") for v in ("model_150k", "model_430k", "model_1M", "model_4M")}, other="weights"), "disk_data_argmax": _NO_ARGMAX}, dtype="ours"),
-    "optical-flow/rife":                          VreType("optical_flow_rife", {"uhd": Only(False, "vre-fast's RIFE has no UHD mode"), "compute_backward_flow": Only(False), "delta": Only(1, "vre-fast's flow is t -> t+1"), "flow_delta_frames": Only(1, "vre-fast's flow is t -> t+1")}, set={"variant": "hdv3"}, why="VRE 1.18.6 divides the x flow by the height and the y flow by the width, and keeps half the padding; vre-fast x / width, y / height, unpadded"),
-    "optical-flow/raft":                          VreType("optical_flow_raft", {"small": Values("variant", {False: "large", True: "small"}), "iters": "iterations", "inference_height": Unsupported("vre-fast runs RAFT at the frame's size (rounded to 8)"), "inference_width": Unsupported("vre-fast runs RAFT at the frame's size (rounded to 8)"), "seed": Unsupported("vre-fast's RAFT is deterministic"), "delta": Only(1, "vre-fast's flow is t -> t+1"), "flow_delta_frames": Only(1, "vre-fast's flow is t -> t+1")}, why="not checked against VRE's (no weights here)"),
+    "optical-flow/rife":                          VreType("optical_flow_rife", {"uhd": "uhd", "compute_backward_flow": "compute_backward_flow", "delta": "delta", "flow_delta_frames": Ignored("VRE records it but never reads it")}, set={"variant": "hdv3"}, why="VRE 1.18.6 divides the x flow by the height and the y flow by the width, and keeps half the padding; vre-fast x / width, y / height, unpadded"),
+    "optical-flow/raft":                          VreType("optical_flow_raft", {"small": Values("variant", {False: "large", True: "small"}), "iters": "iterations", "inference_height": Unsupported("vre-fast runs RAFT at the frame's size (rounded to 8)"), "inference_width": Unsupported("vre-fast runs RAFT at the frame's size (rounded to 8)"), "seed": Unsupported("vre-fast's RAFT is deterministic"), "delta": "delta", "flow_delta_frames": Ignored("VRE records it but never reads it")}, why="not checked against VRE's (no weights here)"),
     "soft-segmentation/python-halftone":          VreType(None, why=_NOT_YET),
     "soft-segmentation/generalized-boundaries":   VreType(None, why=_NOT_YET),
     "soft-segmentation/fastsam":                  VreType(None, why=_NOT_YET),

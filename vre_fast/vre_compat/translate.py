@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from .table import VRE_TYPES, Lacking, Only, Unsupported, Values, VreType
+from .table import VRE_TYPES, Ignored, Lacking, Only, Unsupported, Values, VreType
 
 __all__ = ["VRE_KEYS", "looks_like_vre", "resolve_interpolations", "translate_vre_config", "vre_storage"]
 
@@ -183,6 +183,8 @@ def _parameters(key: str, entry: VreType, params: Any, problems: list[str]) -> d
             problems.append(f"{where}: not a parameter vre-fast can map for '{_vre_name(entry)}' (mapped: {known})")
         elif isinstance(rule, str):
             out[rule] = value
+        elif isinstance(rule, Ignored):
+            continue
         elif isinstance(rule, Only):
             if value != rule.value or type(value) is not type(rule.value):
                 problems.append(f"{where}: {value!r} is not supported, only {rule.value!r}"
