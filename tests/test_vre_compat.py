@@ -31,27 +31,50 @@ MAPPED = {
                                                 "depth_dpt": ("depth_dpt", {"variant": "large_384", "output": "vre"},
                                                               "float32")},
 }
-R50 = "model_id: '49189528_1' (Mask2Former R50 Mapillary: no vre-fast representation yet)"
-LCM = "depth_marigold.parameters.variant: 'marigold-lcm-v1-0' (Marigold LCM v1.0: no vre-fast representation yet)"
-RESOLUTION = "depth_marigold.parameters.processing_resolution: 768 has no vre-fast equivalent"
-HALFTONE = "halftone1.type: 'soft-segmentation/python-halftone' (no vre-fast representation yet)"
-GB = "softseg_gb.type: 'soft-segmentation/generalized-boundaries'"
+FLOW = ("optical_flow_rife", {"variant": "hdv3", "uhd": False, "compute_backward_flow": False, "delta": 1}, "float32")
+DPT = ("depth_dpt", {"variant": "large_384", "output": "vre"}, "float32")
+
+
+def lcm(steps: int) -> tuple:
+    return ("depth_marigold", {"variant": "lcm_v1_0", "steps": steps, "ensemble_size": 1, "processing_resolution": 768},
+            "float32")
+
+
+def normals(dtype: str) -> tuple:
+    return ("normals_svd", {"sensor_fov": 75, "sensor_size": [3840, 2160], "window_size": 11}, dtype)
+
+
+def m2f(variant: str) -> tuple:  # these configs say disk_data_argmax: True (VRE's default is False: probabilities)
+    return ("semantic_mask2former", {"probabilities": False, "variant": variant}, None)
+
+
+DRONESCAPES = {"rgb": ("rgb", {}, None), "opticalflow_rife": FLOW, "depth_marigold": lcm(1),
+               "normals_svd(depth_marigold)": normals("float16"),
+               "semantic_mask2former_mapillary_49189528_0": m2f("swin_large_mapillary"),
+               "semantic_mask2former_coco_47429163_0": m2f("swin_large_coco"),
+               "semantic_mask2former_mapillary_49189528_1": m2f("r50_mapillary")}
+MAPPED |= {
+    "examples__semantic_mapper__cfg.yaml": DRONESCAPES,
+    "test__task_mapped_representations__cfg.yaml": DRONESCAPES,
+    "examples__vre_manual_representation_run__cfg.yaml": {
+        "depth_marigold": lcm(4), "normals_svd(depth_marigold)": normals("float32"), "depth_dpt": DPT,
+        "normals_svd(depth_dpt)": normals("float32")},
+    "examples__vre_streaming__cfg.yaml": {
+        "rgb": ("rgb", {}, None), "depth_dpt": DPT, "normals_svd(depth_dpt)": normals("float32"),
+        "depth_marigold": lcm(4), "normals_svd(depth_marigold)": normals("float32")},
+    "examples__vre_streaming__cfg_rgb_marigold.yaml": {"rgb": ("rgb", {}, None), "depth_marigold": lcm(4)},
+}
+# the configs whose default_io_parameters differ: image_format not-set (npz only), compress from an unset
+# variable's default (False), or no io section at all (VRE's manual example computes in Python, stores nothing)
+IO = {"examples__semantic_mapper__cfg.yaml": (("npz",), 6), "test__task_mapped_representations__cfg.yaml": (("npz",), 6),
+      "examples__vre_streaming__cfg_rgb_marigold.yaml": (("npz",), 0),
+      "examples__vre_manual_representation_run__cfg.yaml": ((), 6)}
+FASTSAM = "type: 'soft-segmentation/fastsam' (no vre-fast representation yet)"
 REFUSED = {
-    "examples__batched_experiment__cfg.yaml": (7, [HALFTONE, GB, "fastsam(s).type: 'soft-segmentation/fastsam'",
-                                                   "fastsam(x).type", f"mask2former(r50_mapillary).parameters.{R50}",
-                                                   LCM, RESOLUTION]),
-    "examples__semantic_mapper__cfg.yaml": (3, [f"semantic_mask2former_mapillary_49189528_1.parameters.{R50}", LCM,
-                                                RESOLUTION]),
-    "examples__vre_manual_representation_run__cfg.yaml": (2, [LCM, RESOLUTION]),
-    "examples__vre_streaming__cfg.yaml": (2, [LCM, RESOLUTION]),
-    "examples__vre_streaming__cfg_rgb_marigold.yaml": (2, [LCM, RESOLUTION]),
-    "examples__vre_streaming__cfg_rgb_safeuav.yaml": (2, [
-        "safeuav.parameters.disk_data_argmax: False is not supported, only True (vre-fast stores class maps",
+    "examples__batched_experiment__cfg.yaml": (2, [f"fastsam(s).{FASTSAM}", f"fastsam(x).{FASTSAM}"]),
+    "examples__vre_streaming__cfg_rgb_safeuav.yaml": (1, [
         "safeuav.parameters.variant: 'model_150k' (VRE fetches model_150k.ckpt"]),
-    "test__task_mapped_representations__cfg.yaml": (3, [f"semantic_mask2former_mapillary_49189528_1.parameters.{R50}",
-                                                        LCM, RESOLUTION]),
-    "test__vre_batched__cfg.yaml": (6, [HALFTONE, GB, "sift.type: 'descriptor/sift'", "fastsam(s).type",
-                                        f"mask2former.parameters.{R50}", "safeuav.parameters.variant: 'model_430k' "
+    "test__vre_batched__cfg.yaml": (2, [f"fastsam(s).{FASTSAM}", "safeuav.parameters.variant: 'model_430k' "
                                         "(VRE fetches model_430k.ckpt from its weights repository"]),
 }
 
@@ -66,7 +89,8 @@ def test_vre_configs_with_representations_we_have_map_onto_our_graph(name: str, 
     graph = build_graph(load_config(CONFIGS / name))
     assert {n.name: (n.cfg.type, n.cfg.parameters, n.cfg.output_dtype) for n in graph.nodes} == MAPPED[name]
     for node in graph.nodes:  # default_io_parameters: npz + png, compress: True (np.savez_compressed's level 6)
-        assert (node.cfg.output_formats, node.cfg.compress, node.cfg.device) == (("npz", "png"), 6, "cpu")
+        assert (node.cfg.output_formats, node.cfg.compress, node.cfg.device) == (*IO.get(name, (("npz", "png"), 6)),
+                                                                                 "cpu")
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
@@ -151,7 +175,7 @@ def test_every_unmappable_item_is_listed_at_once(tmp_path: Path, monkeypatch: py
             "hsv": {"type": "color/hsv", "dependencies": ["edges"], "parameters": {}},
             "edges": {"type": "edges/canny", "dependencies": [], "parameters": {"threshold1": 1, "blur": 3},
                       "io_parameters": {"output_dtype": "float16"}, "learned_parameters": {"device": "cuda"}},
-            "halftone": {"type": "soft-segmentation/python-halftone", "dependencies": [], "parameters": {}},
+            "fastsam": {"type": "soft-segmentation/fastsam", "dependencies": [], "parameters": {}},
             "raft": {"type": "optical-flow/raft", "dependencies": [], "parameters": {
                 "inference_height": 720, "inference_width": 1280, "iters": 5, "small": False}},
             "nope": {"type": "depth/zoe", "dependencies": [], "parameters": {}},
@@ -165,7 +189,7 @@ def test_every_unmappable_item_is_listed_at_once(tmp_path: Path, monkeypatch: py
         "representations.hsv.dependencies: VRE's 'color/hsv' takes exactly one color/rgb representation, got ['edges']",
         "representations.edges.parameters.blur: not a parameter vre-fast can map for 'edges/canny'",
         "representations.edges.io_parameters.output_dtype: 'float16' (vre-fast stores 'edges_canny' as integers)",
-        "representations.halftone.type: 'soft-segmentation/python-halftone' (no vre-fast representation yet)",
+        "representations.fastsam.type: 'soft-segmentation/fastsam' (no vre-fast representation yet)",
         "representations.raft.parameters.inference_height: 720 has no vre-fast equivalent",
         "representations.raft.parameters.inference_width: 1280 has no vre-fast equivalent",
         "representations.nope.type: 'depth/zoe' (not a VRE 1.18.6 type",
@@ -205,7 +229,7 @@ def test_convert_config_writes_the_mapped_config(tmp_path: Path, capsys: pytest.
          for r in direct.representations]
     assert main(["convert-config", str(CONFIGS / "test__vre_batched__cfg.yaml"), "-o", str(tmp_path / "x.yaml")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("vre-fast: error: ") and err.count("\n") == 1 and "6 item(s)" in err
+    assert err.startswith("vre-fast: error: ") and err.count("\n") == 1 and "2 item(s)" in err
     assert not (tmp_path / "x.yaml").exists()
 
 

@@ -78,7 +78,9 @@ class VreType:
     why: str = ""  # ours is None: why there is no equivalent; else why it is not resumable, where known
 
 
-_NO_ARGMAX = Only(True, "vre-fast stores class maps (argmax), not VRE's per-class float16 scores")
+# VRE's disk_data_argmax: false stores per-class scores (float16), vre-fast's probabilities: true per-class
+# probabilities (normalised over the classes; the same argmax)
+_PROBABILITIES = Values("probabilities", {True: False, False: True})
 _NOT_YET = "no vre-fast representation yet"
 
 # VRE type                                        vre-fast type and how VRE's parameters map onto it
@@ -90,12 +92,12 @@ VRE_TYPES: dict[str, VreType] = {
     "depth/dpt":                                  VreType("depth_dpt", set={"variant": "large_384", "output": "vre"}),  # VRE: DPT-Large (vitl16_384), clip(1 / x, 0, 1)
     "depth/marigold":                             VreType("depth_marigold", {"variant": Values("variant", {"marigold-lcm-v1-0": "lcm_v1_0", "marigold-v1-0": "v1_0"}), "denoising_steps": "steps", "seed": "seed", "ensemble_size": "ensemble_size", "processing_resolution": "processing_resolution"}),
     "normals/depth-svd":                          VreType("normals_svd", {"sensor_fov": "sensor_fov", "sensor_size": "sensor_size", "window_size": "window_size", "input_downsample_step": "input_downsample_step", "stride": Only(1, "vre-fast fits a plane at every pixel")}, why="VRE stores (n + 1) / 2, vre-fast the unit normal n"),
-    "semantic-segmentation/mask2former":          VreType("semantic_mask2former", {"model_id": Values("variant", {"49189528_0": "swin_large_mapillary", "47429163_0": "swin_large_coco", "49189528_1": "r50_mapillary"}), "disk_data_argmax": _NO_ARGMAX}, dtype="ours"),
-    "semantic-segmentation/safeuav":              VreType("semantic_safeuav", {"variant": Values("variant", {v: Lacking(f"VRE fetches {v}.ckpt from its weights repository; vre-fast reads the checkpoint from a file: give its path as the variant, as VRE accepts") for v in ("model_150k", "model_430k", "model_1M", "model_4M")}, other="weights"), "disk_data_argmax": _NO_ARGMAX}, dtype="ours"),
+    "semantic-segmentation/mask2former":          VreType("semantic_mask2former", {"model_id": Values("variant", {"49189528_0": "swin_large_mapillary", "47429163_0": "swin_large_coco", "49189528_1": "r50_mapillary"}), "disk_data_argmax": _PROBABILITIES}, set={"probabilities": True}, dtype="ours"),  # VRE's default: disk_data_argmax false
+    "semantic-segmentation/safeuav":              VreType("semantic_safeuav", {"variant": Values("variant", {v: Lacking(f"VRE fetches {v}.ckpt from its weights repository; vre-fast reads the checkpoint from a file: give its path as the variant, as VRE accepts") for v in ("model_150k", "model_430k", "model_1M", "model_4M")}, other="weights"), "disk_data_argmax": _PROBABILITIES}, dtype="ours"),
     "optical-flow/rife":                          VreType("optical_flow_rife", {"uhd": "uhd", "compute_backward_flow": "compute_backward_flow", "delta": "delta", "flow_delta_frames": Ignored("VRE records it but never reads it")}, set={"variant": "hdv3"}, why="VRE 1.18.6 divides the x flow by the height and the y flow by the width, and keeps half the padding; vre-fast x / width, y / height, unpadded"),
     "optical-flow/raft":                          VreType("optical_flow_raft", {"small": Values("variant", {False: "large", True: "small"}), "iters": "iterations", "inference_height": Unsupported("vre-fast runs RAFT at the frame's size (rounded to 8)"), "inference_width": Unsupported("vre-fast runs RAFT at the frame's size (rounded to 8)"), "seed": Unsupported("vre-fast's RAFT is deterministic"), "delta": "delta", "flow_delta_frames": Ignored("VRE records it but never reads it")}, why="not checked against VRE's (no weights here)"),
-    "soft-segmentation/python-halftone":          VreType(None, why=_NOT_YET),
-    "soft-segmentation/generalized-boundaries":   VreType(None, why=_NOT_YET),
+    "soft-segmentation/python-halftone":          VreType("halftone", {p: p for p in ("sample", "scale", "percentage", "angles", "antialias", "resolution")}),
+    "soft-segmentation/generalized-boundaries":   VreType("generalized_boundaries", {p: p for p in ("use_median_filtering", "adjust_to_rgb", "max_channels")}),
     "soft-segmentation/fastsam":                  VreType(None, why=_NOT_YET),
-    "descriptor/sift":                            VreType(None, why=_NOT_YET),
+    "descriptor/sift":                            VreType("sift", {"max_keypoints": "max_keypoints", "num_intervals": "num_intervals", "sigma": "sigma", "process_scale": "process_scale", "assumed_blur": Only(0.5, "OpenCV's SIFT fixes it"), "image_border_width": Only(5, "OpenCV's SIFT fixes it")}, why="VRE stores (N, 128) descriptors and pickled keypoints, vre-fast an (H, W) map of keypoint strength"),
 }
