@@ -278,6 +278,8 @@ def decode_record(data: bytes | memoryview, limits: Limits = Limits(), what: str
         message = read_result(stream, limits, what)
     except Disconnected:
         raise ProtocolError(f"{what} record truncated: {len(data)} bytes, its header declares more") from None
+    except ProtocolError:
+        raise
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"{what} record: a name that is not UTF-8 ({exc.reason})") from None
     except (TypeError, ValueError) as exc:  # e.g. a shape that does not fit the data (a zero-size dtype)

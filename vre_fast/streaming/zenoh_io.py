@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
     from .graph import StreamGraph, StreamResult
 
-__all__ = ["DEFAULT_LISTEN", "ZenohPeer", "ZenohSink", "ZenohSource", "ZenohUrl"]
+__all__ = ["DEFAULT_LISTEN", "ZenohPeer", "ZenohSink", "ZenohSource", "ZenohUrl", "peer_config"]
 
 logger = logging.getLogger("vre_fast")
 
@@ -53,6 +54,11 @@ def _zenoh():  # noqa: ANN202 - the module, imported on first use
     except ImportError:
         raise VreError("zenoh:// needs the zenoh package: pip install 'vre-fast[zenoh]' (eclipse-zenoh)") from None
     return zenoh
+
+
+def _message(exc: Exception) -> str:
+    """zenoh's error without the Rust source locations it appends (" at /root/.cargo/...rs:61.")."""
+    return re.sub(r" at \S+\.rs:\d+\.?", "", str(exc)).strip()
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class ZenohUrl:
         try:
             _zenoh().KeyExpr(key)
         except _zenoh().ZError as exc:
-            raise VreError(f"{option} {spec}: {key!r} is not a zenoh key expression ({exc})") from None
+            raise VreError(f"{option} {spec}: {key!r} is not a zenoh key expression ({_message(exc)})") from None
 
         def endpoints(name: str) -> tuple[str, ...]:
             return tuple(e for value in query.get(name, []) for e in value.split(",") if e)
@@ -84,23 +90,32 @@ class ZenohUrl:
         return cls(key, endpoints("listen"), endpoints("connect"))
 
 
+def peer_config(url: ZenohUrl, limits: Limits) -> zenoh.Config:
+    """A peer that listens where the URL says (by default only on DEFAULT_LISTEN, loopback), connects where it
+    says, scouts nothing by multicast, and reassembles no message over twice the largest frame record."""
+    config = _zenoh().Config()
+    listen = list(url.listen) or ([] if url.connect else [DEFAULT_LISTEN])
+    for key, value in (("mode", "peer"), ("listen/endpoints", listen), ("connect/endpoints", list(url.connect)),
+                       ("scouting/multicast/enabled", False),
+                       ("transport/link/rx/max_message_size", 2 * limits.max_frame_record)):
+        config.insert_json5(key, json.dumps(value))
+    return config
+
+
 class ZenohPeer:
-    """One zenoh session (a peer, loopback unless told otherwise), shared by the source and sink that acquire it;
-    the last release closes it."""
+    """One zenoh session (peer_config's), shared by the source and sink that acquire it; the last release closes
+    it."""
 
     def __init__(self, url: ZenohUrl, limits: Limits, option: str):
         zenoh = _zenoh()
-        listen = list(url.listen) or ([] if url.connect else [DEFAULT_LISTEN])
-        config = zenoh.Config()
-        for key, value in (("mode", "peer"), ("listen/endpoints", listen), ("connect/endpoints", list(url.connect)),
-                           ("scouting/multicast/enabled", False),
-                           ("transport/link/rx/max_message_size", 2 * limits.max_frame_record)):
-            config.insert_json5(key, json.dumps(value))
-        where = ", ".join([f"listening on {e}" for e in listen] + [f"connecting to {e}" for e in url.connect])
+        config = peer_config(url, limits)
+        where = ", ".join([f"listening on {e}" for e in json.loads(config.get_json("listen/endpoints"))]
+                          + [f"connecting to {e}" for e in url.connect])
         try:
             self.session = zenoh.open(config)
         except zenoh.ZError as exc:
-            raise VreError(f"{option} zenoh://{url.key}: cannot open a zenoh session {where}: {exc}") from None
+            raise VreError(f"{option} zenoh://{url.key}: cannot open a zenoh session {where}: "
+                           f"{_message(exc)}") from None
         logger.info("zenoh peer %s", where)
         self._users = 0
         self._lock = threading.Lock()
@@ -222,7 +237,7 @@ class ZenohSink:
             try:
                 self._publishers[name].put(encode_record(result.frame_id, {name: array}, compute_ns))
             except self._zerror as exc:  # the session closed under it: the runtime's sink error (exit 1)
-                raise ConnectionError(f"zenoh put on {self.name}/{name}: {exc}") from None
+                raise ConnectionError(f"zenoh put on {self.name}/{name}: {_message(exc)}") from None
 
     def close(self) -> None:
         publishers, self._publishers = self._publishers, {}
