@@ -138,12 +138,15 @@ class Pictures:
             self._draw_hud(picture, result)
         return picture
 
-    def _draw_hud(self, picture: np.ndarray, result: StreamResult) -> None:
-        now = time.perf_counter()
+    def hud_line(self, result: StreamResult, now: float) -> str:
+        """The HUD's text for a picture drawn at `now` (perf_counter): counts it in the frame rate."""
         self._drawn.append(now)
         fps = (len(self._drawn) - 1) / (now - self._drawn[0]) if len(self._drawn) > 1 else 0.0
         arrived = result.origin.received_at if result.origin is not None else now - result.compute_seconds
-        text = f"{fps:.1f} fps  {1000 * (now - arrived):.1f} ms  #{result.frame_id}"
+        return f"{fps:.1f} fps  {1000 * (now - arrived):.1f} ms  #{result.frame_id}"
+
+    def _draw_hud(self, picture: np.ndarray, result: StreamResult) -> None:
+        text = self.hud_line(result, time.perf_counter())
         box_h, box_w = hud_box(*picture.shape[:2])
         scale, pad = _hud_font(picture.shape[0])
         box = picture[:box_h, :box_w]  # drawn into a view: cv2 cannot spill past the box
