@@ -25,7 +25,7 @@ from vre_fast.cli import main
 from vre_fast.representation import ComputeBatch, Representation
 from vre_fast.streaming import Limits, StreamGraph, StreamRuntime, open_sink, open_source
 from vre_fast.streaming.protocol import ProtocolError, decode_frame_record, decode_record, encode_record
-from vre_fast.streaming.zenoh_io import DEFAULT_LISTEN, ZenohUrl, peer_config
+from vre_fast.streaming.zenoh_io import DEFAULT_LISTEN, ZenohUrl, peer_config, wait_for_subscriber
 
 GRAPH = {"representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"},
                              "edges": {"type": "edges_canny", "parameters": {"threshold1": 60}}}}
@@ -61,7 +61,7 @@ class Peer:
         self.subscriber = self.session.declare_subscriber(
             f"{results_key}/**", lambda s: self.results.put((str(s.key_expr), decode_record(s.payload.to_bytes()))))
         self.publisher = self.session.declare_publisher(frames_key, congestion_control=zenoh.CongestionControl.BLOCK)
-        wait_until(lambda: self.publisher.matching_status, "the stream's subscription to be seen")
+        wait_for_subscriber(self.session, self.publisher, WAIT)
 
     def close(self) -> None:
         self.subscriber.undeclare()

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from .graph import StreamGraph, StreamResult
 
-__all__ = ["DEFAULT_LISTEN", "ZenohPeer", "ZenohSink", "ZenohSource", "ZenohUrl", "peer_config"]
+__all__ = ["DEFAULT_LISTEN", "ZenohPeer", "ZenohSink", "ZenohSource", "ZenohUrl", "peer_config", "wait_for_subscriber"]
 
 logger = logging.getLogger("vre_fast")
 
@@ -100,6 +100,17 @@ def peer_config(url: ZenohUrl, limits: Limits) -> zenoh.Config:
                        ("transport/link/rx/max_message_size", 2 * limits.max_frame_record)):
         config.insert_json5(key, json.dumps(value))
     return config
+
+
+def wait_for_subscriber(session: zenoh.Session, publisher: zenoh.Publisher, timeout: float) -> None:
+    """For a program that publishes frames to a stream: returns once `session` is linked to a peer and `publisher`
+    has a subscriber; TimeoutError after `timeout` seconds. (Before a link is up zenoh may report a match that no
+    put reaches yet, so the link is waited for first.)"""
+    deadline = time.monotonic() + timeout
+    while not (session.info.peers_zid() and publisher.matching_status):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no subscriber of {publisher.key_expr} within {timeout:g} s")
+        time.sleep(0.01)
 
 
 class ZenohPeer:
