@@ -173,3 +173,14 @@ def test_picture_resize_matches_opencv_reference(video: Path):
         for size, interpolation in (((24, 64), cv2.INTER_AREA), ((96, 256), cv2.INTER_LINEAR)):
             expected = cv2.resize(full, size[::-1], interpolation=interpolation)
             assert np.array_equal(Pictures(graph, size)(result), expected)
+
+
+@pytest.mark.parametrize("sink", ["stdout:vre", "reply", "null"])
+def test_output_size_and_hud_on_a_sink_without_pictures_is_an_error(tmp_path: Path, capsys, sink: str):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(GRAPH))
+    code = main(["stream", "-c", str(cfg), "--source", "vre-tcp://127.0.0.1:0", "--sink", sink, "--hud", "--quiet"])
+    assert code == 1
+    assert capsys.readouterr().err == (f"vre-fast: error: --output-size and --hud draw on pictures; --sink {sink} sends "
+                                       "none (the picture sinks: stdout, ?format=raw, reply?format=raw, FFmpeg URLs, "
+                                       "video files, window)\n")

@@ -53,8 +53,17 @@ class Sink(Protocol):
 def open_sink(spec: str, graph: StreamGraph, fps: float = 30.0, source: object = None,
               output_size: tuple[int, int] | None = None, hud: bool = False) -> Sink:
     """`source`: the stream's source, for the sinks that need it (reply answers on its connections, a zenoh sink
-    shares a zenoh source's session). `output_size` (height, width) and `hud` are for the sinks that send pictures."""
-    pictures = Pictures(graph, output_size, hud)
+    shares a zenoh source's session). `output_size` (height, width) and `hud` are for the sinks that send pictures
+    (`draws_pictures`); asked of another sink they are an error, not silently ignored."""
+    sink = _open_sink(spec, graph, fps, source, Pictures(graph, output_size, hud))
+    if (output_size is not None or hud) and not getattr(sink, "draws_pictures", False):
+        sink.close()
+        raise VreError(f"--output-size and --hud draw on pictures; --sink {spec} sends none (the picture sinks: "
+                       f"stdout, ?format=raw, reply?format=raw, FFmpeg URLs, video files, window)")
+    return sink
+
+
+def _open_sink(spec: str, graph: StreamGraph, fps: float, source: object, pictures: Pictures) -> Sink:
     if spec == "stdout":
         return ByteStreamSink(sys.stdout.buffer, pictures, framed=False, name=spec)
     if spec == "stdout:vre":
@@ -187,6 +196,7 @@ class ByteStreamSink:
 
     def __init__(self, stream: BinaryIO | SocketWriter, pictures: Pictures, framed: bool, name: str):
         self._stream, self._pictures, self._framed, self.name = stream, pictures, framed, name
+        self.draws_pictures = not framed
 
     def send(self, result: StreamResult) -> None:
         if self._framed:
@@ -206,6 +216,8 @@ class ByteStreamSink:
 
 class EncodedSink:
     """Pictures encoded with H.264 (ultrafast, zero latency, no B-frames) into a container or stream URL."""
+
+    draws_pictures = True
 
     def __init__(self, target: str, fmt: str | None, pictures: Pictures, fps: float):
         self._target, self._fmt, self._pictures, self._fps = target, fmt, pictures, fps
@@ -243,6 +255,7 @@ class EncodedSink:
 
 class WindowSink:
     name = "window"
+    draws_pictures = True
 
     def __init__(self, pictures: Pictures):
         self._pictures = pictures
@@ -272,6 +285,7 @@ class ReplySink:
                            f"vre-tcp://HOST:PORT (framed, or ?format=raw)")
         source.enable_replies()
         self.name, self._pictures, self._raw = spec, pictures, _format(spec) == "raw"
+        self.draws_pictures = self._raw
 
     def send(self, result: StreamResult) -> None:
         reply = result.origin.reply if result.origin is not None else None
