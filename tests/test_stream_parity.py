@@ -184,3 +184,36 @@ def test_output_size_and_hud_on_a_sink_without_pictures_is_an_error(tmp_path: Pa
     assert capsys.readouterr().err == (f"vre-fast: error: --output-size and --hud draw on pictures; --sink {sink} sends "
                                        "none (the picture sinks: stdout, ?format=raw, reply?format=raw, FFmpeg URLs, "
                                        "video files, window)\n")
+
+
+def test_a_client_that_does_not_take_its_reply_is_dropped_and_the_others_are_served(caplog):
+    """Client A sends big frames and never reads: its first reply times out (--read-timeout), A is dropped with one
+    line, its other replies are skipped, and client B, request -> reply, is served."""
+    caplog.set_level("INFO", logger="vre_fast")
+    graph = StreamGraph(parse_config({"representations": {"rgb": {"type": "rgb"}}}))
+    source = open_source("vre-tcp://127.0.0.1:0", read_timeout=0.5, sessions=2)
+    runtime = StreamRuntime(graph, source, open_sink("reply", graph, source=source), policy="all")
+    out: dict = {}
+    runner = threading.Thread(target=lambda: out.update(stats=runtime.run()), daemon=True)
+    runner.start()
+    big = np.zeros((1080, 1920, 3), np.uint8)  # a 6.2 MB reply: more than the socket buffers hold
+    a = socket.socket()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    a.settimeout(WAIT)
+    a.connect(("127.0.0.1", source.address[1]))
+    a_name = "{}:{}".format(*a.getsockname())
+    for i in range(3):
+        a.sendall(encode_frame(big, i))
+    deadline = time.monotonic() + WAIT
+    while not any("reply not sent" in m for m in caplog.messages) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    small = np.full((4, 6, 3), 9, np.uint8)
+    with socket.create_connection(("127.0.0.1", source.address[1]), timeout=WAIT) as b, b.makefile("rb") as stream:
+        b.sendall(encode_frame(small, 77))
+        reply = read_result(stream)
+    a.close()
+    runner.join(WAIT)
+    assert not runner.is_alive() and out["stats"].processed == 4
+    assert reply.frame_id == 77 and np.array_equal(reply.arrays["rgb"], small)
+    dropped = [m for m in caplog.messages if "reply not sent" in m]
+    assert len(dropped) == 1 and dropped[0].startswith(f"client {a_name}: reply not sent (TimeoutError")
