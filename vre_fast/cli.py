@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                         "vre-tcp connection each frame came from) | zenoh://PREFIX | an FFmpeg URL | a video file | "
                         "window | null")
     p.add_argument("--representations", help="comma separated names to output (default: all in the config)")
-    p.add_argument("--size", type=_parse_size, help="WxH: the frame size (needed for stdin, enforced on TCP)")
+    p.add_argument("--size", type=_parse_size,
+                   help="WxH: the frame size (needed for stdin and raw vre-tcp, enforced on vre-tcp and zenoh)")
     p.add_argument("--policy", choices=["latest", "all"], default="latest",
                    help="latest: drop frames that arrive while busy (default; with several vre-tcp clients the "
                         "newest frame from any client wins); all: make the source wait (back-pressure reaches "
