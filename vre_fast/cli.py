@@ -8,7 +8,7 @@ import errno
 import logging
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from . import __version__
@@ -77,15 +77,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     _config_format_arg(p)
     p.add_argument("--source", required=True,
-                   help="stdin | vre-tcp://HOST:PORT (server) | an FFmpeg URL | v4l2:/dev/videoN | a video file | "
+                   help="stdin | vre-tcp://HOST:PORT[?format=raw] (server; raw: RGB24 frames of --size) | "
+                        "zenoh://KEY[?listen=..&connect=..] | an FFmpeg URL | v4l2:/dev/videoN | a video file | "
                         "a folder of frames (paced at --fps with --pace) | a ROS bag (.bag, .mcap, .db3, a rosbag2 "
                         "directory; with --topic)")
     p.add_argument("--topic", help="ROS bag source: the image topic (default: the bag's only one)")
     p.add_argument("--sink", default="stdout",
-                   help="stdout | stdout:vre | vre-tcp://HOST:PORT[?format=raw] | an FFmpeg URL | a video file | "
+                   help="stdout | stdout:vre | vre-tcp://HOST:PORT[?format=raw] | reply[?format=raw] (back on the "
+                        "vre-tcp connection each frame came from) | zenoh://PREFIX | an FFmpeg URL | a video file | "
                         "out.rrd | rerun://HOST:PORT (Rerun) | window | null")
     p.add_argument("--representations", help="comma separated names to output (default: all in the config)")
-    p.add_argument("--size", type=_parse_size, help="WxH: the frame size (needed for stdin, enforced on TCP)")
+    p.add_argument("--size", type=_parse_size,
+                   help="WxH: the frame size (needed for stdin and raw vre-tcp, enforced on vre-tcp and zenoh)")
     p.add_argument("--policy", choices=["latest", "all"], default="latest",
                    help="latest: drop frames that arrive while busy (default; with several vre-tcp clients the "
                         "newest frame from any client wins); all: make the source wait (back-pressure reaches "
@@ -95,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
                         "log times")
     p.add_argument("--fps", type=_positive_float, default=30.0,
                    help="frame rate written into encoded sinks (and of a folder of frames as the source)")
+    p.add_argument("--output-size", type=_picture_size("a picture"), metavar="WxH",
+                   help="picture sinks (stdout, ?format=raw, encoded, window): resize the picture to WxH (default: the "
+                        "representations side by side at the frame's height)")
+    p.add_argument("--hud", action="store_true",
+                   help="picture sinks: draw the frame rate, the frame's latency and its id at the top-left corner")
     p.add_argument("--max-clients", type=int, default=8, metavar="N",
                    help="vre-tcp source: clients served at once; one more is refused with a message (default 8)")
     p.add_argument("--sessions", type=int, metavar="N",
@@ -122,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=_path, help="a `vre-fast run` output directory")
     p.add_argument("-o", "--target", type=_path, required=True, help="a video (.mp4, .mkv) or a folder for png")
     p.add_argument("--fps", type=_positive_float, default=10.0)
-    p.add_argument("--tile", type=_tile_size, default=(270, 480), help="WxH of each tile (default 480x270)")
+    p.add_argument("--tile", type=_picture_size("a tile"), default=(270, 480),
+                   help="WxH of each tile (default 480x270)")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first unreadable stored file (default) or leave that frame out")
 
@@ -312,11 +321,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _tile_size(text: str) -> tuple[int, int]:
-    height, width = _parse_size(text)
-    if height > 4320 or width > 7680:
-        raise argparse.ArgumentTypeError(f"a tile is at most 7680x4320, got {text!r}")
-    return height, width
+def _picture_size(what: str) -> Callable[[str], tuple[int, int]]:
+    """The parser of the WxH of a picture drawn here (`what`: a tile, a picture), at most 7680x4320."""
+    def parse(text: str) -> tuple[int, int]:
+        height, width = _parse_size(text)
+        if height > 4320 or width > 7680:
+            raise argparse.ArgumentTypeError(f"{what} is at most 7680x4320, got {text!r}")
+        return height, width
+
+    return parse
 
 
 def _positive_int(text: str) -> int:
@@ -366,7 +379,8 @@ def _stream(args: argparse.Namespace) -> int:
                                  sessions=args.sessions, read_timeout=args.read_timeout,
                                  idle_timeout=args.idle_timeout, fps=args.fps, topic=args.topic)
             try:
-                sink = open_sink(args.sink, graph, args.fps)
+                sink = open_sink(args.sink, graph, args.fps, source=source, output_size=args.output_size,
+                                 hud=args.hud)
             except BaseException:
                 source.close()
                 raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -29,6 +30,9 @@ from ..execution.outputs import ChunkOutputs
 from ..representation import sample_batch
 from ..sources.synthetic import drifting_texture
 
+if TYPE_CHECKING:
+    from .sources import SourceFrame
+
 __all__ = ["StreamGraph", "StreamResult"]
 
 
@@ -38,6 +42,7 @@ class StreamResult:
     outputs: dict[str, np.ndarray]  # chosen representation -> stored (encoded) array
     decoded: dict[str, np.ndarray]  # chosen representation -> decoded array (what make_image draws)
     seconds: dict[str, float] = field(default_factory=dict)  # compute time of every node run for the frame
+    origin: SourceFrame | None = None  # set by the stream runtime: when the frame arrived, where to reply
 
     @property
     def compute_seconds(self) -> float:

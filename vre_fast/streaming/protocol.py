@@ -5,6 +5,8 @@ Input frames (the TCP source): a 32-byte header, then height*width*3 bytes of RG
 Results (the "vre" sink format): per frame a header, then one record per array.
     magic b"VRO1" | frame_id u64 | arrays u16 | compute_ns u64
     record: name_len u16 | name | dtype_len u8 | dtype (numpy .str, e.g. "<f2") | ndim u8 | shape u32*ndim | data
+Zenoh payloads (zenoh_io.py) are whole VRO1 records: a frame is one with a single HxWx3 "|u1" array, a result
+one with a single representation's array.
 All integers little-endian. Every size read from the network is checked against limits before use:
 a buffer is allocated only for a payload whose header passed the checks, so a reader never holds more
 than one frame of at most max_height*max_width*3 bytes.
@@ -12,6 +14,7 @@ than one frame of at most max_height*max_width*3 bytes.
 
 from __future__ import annotations
 
+import io
 import socket
 import struct
 import threading
@@ -26,8 +29,8 @@ import numpy as np
 from ..errors import VreError
 
 __all__ = ["FRAME_HEADER", "POLL_SECONDS", "ClientTimeout", "Disconnected", "FrameHeader", "FrameReceiver", "Limits",
-           "ProtocolError", "ResultMessage", "encode_frame", "encode_result", "parse_frame_header", "read_exact",
-           "read_result"]
+           "ProtocolError", "ResultMessage", "decode_frame_record", "decode_record", "encode_frame", "encode_record",
+           "encode_result", "parse_frame_header", "read_exact", "read_result"]
 
 POLL_SECONDS = 0.2  # the longest a socket wait blocks before it looks at its deadline and at `stop`
 
@@ -87,6 +90,12 @@ class Limits:
                            f"{self.max_height} (one raw frame would be {size[0] * size[1] * 3 / 2**30:.1f} GiB); "
                            f"raise --max-frame-size if it really is")
 
+    @property
+    def max_frame_record(self) -> int:
+        """Bytes of the largest VRO1 record that can hold a frame within the limits (a Zenoh frame payload)."""
+        return (RESULT_HEADER.size + 2 + self.max_name + 1 + 8 + 1 + 4 * self.max_ndim
+                + self.max_height * self.max_width * 3)
+
 
 @dataclass(frozen=True)
 class FrameHeader:
@@ -143,6 +152,8 @@ class _Stopped(Exception):
 class FrameReceiver:
     """Reads input frames from one client's socket with deadlines, for a server that must not wait on any client.
 
+    Frames are framed (a FRAME_HEADER, then the RGB bytes) or, with `raw_size` (height, width), raw RGB24 of that
+    size back to back (VRE's TCP input), numbered from 0 in the order they arrive.
     A frame whose first byte has arrived must arrive whole (header and payload) within `read_timeout`
     seconds; a client that starts no frame for `idle_timeout` seconds is too slow as well. Both raise
     ClientTimeout. The socket is polled every POLL_SECONDS, so setting `stop` ends a wait promptly.
@@ -152,30 +163,41 @@ class FrameReceiver:
     """
 
     def __init__(self, conn: socket.socket, limits: Limits, read_timeout: float, idle_timeout: float,
-                 stop: threading.Event | None = None):
-        self._conn, self._limits, self._stop = conn, limits, stop
+                 stop: threading.Event | None = None, raw_size: tuple[int, int] | None = None):
+        self._conn, self._limits, self._stop, self._raw_size = conn, limits, stop, raw_size
         self.read_timeout, self.idle_timeout = read_timeout, idle_timeout
+        self._received = 0
 
     def receive(self) -> tuple[FrameHeader, np.ndarray] | None:
         """The next frame as (header, HxWx3 uint8 array over the received buffer), or None once `stop` is set."""
-        header_bytes = bytearray(FRAME_HEADER.size)
         try:
-            first = self._recv_some(memoryview(header_bytes), time.monotonic() + self.idle_timeout)
-            if first is None:
-                raise ClientTimeout(f"sent nothing for {self.idle_timeout:g} s", partial=False)
-            if first == 0:
-                raise Disconnected(partial=False)
-            deadline = time.monotonic() + self.read_timeout
-            self._fill(header_bytes, first, deadline,
-                       lambda got: f"sent {got} of the {FRAME_HEADER.size} header bytes of a frame")
-            header = parse_frame_header(header_bytes, self._limits)
-            payload = bytearray(header.nbytes)
-            total = FRAME_HEADER.size + header.nbytes
-            self._fill(payload, 0, deadline,
-                       lambda got: f"sent {FRAME_HEADER.size + got} of {total} bytes of frame {header.frame_id}")
+            if self._raw_size is None:
+                header_bytes = bytearray(FRAME_HEADER.size)
+                got, deadline = self._first_bytes(header_bytes)
+                self._fill(header_bytes, got, deadline,
+                           lambda got: f"sent {got} of the {FRAME_HEADER.size} header bytes of a frame")
+                header = parse_frame_header(header_bytes, self._limits)
+                payload, got, before = bytearray(header.nbytes), 0, FRAME_HEADER.size
+            else:
+                header = FrameHeader(*self._raw_size, self._received, 0)
+                payload, before = bytearray(header.nbytes), 0
+                got, deadline = self._first_bytes(payload)
+            self._fill(payload, got, deadline, lambda got: f"sent {before + got} of {before + header.nbytes} bytes "
+                                                           f"of frame {header.frame_id}")
         except _Stopped:
             return None
+        self._received += 1
         return header, np.frombuffer(payload, np.uint8).reshape(header.height, header.width, 3)
+
+    def _first_bytes(self, buffer: bytearray) -> tuple[int, float]:
+        """Waits up to the idle timeout for a frame's first bytes (into `buffer`): (bytes got, the deadline of the
+        rest of the frame)."""
+        first = self._recv_some(memoryview(buffer), time.monotonic() + self.idle_timeout)
+        if first is None:
+            raise ClientTimeout(f"sent nothing for {self.idle_timeout:g} s", partial=False)
+        if first == 0:
+            raise Disconnected(partial=False)
+        return first, time.monotonic() + self.read_timeout
 
     def _fill(self, buffer: bytearray, got: int, deadline: float, progress: Callable[[int], str]) -> None:
         """Receives into buffer[got:] until it is full; `progress(got)` describes a timeout."""
@@ -215,28 +237,73 @@ def encode_result(frame_id: int, arrays: dict[str, np.ndarray], compute_ns: int 
     return parts
 
 
-def read_result(stream: BinaryIO, limits: Limits = Limits()) -> ResultMessage:
+def read_result(stream: BinaryIO, limits: Limits = Limits(), what: str = "result") -> ResultMessage:
+    """One VRO1 record; `what` names it in errors ("result", or "frame" for a Zenoh frame)."""
     magic, frame_id, count, compute_ns = RESULT_HEADER.unpack(read_exact(stream, RESULT_HEADER.size))
     if magic != RESULT_MAGIC:
-        raise ProtocolError(f"bad result header: magic {magic!r}, expected {RESULT_MAGIC!r}")
+        raise ProtocolError(f"bad {what} header: magic {magic!r}, expected {RESULT_MAGIC!r}")
     if count > limits.max_arrays:
-        raise ProtocolError(f"result {frame_id}: {count} arrays, more than {limits.max_arrays}")
+        raise ProtocolError(f"{what} {frame_id}: {count} arrays, more than {limits.max_arrays}")
     arrays = {}
     for _ in range(count):
         (name_len,) = struct.unpack("<H", read_exact(stream, 2, True))
         if name_len > limits.max_name:
-            raise ProtocolError(f"result {frame_id}: array name of {name_len} bytes")
+            raise ProtocolError(f"{what} {frame_id}: array name of {name_len} bytes")
         name = read_exact(stream, name_len, True).decode()
         (dtype_len,) = struct.unpack("<B", read_exact(stream, 1, True))
         dtype = read_exact(stream, dtype_len, True).decode()
         if dtype not in _ALLOWED_DTYPES:
-            raise ProtocolError(f"result {frame_id}: array '{name}' has dtype {dtype!r}")
+            raise ProtocolError(f"{what} {frame_id}: array '{name}' has dtype {dtype!r}")
         (ndim,) = struct.unpack("<B", read_exact(stream, 1, True))
         if ndim > limits.max_ndim:
-            raise ProtocolError(f"result {frame_id}: array '{name}' has {ndim} dimensions")
+            raise ProtocolError(f"{what} {frame_id}: array '{name}' has {ndim} dimensions")
         shape = struct.unpack(f"<{ndim}I", read_exact(stream, 4 * ndim, True))
         if any(s > max(limits.max_height, limits.max_width) for s in shape):
-            raise ProtocolError(f"result {frame_id}: array '{name}' has shape {shape}")
+            raise ProtocolError(f"{what} {frame_id}: array '{name}' has shape {shape}")
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         arrays[name] = np.frombuffer(read_exact(stream, nbytes, True), dtype).reshape(shape)
     return ResultMessage(frame_id, compute_ns, arrays)
+
+
+def encode_record(frame_id: int, arrays: dict[str, np.ndarray], compute_ns: int = 0) -> bytes:
+    """One VRO1 record as one bytes object (a message payload, e.g. Zenoh's)."""
+    return b"".join(encode_result(frame_id, arrays, compute_ns))
+
+
+def decode_record(data: bytes | memoryview, limits: Limits = Limits(), what: str = "result") -> ResultMessage:
+    """The VRO1 record that is exactly `data`, or ProtocolError (cut short, trailing bytes, or a bad field). Each
+    array is a copy of its bytes in `data`: no read asks for more than what `data` holds, whatever a header says."""
+    stream = io.BytesIO(data)
+    try:
+        message = read_result(stream, limits, what)
+    except Disconnected:
+        raise ProtocolError(f"{what} record truncated: {len(data)} bytes, its header declares more") from None
+    except ProtocolError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"{what} record: a name that is not UTF-8 ({exc.reason})") from None
+    except (TypeError, ValueError) as exc:  # e.g. a shape that does not fit the data (a zero-size dtype)
+        raise ProtocolError(f"{what} record: {exc}") from None
+    if stream.tell() != len(data):
+        raise ProtocolError(f"{what} {message.frame_id}: {len(data) - stream.tell()} bytes after the record")
+    return message
+
+
+def decode_frame_record(data: bytes | memoryview, limits: Limits) -> tuple[int, np.ndarray]:
+    """(frame id, HxWx3 uint8 image) of a frame sent as a VRO1 record of one array, or ProtocolError. The size is
+    checked before anything is parsed, the array's dtype and shape after."""
+    if len(data) > limits.max_frame_record:
+        raise ProtocolError(f"a frame record of {len(data)} bytes, more than the {limits.max_frame_record} of a "
+                            f"{limits.max_width}x{limits.max_height} frame")
+    message = decode_record(data, limits, "frame")
+    if len(message.arrays) != 1:
+        raise ProtocolError(f"frame {message.frame_id}: {len(message.arrays)} arrays, expected one HxWx3 uint8 array")
+    ((name, image),) = message.arrays.items()
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ProtocolError(f"frame {message.frame_id}: array '{name}' is {image.dtype} {image.shape}, expected HxWx3 "
+                            f"uint8 (RGB)")
+    h, w = image.shape[:2]
+    if not (0 < h <= limits.max_height and 0 < w <= limits.max_width):
+        raise ProtocolError(f"frame {message.frame_id}: size {w}x{h} is outside 1x1..{limits.max_width}x"
+                            f"{limits.max_height}")
+    return message.frame_id, image

@@ -47,6 +47,7 @@ class StreamRuntime:
                     continue
                 start = time.perf_counter()
                 result = self.graph.push(item.image, item.frame_id)
+                result.origin = item
                 computed = time.perf_counter()
                 try:
                     self.sink.send(result)
@@ -87,7 +88,9 @@ class StreamRuntime:
             for item in self.source.frames():
                 if self._stop.is_set():
                     break
-                self.policy.put(item)
+                replaced = self.policy.put(item)
+                if replaced is not None and replaced.reply is not None:
+                    replaced.reply.settle()  # dropped: its client gets no reply for it
         except BaseException as exc:  # surfaced by run()
             self._reader_error = exc
         finally:

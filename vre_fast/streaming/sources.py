@@ -2,6 +2,8 @@
 
     stdin                      raw RGB24 frames of --size, back to back (as VRE and ffmpeg -f rawvideo)
     vre-tcp://HOST:PORT        a TCP server (HOST defaults to 127.0.0.1) reading the framed protocol
+    vre-tcp://HOST:PORT?format=raw   the same server reading raw RGB24 frames of --size back to back (VRE's)
+    zenoh://KEY                a zenoh subscription (zenoh_io.py; the [zenoh] extra)
     udp://, rtp://, rtsp://, srt://, tcp://, http://, ...   any FFmpeg URL, decoded by PyAV
     v4l2:/dev/video0           a camera through FFmpeg's v4l2 input
     PATH                       a video file (with pace=True, at its native frame rate)
@@ -13,7 +15,8 @@ The TCP server serves several clients at once (up to max_clients), each from its
 read and idle deadlines, so a stalled client never holds up the others. All clients feed one stream:
 with the `latest` policy the newest frame from ANY client wins, a deliberate choice (one model, one
 slot: the freshest picture is what a live consumer wants); with `all` every client's frames are kept
-and back-pressure reaches each client through TCP.
+and back-pressure reaches each client through TCP. With `--sink reply` each result goes back on the connection
+its frame came from (ReplyChannel).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 import av
 import cv2
@@ -49,7 +53,7 @@ from .protocol import (
     tcp_address,
 )
 
-__all__ = ["FrameSource", "SourceFrame", "open_source"]
+__all__ = ["FrameSource", "ReplyChannel", "SourceFrame", "open_source"]
 
 logger = logging.getLogger("vre_fast")
 
@@ -59,6 +63,7 @@ class SourceFrame:
     frame_id: int
     image: np.ndarray  # HxWx3 uint8 RGB
     received_at: float  # time.perf_counter() when the whole frame had arrived
+    reply: ReplyChannel | None = None  # where its result goes back, with --sink reply
 
 
 class FrameSource(Protocol):
@@ -75,8 +80,8 @@ def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = Fal
                 limits: Limits = DEFAULT_LIMITS, max_clients: int = 8, sessions: int | None = None,
                 read_timeout: float = 10.0, idle_timeout: float = 60.0, fps: float = 30.0,
                 topic: str | None = None) -> FrameSource:
-    """`size` is (height, width): required for stdin, enforced on TCP frames, a resize for decoded video, folders
-    and bags. `topic` is a ROS bag's image topic (None: its only one).
+    """`size` is (height, width): required for stdin and raw TCP, enforced on framed TCP and zenoh frames, a resize
+    for decoded video, folders and bags. `topic` is a ROS bag's image topic (None: its only one).
 
     The rest is for vre-tcp:// (TcpServerSource): clients served at once, client sessions in total before the
     stream ends (None: until close()), and the per-frame read and per-connection idle deadlines in seconds; `fps`
@@ -95,7 +100,17 @@ def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = Fal
         return RawStreamSource(sys.stdin.buffer, size)
     if spec.startswith("vre-tcp://"):
         host, port = tcp_address(spec, "--source", 5555)
-        return TcpServerSource(host, port, size, limits, max_clients, sessions, read_timeout, idle_timeout)
+        fmt = parse_qs(urlsplit(spec).query).get("format", ["vre"])[0]
+        if fmt not in ("vre", "raw"):
+            raise VreError(f"--source {spec}: format {fmt!r}; give format=vre (framed, the default) or format=raw")
+        if fmt == "raw" and size is None:
+            raise VreError(f"--source {spec}: raw frames carry no header: give --size WxH")
+        return TcpServerSource(host, port, size, limits, max_clients, sessions, read_timeout, idle_timeout,
+                               raw=fmt == "raw")
+    if spec.startswith("zenoh://"):
+        from .zenoh_io import ZenohSource, ZenohUrl
+
+        return ZenohSource(ZenohUrl.parse(spec, "--source"), size, limits)
     if spec.startswith("v4l2:"):
         return PyAVSource(spec[len("v4l2:"):], size, pace=False, fmt="v4l2")
     if "://" in spec:
@@ -103,8 +118,8 @@ def open_source(spec: str, size: tuple[int, int] | None = None, pace: bool = Fal
     if Path(spec).is_dir():
         return RecordedSource.folder(ImageFolderSource(spec, fps), size, pace)
     if not Path(spec).is_file():
-        raise VideoError(f"--source {spec}: no such file (sources: stdin, vre-tcp://HOST:PORT, an FFmpeg URL, "
-                         f"v4l2:/dev/videoN, a video file, a folder of frames or a ROS bag)")
+        raise VideoError(f"--source {spec}: no such file (sources: stdin, vre-tcp://HOST:PORT, zenoh://KEY, an FFmpeg "
+                         f"URL, v4l2:/dev/videoN, a video file, a folder of frames or a ROS bag)")
     return PyAVSource(spec, size, pace=pace)
 
 
@@ -147,18 +162,26 @@ class TcpServerSource:
     Memory: each reader holds at most one frame (being received, or waiting for room on the queue), so the
     server holds at most max_clients + queue_size frames, each at most limits.max_height * max_width * 3
     bytes; the runtime adds its policy's slots (1 for latest, 2 for all) and the frame in compute.
+
+    `raw`: clients send raw RGB24 frames of `size` back to back (VRE's TCP input). After enable_replies()
+    (--sink reply) each frame carries its connection's ReplyChannel, and a client that closes its sending side
+    still gets the replies to the frames it sent (for up to read_timeout seconds).
     """
 
     def __init__(self, host: str, port: int, size: tuple[int, int] | None, limits: Limits, max_clients: int = 8,
                  sessions: int | None = None, read_timeout: float = 10.0, idle_timeout: float = 60.0,
-                 queue_size: int = 2):
+                 queue_size: int = 2, raw: bool = False):
         if max_clients < 1:
             raise VreError(f"--max-clients {max_clients}: at least one client must be allowed")
         if sessions is not None and sessions < 0:
             raise VreError(f"--sessions {sessions}: give a count of 0 or more")
         if not (read_timeout > 0 and idle_timeout > 0):
             raise VreError(f"--read-timeout {read_timeout:g} / --idle-timeout {idle_timeout:g}: give seconds > 0")
-        self._size, self._limits = size, limits
+        if raw and size is None:
+            raise VreError("raw TCP frames carry no header: give their --size")
+        if size is not None:
+            limits.check_size(size)
+        self._size, self._limits, self._raw, self._replies = size, limits, raw, False
         self._max_clients, self._sessions = max_clients, sessions
         self._read_timeout, self._idle_timeout = read_timeout, idle_timeout
         self._frames: queue.Queue[SourceFrame] = queue.Queue(maxsize=queue_size)
@@ -175,6 +198,10 @@ class TcpServerSource:
         self._server.settimeout(POLL_SECONDS)
         self.address = self._server.getsockname()[:2]
         logger.info("listening on %s:%d", *self.address)
+
+    def enable_replies(self) -> None:
+        """Every frame from now on carries its connection's ReplyChannel (--sink reply answers on it)."""
+        self._replies = True
 
     def frames(self) -> Iterator[SourceFrame]:
         """Every client's frames as they arrive, until close() or until the last of `sessions` has ended."""
@@ -254,7 +281,9 @@ class TcpServerSource:
     def _serve_client(self, conn: socket.socket, peer: str) -> None:
         """Reads one client's frames onto the queue until it leaves, misbehaves or the server closes."""
         logger.info("client %s connected", peer)
-        receiver = FrameReceiver(conn, self._limits, self._read_timeout, self._idle_timeout, self._closing)
+        receiver = FrameReceiver(conn, self._limits, self._read_timeout, self._idle_timeout, self._closing,
+                                 raw_size=self._size if self._raw else None)
+        reply = ReplyChannel(conn, peer, self._read_timeout) if self._replies else None
         try:
             while True:
                 received = receiver.receive()
@@ -266,7 +295,9 @@ class TcpServerSource:
                     logger.error("client %s: frame %d is %dx%d, expected %dx%d; frame skipped", peer,
                                  header.frame_id, header.width, header.height, self._size[1], self._size[0])
                     continue
-                if not self._offer(SourceFrame(header.frame_id, image, time.perf_counter())):
+                if reply is not None:
+                    reply.expect()
+                if not self._offer(SourceFrame(header.frame_id, image, time.perf_counter(), reply)):
                     return
         except Disconnected as end:
             if end.partial:
@@ -274,6 +305,8 @@ class TcpServerSource:
                 logger.warning("client %s disconnected in the middle of a frame; session ended", peer)
             else:
                 logger.info("client %s disconnected", peer)
+                if reply is not None:  # it may still be reading: answer what it sent
+                    reply.drain(self._read_timeout, self._closing)
         except ClientTimeout as exc:
             if exc.partial:
                 self._count_rejected()
@@ -286,6 +319,8 @@ class TcpServerSource:
         finally:
             with self._lock:  # before the close: a client that saw it may reconnect at once and find room
                 self.connected -= 1
+            if reply is not None:
+                reply.close()
             conn.close()
 
     def _offer(self, item: SourceFrame) -> bool:
@@ -301,6 +336,68 @@ class TcpServerSource:
     def _count_rejected(self) -> None:
         with self._lock:
             self.rejected += 1
+
+
+class ReplyChannel:
+    """A client's connection as seen by --sink reply: the compute loop writes each result back on it while the
+    client's reader thread goes on reading from it.
+
+    Writes go through a duplicate of the socket with its own deadline (`write_timeout` seconds for a whole
+    reply), so they never share the reader's short poll timeout. A client gone, or too slow to take its reply,
+    is logged and its connection shut: its reader ends, the stream goes on. `pending` counts the frames it sent
+    that are neither answered nor dropped yet, so a client that stopped sending can still be answered.
+    """
+
+    def __init__(self, conn: socket.socket, peer: str, write_timeout: float):
+        self.peer = peer
+        self._conn = conn.dup()
+        self._conn.settimeout(write_timeout)
+        self._write_lock = threading.Lock()
+        self._done = threading.Condition()
+        self._pending = 0
+        self._closed = False
+
+    def expect(self) -> None:
+        """A frame of this client is on its way to the compute loop."""
+        with self._done:
+            self._pending += 1
+
+    def settle(self) -> None:
+        """One of its frames is answered, or never will be (a newer frame took its place)."""
+        with self._done:
+            self._pending -= 1
+            self._done.notify_all()
+
+    def send(self, parts: list[bytes | memoryview]) -> bool:
+        """Writes one reply (the buffers in order); False when the client is gone or too slow (logged once)."""
+        try:
+            with self._write_lock:
+                if self._closed:
+                    return False
+                for part in parts:
+                    self._conn.sendall(part)
+            return True
+        except OSError as exc:  # reset, closed, or TimeoutError: it did not read for write_timeout
+            logger.warning("client %s: reply not sent (%s: %s); its connection closed", self.peer,
+                           type(exc).__name__, exc)
+            with self._write_lock, contextlib.suppress(OSError):
+                self._closed = True
+                self._conn.shutdown(socket.SHUT_RDWR)  # its reader thread sees the end and leaves
+            return False
+        finally:
+            self.settle()
+
+    def drain(self, timeout: float, stop: threading.Event) -> None:
+        """Waits (up to `timeout` s, or until `stop`) until every frame it sent has been answered or dropped."""
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self._pending > 0 and not stop.is_set() and time.monotonic() < deadline:
+                self._done.wait(POLL_SECONDS)
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._closed = True
+            self._conn.close()
 
 
 class PyAVSource:

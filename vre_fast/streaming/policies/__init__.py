@@ -1,7 +1,7 @@
 """How frames wait between the reader thread and the compute loop; one policy per file.
 
-Every policy offers `put(item)` (reader side), `get(timeout) -> item | None` (compute side),
-`close()` (no more items), and counts `dropped` items and the deepest it got (`max_depth`).
+Every policy offers `put(item) -> the item it dropped, or None` (reader side), `get(timeout) -> item | None`
+(compute side), `close()` (no more items), and counts `dropped` items and the deepest it got (`max_depth`).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ class BlockingQueue:
         self.max_depth = 0
 
     def put(self, item: Any) -> None:
+        """Waits for room (never drops: returns None, as LatestFrameSlot.put does when it replaced nothing)."""
         while not self._closed:
             try:
                 self._queue.put(item, timeout=0.1)

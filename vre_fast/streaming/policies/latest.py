@@ -20,13 +20,15 @@ class LatestFrameSlot:
         self.dropped = 0
         self.max_depth = 0
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Any) -> Any:
+        """The item it replaced (dropped), or None."""
         with self._cond:
-            if self._item is not None:
+            replaced, self._item = self._item, item
+            if replaced is not None:
                 self.dropped += 1
-            self._item = item
             self.max_depth = 1
             self._cond.notify()
+            return replaced
 
     def get(self, timeout: float | None = None) -> Any:
         """The newest item, or None when closed and empty (or on timeout)."""
