@@ -222,6 +222,27 @@ def test_generalized_boundaries_finds_a_known_boundary():
         compute(rep_of("generalized_boundaries"), np.zeros((1, 20, 400, 3), np.uint8))
 
 
+def test_generalized_boundaries_from_another_representations_maps(video: Path, tmp_path: Path):
+    """With `maps`, the soft segmentation of the dependency's picture (here HSV's, whose colours differ from the
+    frame's), computed in a run through the engine."""
+    cfg = {"representations": {
+        "hsv": {"type": "hsv", "output_dtype": "float32"},
+        "gb": {"type": "generalized_boundaries", "dependencies": {"maps": "hsv"},
+               "parameters": {"internal_size": 64, "adjust_to_rgb": False}},
+        "gb_rgb": {"type": "generalized_boundaries", "parameters": {"internal_size": 64, "adjust_to_rgb": False}}}}
+    out = tmp_path / "out"
+    run(video, parse_config(cfg), out, RunOptions(frames=(0, 2), progress=False))
+    hsv_rep = build_graph(parse_config(cfg))["hsv"].representation
+    for frame in (0, 1):
+        with np.load(out / "hsv" / "npz" / f"{frame}.npz") as f:
+            picture = hsv_rep.make_image(f["arr_0"][None])[0]
+        with np.load(out / "gb" / "npz" / f"{frame}.npz") as f, np.load(out / "gb_rgb" / "npz" / f"{frame}.npz") as g:
+            got, from_rgb = f["arr_0"].astype(np.float32), g["arr_0"].astype(np.float32)
+        want = soft_segmentation_reference(picture, 3, True, False, 64)
+        np.testing.assert_allclose(got, want, atol=2e-3)  # float16 storage: 2^-11 relative, values in [0, 1]
+        assert np.abs(got - from_rgb).max() > 0.1  # not the frame's own segmentation
+
+
 # -- class probabilities ---------------------------------------------------------------------------------------
 def test_class_argmax_kernels_agree_and_take_the_lowest_id_on_ties():
     probabilities = np.random.default_rng(0).random((2, 5, 7, 9)).astype(np.float32)

@@ -3,7 +3,10 @@
 and stay flat inside regions, from which colours co-occur in patches (kernels/soft_segmentation.py).
 
 Stored as (H, W, C) float16: C = 3 with `adjust_to_rgb` (the maps fitted to the RGB, so the picture looks
-like the frame), else `max_channels`. Computed from the RGB frame, as VRE does. The eigenvectors are sorted
+like the frame), else `max_channels`. Computed from the RGB frame, as VRE does, or, given the optional input
+`maps` (`dependencies: {maps: NAME}`), from another representation's maps: the picture its own `make_image`
+draws of them (normals, depth, a class map, HSV, ... as a colour image), so boundaries can come from what other
+representations see rather than from the colours of the frame. The eigenvectors are sorted
 (largest first) and signed (largest component positive), where VRE's order and signs are whatever LAPACK's
 general eigensolver returns: with the same parameters the maps span the same components, possibly in
 another order or negated.
@@ -18,7 +21,7 @@ import numpy as np
 from .._registry import register_representation
 from ..kernels import colormaps
 from ..kernels.soft_segmentation import soft_segmentation
-from ..representation import ComputeBatch, Representation
+from ..representation import ComputeBatch, Input, Representation
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class GeneralizedBoundariesParams:
 @register_representation("generalized_boundaries")
 class GeneralizedBoundaries(Representation):
     Params = GeneralizedBoundariesParams
+    inputs = (Input("maps", optional=True),)
 
     def setup(self, device: str) -> None:
         """Loads the compiled patch kernel on a small frame, so its first call is not counted as compute."""
@@ -45,8 +49,9 @@ class GeneralizedBoundaries(Representation):
 
     def compute(self, batch: ComputeBatch) -> np.ndarray:
         p = self.params
+        images = self.dependencies["maps"].make_image(batch.inputs["maps"]) if "maps" in batch.inputs else batch.frames
         return np.stack([soft_segmentation(np.ascontiguousarray(f), p.max_channels, p.use_median_filtering,
-                                           p.adjust_to_rgb, p.internal_size) for f in batch.frames])
+                                           p.adjust_to_rgb, p.internal_size) for f in images])
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         """The first three maps as R, G, B (one map: grey; two: the third channel black)."""
