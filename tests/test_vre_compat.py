@@ -206,6 +206,19 @@ def test_every_unmappable_item_is_listed_at_once(tmp_path: Path, monkeypatch: py
         load_config(tmp_path / "env.yaml")
 
 
+def test_plain_interpolations_read_as_vre_reads_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """VRE substitutes ${...} in the text before parsing the YAML: `${oc.env:BS,4}` is the integer 4 there."""
+    monkeypatch.delenv("BS", raising=False)
+    monkeypatch.setenv("SIZE", "[24, 32]")
+    (tmp_path / "plain.yaml").write_text(
+        "default_compute_parameters:\n  batch_size: ${oc.env:BS,4}\n"
+        "default_io_parameters:\n  binary_format: npz\n  compress: ${oc.env:COMPRESS,True}\n"
+        "  output_size: ${oc.env:SIZE}\n"
+        "representations:\n  rgb: {type: color/rgb, dependencies: [], parameters: {}}\n")
+    rgb = load_config(tmp_path / "plain.yaml").representations[0]
+    assert (rgb.batch_size, rgb.compress, rgb.output_size) == (4, 6, (24, 32))
+
+
 def test_config_format_forces_either_reading(tmp_path: Path, capsys: pytest.CaptureFixture):
     vre = CONFIGS / "examples__vre_streaming__cfg_rgb.yaml"
     with pytest.raises(ConfigError, match=r"unknown top-level key\(s\) \['default_io_parameters'"):
