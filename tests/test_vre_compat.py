@@ -4,6 +4,7 @@ itself wrote (tests/data/vre_resume, made by tests/data/make_vre_resume_dataset.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -304,6 +305,22 @@ def test_a_vre_directory_resumes_computing_only_what_vre_has_not(tmp_path: Path)
         np.testing.assert_array_equal(data[position]["hsv"].numpy(), stored(out, "hsv", position))
     assert np.array_equal(VREDataset(out, ["hsv"])[10]["hsv"].numpy(), stored(fresh, "hsv", 10))  # vre-fast's
     assert main(["metadata", "rebuild", str(out), "-c", str(RESUME / "cfg.yaml")]) == 1  # edges_canny: refused
+
+
+def test_a_vre_directory_resized_by_vre_is_refused(tmp_path: Path):
+    """VRE's resize is not vre-fast's (frames differ by a mean of 7 levels): a folder VRE stored at an output_size
+    must not be resumed with vre-fast's resized frames beside VRE's."""
+    out = shutil.copytree(RESUME / "out", tmp_path / "out")
+    record = next((out / ".logs").glob("run_metadata-*.json"))
+    meta = json.loads(record.read_text())
+    for name in ("rgb", "hsv"):  # what VRE records and stores when its config says output_size: [24, 32]
+        meta["data_writers"][name]["size"] = [24, 32]
+        for path in (out / name / "npz").glob("*.npz"):
+            np.savez(path, stored(out, name, int(path.stem))[:24, :32])
+    record.write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match=r"'rgb': VRE resized it to output_size \[24, 32\] with its own interpolation"):
+        run(RESUME / "clip.avi", load_config(vre_cfg(tmp_path, output_size=[24, 32])), out)
+    assert not any(out.rglob(".metadata.json"))
 
 
 def test_a_vre_directory_of_another_definition_is_refused(tmp_path: Path, video: Path):

@@ -6,7 +6,8 @@ representation is adopted by `vre-fast run` (its frames count as done, only the 
   - its vre-fast type is marked `resumable` in the table (the array vre-fast stores was checked equal to VRE's:
     bench/vre_parity.py), so the files of both tools hold the same thing;
   - what VRE recorded equals the node's storage after mapping: the dtype and the output size (formats and
-    compress only change which files and how many bytes; frames lacking one of the node's formats are computed);
+    compress only change which files and how many bytes; frames lacking one of the node's formats are computed),
+    and no output size was set (VRE resizes with its own interpolation: its frames would differ from vre-fast's);
   - a stored array has that dtype and size;
   - VRE's recorded video has the run's shape (frames, height, width), unless --allow-other-source.
 Anything else is refused, naming every difference, as a vre-fast directory of another definition is. The
@@ -88,6 +89,9 @@ def _node_problems(directory: Path, b: Any, records: list[dict[str, Any]]) -> li
             problems.append(f"VRE stored it as {_dtype_name(w.get('dtype'))}, this config as {dtype} (output_dtype)")
         if (list(w["size"]) if w.get("size") else None) != size:
             problems.append(f"VRE stored it at output_size {w.get('size')}, this config at {size}")
+        elif size is not None:  # VRE's resize and vre-fast's differ (a mean of 7 levels on tests/data's clip)
+            problems.append(f"VRE resized it to output_size {size} with its own interpolation, which is not checked "
+                            f"equal to vre-fast's; only frames stored at the video's size are adopted")
     files = FrameFiles(directory)
     stored = sorted(files.stored_frames())
     if stored and not problems:
