@@ -292,6 +292,12 @@ def test_overwrite_refuses_what_is_not_a_representation_or_is_being_written(vide
     assert "holds no vre-fast or VRE metadata" in capsys.readouterr().err
     assert (out / "rgb" / "npz" / "0.npz").exists()
     (out / "rgb" / "thesis.tex").unlink()
+    (out / "rgb" / "png").mkdir()
+    (out / "rgb" / "png" / "holiday.png").write_text("keep me")  # not a frame: without metadata, not ours either
+    assert main(["run", str(video), "-c", str(cfg), "-o", str(out), *overwrite]) == 1
+    assert "metadata and png/holiday.png (not a frame file)" in capsys.readouterr().err
+    assert (out / "rgb" / "png" / "holiday.png").exists()
+    (out / "rgb" / "png" / "holiday.png").unlink()
     (out / "rgb" / ".metadata.journal").mkdir(exist_ok=True)
     with open(out / "rgb" / ".metadata.journal" / "live.jsonl", "ab") as journal:  # another run, still writing
         fcntl.flock(journal.fileno(), fcntl.LOCK_EX)
