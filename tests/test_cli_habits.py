@@ -216,6 +216,18 @@ def test_parse_frame_list():
         parse_frame_list(["5..", "8"])
     with pytest.raises(ValueError, match="expects"):
         parse_frame_list(["5", "x"])
+    for negative in (["-1"], ["5", "-2"], ["..-3"]):  # refused by the parser, before a run is recorded
+        with pytest.raises(ValueError, match="empty or negative"):
+            parse_frame_list(negative)
+
+
+def test_a_negative_frame_is_one_error_line(video: Path, tmp_path: Path, capsys):
+    cfg = write_cfg(tmp_path / "cfg.yaml", {"representations": {"rgb": {"type": "rgb"}}})
+    for frames in (["-1"], ["5", "-2"]):
+        with pytest.raises(SystemExit):
+            main(["run", str(video), "-c", str(cfg), "-o", str(tmp_path / "out"), "--frames", *frames])
+        assert "--frames" in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_frame_list_runs_batched_with_the_next_frame_and_resumes(video: Path, tmp_path: Path, capsys):
