@@ -245,6 +245,13 @@ def test_convert_config_writes_the_mapped_config(tmp_path: Path, capsys: pytest.
     err = capsys.readouterr().err
     assert err.startswith("vre-fast: error: ") and err.count("\n") == 1 and "2 item(s)" in err
     assert not (tmp_path / "x.yaml").exists()
+    mine = shutil.copy(vre, tmp_path / "mine.yaml")  # -o naming the VRE config itself, a folder, a missing folder
+    for target, why in ((mine, "that is the VRE config itself"), (tmp_path, "a directory"),
+                        (tmp_path / "no" / "x.yaml", "no folder")):
+        assert main(["convert-config", str(mine), "-o", str(target)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"vre-fast: error: convert-config -o {target}: {why}") and err.count("\n") == 1
+    assert Path(mine).read_bytes() == vre.read_bytes()
 
 
 def test_dpt_definitions_recorded_before_its_output_choice_stay_equal():

@@ -459,9 +459,17 @@ def _convert_config(args: argparse.Namespace) -> int:
     if args.target is None:
         print(text, end="")
         return 0
+    from .errors import ConfigError
     from .store import atomic_write_bytes
 
-    atomic_write_bytes(args.target, text.encode())
+    target = Path(args.target)
+    if target.is_dir() or not target.parent.is_dir():
+        raise ConfigError(f"convert-config -o {target}: " + ("a directory; give the YAML file to write" if
+                                                            target.is_dir() else f"no folder {target.parent}"))
+    if target.exists() and target.resolve() == Path(args.config).resolve():
+        raise ConfigError(f"convert-config -o {target}: that is the VRE config itself; write the vre-fast config "
+                          f"to another file")
+    atomic_write_bytes(target, text.encode())
     print(f"{args.config} -> {args.target}: {len(mapped['representations'])} representations")
     return 0
 
