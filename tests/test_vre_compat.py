@@ -314,6 +314,23 @@ def test_a_vre_directory_resumes_computing_only_what_vre_has_not(tmp_path: Path)
     assert main(["metadata", "rebuild", str(out), "-c", str(RESUME / "cfg.yaml")]) == 1  # edges_canny: refused
 
 
+def test_frames_of_a_killed_vre_run_are_computed_again(tmp_path: Path):
+    """VRE records a frame in .repr_metadata.json per batch, its run only when the run ends, and (with storer
+    threads) may record a frame before its file is whole: neither kind of frame is adopted."""
+    out = shutil.copytree(RESUME / "out", tmp_path / "out")
+    cut = out / "rgb" / "npz" / "3.npz"
+    cut.write_bytes(cut.read_bytes()[:len(cut.read_bytes()) // 2])
+    meta = json.loads((out / "hsv" / ".repr_metadata.json").read_text())
+    for frame in (8, 9):  # a second VRE run, killed, that stored float16 (its record never written)
+        meta["run_stats"][str(frame)] = {"duration": 0.01, "run_id": "KilledRun0", "formats": ["npz"]}
+        np.savez_compressed(out / "hsv" / "npz" / f"{frame}.npz", stored(out, "hsv", 0).astype(np.float16))
+    (out / "hsv" / ".repr_metadata.json").write_text(json.dumps(meta))
+    result = run(RESUME / "clip.avi", load_config(vre_cfg(tmp_path)), out)
+    assert result.already_done == {"rgb": 7, "hsv": 8}
+    assert stored(out, "rgb", 3).shape == (48, 64, 3)
+    assert {stored(out, "hsv", f).dtype for f in range(12)} == {np.dtype(np.float32)}
+
+
 def test_a_vre_directory_resized_by_vre_is_refused(tmp_path: Path):
     """VRE's resize is not vre-fast's (frames differ by a mean of 7 levels): a folder VRE stored at an output_size
     must not be resumed with vre-fast's resized frames beside VRE's."""
