@@ -196,6 +196,8 @@ def test_representations_stores_only_those_listed(video: Path, tmp_path: Path, c
     assert main(["run", str(video), "-c", str(cfg), "-o", str(out), "--representations", "rgb", "mask,edges",
                  "--frames", "0..2", "--no-progress"]) == 0
     assert (out / "rgb" / "npz" / "1.npz").exists()
+    assert main(["run", str(video), "-c", str(cfg), "-o", str(out), "--representations", "rgb, mask",
+                 "--frames", "0..2", "--no-progress"]) == 0  # "a, b" as a person types it
     assert main(["run", str(video), "-c", str(cfg), "-o", str(out), "--representations", "nope"]) == 1
     assert "--representations: no 'nope' in the config; it defines edges, mask, rgb" in capsys.readouterr().err
     cfg = write_cfg(tmp_path / "cfg2.yaml", edges_mask_cfg(output_formats=[]))
