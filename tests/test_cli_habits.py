@@ -326,6 +326,7 @@ def test_overwrite_refuses_what_is_not_a_representation_or_is_being_written(vide
 def test_natural_order():
     names = ["frame_10.png", "frame_2.png", "frame_1.png", "a.png", "frame_01.png"]
     assert sorted(names, key=natural_key) == ["a.png", "frame_01.png", "frame_1.png", "frame_2.png", "frame_10.png"]
+    assert sorted(["1²2.png", "1.png"], key=natural_key) == ["1.png", "1²2.png"]  # '²' is a digit, not a number
 
 
 def write_folder(folder: Path, frames: list[np.ndarray], fmt: str, names: str = "frame_{}") -> Path:
