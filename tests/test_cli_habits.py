@@ -329,6 +329,15 @@ def test_natural_order():
     assert sorted(["1²2.png", "1.png"], key=natural_key) == ["1.png", "1²2.png"]  # '²' is a digit, not a number
 
 
+def test_a_stored_file_named_with_a_non_ascii_digit_is_no_frame(tmp_path: Path):
+    from vre_fast.store import FrameFiles
+
+    (tmp_path / "npz").mkdir()
+    for name in ("3.npz", "².npz", "٣.npz"):  # int() refuses the first, reads the second as 3
+        (tmp_path / "npz" / name).write_bytes(b"")
+    assert FrameFiles(tmp_path).frames_on_disk("npz") == {3: tmp_path / "npz" / "3.npz"}
+
+
 def write_folder(folder: Path, frames: list[np.ndarray], fmt: str, names: str = "frame_{}") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(frames):

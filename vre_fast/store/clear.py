@@ -70,7 +70,7 @@ def _not_a_frame(folder: Path) -> str | None:
     for fmt in OUTPUT_FORMATS:
         if (folder / fmt).is_dir() and not (folder / fmt).is_symlink():
             for entry in sorted((folder / fmt).iterdir()):
-                frame = entry.suffix == f".{fmt}" and entry.stem.isdigit()
+                frame = entry.suffix == f".{fmt}" and entry.stem.isascii() and entry.stem.isdigit()
                 temporary = entry.name.startswith(".") and entry.suffix == ".tmp"
                 if entry.is_symlink() or not entry.is_file() or not (frame or temporary):
                     return f"{fmt}/{entry.name} (not a frame file)"
