@@ -321,6 +321,37 @@ def test_overwrite_refuses_what_is_not_a_representation_or_is_being_written(vide
     assert "deleted" in capsys.readouterr().err
 
 
+def test_overwrite_killed_half_way_leaves_no_frame_counted_done_without_its_files(video: Path, tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch):
+    import shutil
+
+    from vre_fast.store import RepresentationMetadata
+    from vre_fast.store.clear import clear_representation
+
+    out = tmp_path / "out"
+    run(video, parse_config({"representations": {"rgb": {"type": "rgb"}}}), out, RunOptions(frames=(0, 2)))
+    journal = out / "rgb" / ".metadata.journal" / "killed-run.jsonl"  # what a killed run leaves
+    journal.write_text(json.dumps({"frame": 2, "run_id": "killed-run", "duration": 0.1, "formats": ["npz"],
+                                   "time": 1e10}) + "\n")
+    (out / "rgb" / "npz" / "2.npz").write_bytes((out / "rgb" / "npz" / "1.npz").read_bytes())
+    real_rmtree = shutil.rmtree
+
+    def killed_after_the_frames(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if Path(path).name == "npz":
+            real_rmtree(path, *args, **kwargs)
+            raise KeyboardInterrupt
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", killed_after_the_frames)
+    with pytest.raises(KeyboardInterrupt):
+        clear_representation(out, "rgb")
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    assert not (out / "rgb" / "npz").exists()
+    again = run(video, parse_config({"representations": {"rgb": {"type": "rgb"}}}), out, RunOptions(frames=(0, 3)))
+    assert again.computed_frames == 3 and (out / "rgb" / "npz" / "2.npz").exists()  # none counted done
+    assert sorted(RepresentationMetadata.read(out / "rgb").frames) == [0, 1, 2]
+
+
 # -- folders of frames ---------------------------------------------------------------------------------------------
 
 def test_natural_order():

@@ -56,7 +56,7 @@ def clear_representation(out_dir: Path, name: str) -> int:
             if (folder / meta).is_file():
                 (folder / meta).unlink()
                 removed += 1
-        for entry in (*OUTPUT_FORMATS, JOURNALS):
+        for entry in (JOURNALS, *OUTPUT_FORMATS):  # a dead run's journal records frames too: before the files
             removed += _remove(folder / entry)
     kept = sorted(entries - _OURS)
     if kept:
