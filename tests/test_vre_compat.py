@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from vre_fast._builder import build_graph
-from vre_fast._config_loader import load_config
+from vre_fast._config_loader import load_config, parse_config
 from vre_fast.cli import main
 from vre_fast.errors import ConfigError, StoreError
 from vre_fast.reader import dataset_info
-from vre_fast.runner import run
+from vre_fast.runner import RunOptions, run
 from vre_fast.vre_compat.table import VRE_TYPES
 
 CONFIGS = Path(__file__).parent / "data" / "vre_configs"
@@ -329,6 +329,17 @@ def test_frames_of_a_killed_vre_run_are_computed_again(tmp_path: Path):
     assert result.already_done == {"rgb": 7, "hsv": 8}
     assert stored(out, "rgb", 3).shape == (48, 64, 3)
     assert {stored(out, "hsv", f).dtype for f in range(12)} == {np.dtype(np.float32)}
+
+
+def test_vre_folders_of_another_video_are_refused_after_vre_fast_ran_there(tmp_path: Path, video: Path):
+    """vre-fast ran first (its .source.json names `video`); VRE's folders beside it are from clip.avi."""
+    out = shutil.copytree(RESUME / "out", tmp_path / "out")
+    run(video, parse_config({"representations": {"edges2": {"type": "edges_canny"}}}), out,
+        RunOptions(frames=(0, 2)))
+    with pytest.raises(StoreError, match=r"VRE's run records name a video of shape \(12, 48, 64, 3\), this one is "
+                                         r"\(24, 48, 64, 3\)"):
+        run(video, load_config(vre_cfg(tmp_path)), out)
+    assert not (out / "rgb" / ".metadata.json").exists()
 
 
 def test_a_vre_directory_resized_by_vre_is_refused(tmp_path: Path):

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import StoreError
 from ..reader._stores import VRE_METADATA, VRE_RUN_RECORDS, _json_files, _read_vre_metadata
 from ..store import FrameFiles
-from ..store.dataset import SOURCES, SourceIdentity
+from ..store.dataset import SourceIdentity
 from ..store.metadata import METADATA
 from .table import VRE_TYPES
 
@@ -62,8 +62,8 @@ def adopt_vre_outputs(out_dir: Path, nodes: list[Any], source: SourceIdentity,
 
 
 def _source_problems(out_dir: Path, records: list[dict[str, Any]], source: SourceIdentity) -> list[str]:
-    if (out_dir / SOURCES).is_file():
-        return []  # vre-fast has run here before: DatasetSources checks the video
+    """VRE's runs name their video's shape; checked even where vre-fast has run here before (.source.json), since
+    VRE may have written its folders afterwards, from another video."""
     ours = (source.num_frames, source.height, source.width, 3)
     shapes = {str(r.get("runtime_args", {}).get("video_shape")) for r in records} - {"None"}
     other = [s for s in shapes if _shape(s) != ours]
