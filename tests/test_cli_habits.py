@@ -196,6 +196,8 @@ def test_representations_stores_only_those_listed(video: Path, tmp_path: Path, c
     assert main(["run", str(video), "-c", str(cfg), "-o", str(out), "--representations", "rgb", "mask,edges",
                  "--frames", "0..2", "--no-progress"]) == 0
     assert (out / "rgb" / "npz" / "1.npz").exists()
+    assert main(["run", str(video), "-c", str(cfg), "-o", str(out), "--representations", "rgb, mask",
+                 "--frames", "0..2", "--no-progress"]) == 0  # "a, b" as a person types it
     assert main(["run", str(video), "-c", str(cfg), "-o", str(out), "--representations", "nope"]) == 1
     assert "--representations: no 'nope' in the config; it defines edges, mask, rgb" in capsys.readouterr().err
     cfg = write_cfg(tmp_path / "cfg2.yaml", edges_mask_cfg(output_formats=[]))
@@ -216,6 +218,18 @@ def test_parse_frame_list():
         parse_frame_list(["5..", "8"])
     with pytest.raises(ValueError, match="expects"):
         parse_frame_list(["5", "x"])
+    for negative in (["-1"], ["5", "-2"], ["..-3"]):  # refused by the parser, before a run is recorded
+        with pytest.raises(ValueError, match="empty or negative"):
+            parse_frame_list(negative)
+
+
+def test_a_negative_frame_is_one_error_line(video: Path, tmp_path: Path, capsys):
+    cfg = write_cfg(tmp_path / "cfg.yaml", {"representations": {"rgb": {"type": "rgb"}}})
+    for frames in (["-1"], ["5", "-2"]):
+        with pytest.raises(SystemExit):
+            main(["run", str(video), "-c", str(cfg), "-o", str(tmp_path / "out"), "--frames", *frames])
+        assert "--frames" in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_frame_list_runs_batched_with_the_next_frame_and_resumes(video: Path, tmp_path: Path, capsys):
@@ -292,6 +306,12 @@ def test_overwrite_refuses_what_is_not_a_representation_or_is_being_written(vide
     assert "holds no vre-fast or VRE metadata" in capsys.readouterr().err
     assert (out / "rgb" / "npz" / "0.npz").exists()
     (out / "rgb" / "thesis.tex").unlink()
+    (out / "rgb" / "png").mkdir()
+    (out / "rgb" / "png" / "holiday.png").write_text("keep me")  # not a frame: without metadata, not ours either
+    assert main(["run", str(video), "-c", str(cfg), "-o", str(out), *overwrite]) == 1
+    assert "metadata and png/holiday.png (not a frame file)" in capsys.readouterr().err
+    assert (out / "rgb" / "png" / "holiday.png").exists()
+    (out / "rgb" / "png" / "holiday.png").unlink()
     (out / "rgb" / ".metadata.journal").mkdir(exist_ok=True)
     with open(out / "rgb" / ".metadata.journal" / "live.jsonl", "ab") as journal:  # another run, still writing
         fcntl.flock(journal.fileno(), fcntl.LOCK_EX)
@@ -301,11 +321,52 @@ def test_overwrite_refuses_what_is_not_a_representation_or_is_being_written(vide
     assert "deleted" in capsys.readouterr().err
 
 
+def test_overwrite_killed_half_way_leaves_no_frame_counted_done_without_its_files(video: Path, tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch):
+    import shutil
+
+    from vre_fast.store import RepresentationMetadata
+    from vre_fast.store.clear import clear_representation
+
+    out = tmp_path / "out"
+    run(video, parse_config({"representations": {"rgb": {"type": "rgb"}}}), out, RunOptions(frames=(0, 2)))
+    journal = out / "rgb" / ".metadata.journal" / "killed-run.jsonl"  # what a killed run leaves
+    journal.write_text(json.dumps({"frame": 2, "run_id": "killed-run", "duration": 0.1, "formats": ["npz"],
+                                   "time": 1e10}) + "\n")
+    (out / "rgb" / "npz" / "2.npz").write_bytes((out / "rgb" / "npz" / "1.npz").read_bytes())
+    real_rmtree = shutil.rmtree
+
+    def killed_after_the_frames(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if Path(path).name == "npz":
+            real_rmtree(path, *args, **kwargs)
+            raise KeyboardInterrupt
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", killed_after_the_frames)
+    with pytest.raises(KeyboardInterrupt):
+        clear_representation(out, "rgb")
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    assert not (out / "rgb" / "npz").exists()
+    again = run(video, parse_config({"representations": {"rgb": {"type": "rgb"}}}), out, RunOptions(frames=(0, 3)))
+    assert again.computed_frames == 3 and (out / "rgb" / "npz" / "2.npz").exists()  # none counted done
+    assert sorted(RepresentationMetadata.read(out / "rgb").frames) == [0, 1, 2]
+
+
 # -- folders of frames ---------------------------------------------------------------------------------------------
 
 def test_natural_order():
     names = ["frame_10.png", "frame_2.png", "frame_1.png", "a.png", "frame_01.png"]
     assert sorted(names, key=natural_key) == ["a.png", "frame_01.png", "frame_1.png", "frame_2.png", "frame_10.png"]
+    assert sorted(["1²2.png", "1.png"], key=natural_key) == ["1.png", "1²2.png"]  # '²' is a digit, not a number
+
+
+def test_a_stored_file_named_with_a_non_ascii_digit_is_no_frame(tmp_path: Path):
+    from vre_fast.store import FrameFiles
+
+    (tmp_path / "npz").mkdir()
+    for name in ("3.npz", "².npz", "٣.npz"):  # int() refuses the first, reads the second as 3
+        (tmp_path / "npz" / name).write_bytes(b"")
+    assert FrameFiles(tmp_path).frames_on_disk("npz") == {3: tmp_path / "npz" / "3.npz"}
 
 
 def write_folder(folder: Path, frames: list[np.ndarray], fmt: str, names: str = "frame_{}") -> Path:

@@ -350,6 +350,16 @@ def test_temporaries_of_dead_writers_go_on_any_open_even_of_a_finished_dataset(v
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
 
 
+def test_the_sweep_deletes_no_old_hidden_tmp_file_that_vre_fast_did_not_name(video: Path, tmp_path: Path):
+    """-o a folder of the user's (the home directory, say): an old `.draft.tmp` of theirs is no writer's leftover."""
+    theirs = [tmp_path / ".draft.tmp", tmp_path / ".editor.swap.tmp"]
+    for path in theirs:
+        path.write_bytes(b"someone's")
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    do_run(video, tmp_path, RGB_HSV, frames=(0, 1))
+    assert all(p.exists() for p in theirs)
+
+
 def test_collage_to_a_folder_replaces_only_when_complete(video: Path, tmp_path: Path, capsys):
     out = tmp_path / "out"
     do_run(video, out, RGB_HSV, frames=(0, 3))

@@ -4,6 +4,7 @@ itself wrote (tests/data/vre_resume, made by tests/data/make_vre_resume_dataset.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -12,11 +13,11 @@ import pytest
 import yaml
 
 from vre_fast._builder import build_graph
-from vre_fast._config_loader import load_config
+from vre_fast._config_loader import load_config, parse_config
 from vre_fast.cli import main
 from vre_fast.errors import ConfigError, StoreError
 from vre_fast.reader import dataset_info
-from vre_fast.runner import run
+from vre_fast.runner import RunOptions, run
 from vre_fast.vre_compat.table import VRE_TYPES
 
 CONFIGS = Path(__file__).parent / "data" / "vre_configs"
@@ -206,6 +207,19 @@ def test_every_unmappable_item_is_listed_at_once(tmp_path: Path, monkeypatch: py
         load_config(tmp_path / "env.yaml")
 
 
+def test_plain_interpolations_read_as_vre_reads_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """VRE substitutes ${...} in the text before parsing the YAML: `${oc.env:BS,4}` is the integer 4 there."""
+    monkeypatch.delenv("BS", raising=False)
+    monkeypatch.setenv("SIZE", "[24, 32]")
+    (tmp_path / "plain.yaml").write_text(
+        "default_compute_parameters:\n  batch_size: ${oc.env:BS,4}\n"
+        "default_io_parameters:\n  binary_format: npz\n  compress: ${oc.env:COMPRESS,True}\n"
+        "  output_size: ${oc.env:SIZE}\n"
+        "representations:\n  rgb: {type: color/rgb, dependencies: [], parameters: {}}\n")
+    rgb = load_config(tmp_path / "plain.yaml").representations[0]
+    assert (rgb.batch_size, rgb.compress, rgb.output_size) == (4, 6, (24, 32))
+
+
 def test_config_format_forces_either_reading(tmp_path: Path, capsys: pytest.CaptureFixture):
     vre = CONFIGS / "examples__vre_streaming__cfg_rgb.yaml"
     with pytest.raises(ConfigError, match=r"unknown top-level key\(s\) \['default_io_parameters'"):
@@ -231,6 +245,13 @@ def test_convert_config_writes_the_mapped_config(tmp_path: Path, capsys: pytest.
     err = capsys.readouterr().err
     assert err.startswith("vre-fast: error: ") and err.count("\n") == 1 and "2 item(s)" in err
     assert not (tmp_path / "x.yaml").exists()
+    mine = shutil.copy(vre, tmp_path / "mine.yaml")  # -o naming the VRE config itself, a folder, a missing folder
+    for target, why in ((mine, "that is the VRE config itself"), (tmp_path, "a directory"),
+                        (tmp_path / "no" / "x.yaml", "no folder")):
+        assert main(["convert-config", str(mine), "-o", str(target)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"vre-fast: error: convert-config -o {target}: {why}") and err.count("\n") == 1
+    assert Path(mine).read_bytes() == vre.read_bytes()
 
 
 def test_dpt_definitions_recorded_before_its_output_choice_stay_equal():
@@ -291,6 +312,50 @@ def test_a_vre_directory_resumes_computing_only_what_vre_has_not(tmp_path: Path)
         np.testing.assert_array_equal(data[position]["hsv"].numpy(), stored(out, "hsv", position))
     assert np.array_equal(VREDataset(out, ["hsv"])[10]["hsv"].numpy(), stored(fresh, "hsv", 10))  # vre-fast's
     assert main(["metadata", "rebuild", str(out), "-c", str(RESUME / "cfg.yaml")]) == 1  # edges_canny: refused
+
+
+def test_frames_of_a_killed_vre_run_are_computed_again(tmp_path: Path):
+    """VRE records a frame in .repr_metadata.json per batch, its run only when the run ends, and (with storer
+    threads) may record a frame before its file is whole: neither kind of frame is adopted."""
+    out = shutil.copytree(RESUME / "out", tmp_path / "out")
+    cut = out / "rgb" / "npz" / "3.npz"
+    cut.write_bytes(cut.read_bytes()[:len(cut.read_bytes()) // 2])
+    meta = json.loads((out / "hsv" / ".repr_metadata.json").read_text())
+    for frame in (8, 9):  # a second VRE run, killed, that stored float16 (its record never written)
+        meta["run_stats"][str(frame)] = {"duration": 0.01, "run_id": "KilledRun0", "formats": ["npz"]}
+        np.savez_compressed(out / "hsv" / "npz" / f"{frame}.npz", stored(out, "hsv", 0).astype(np.float16))
+    (out / "hsv" / ".repr_metadata.json").write_text(json.dumps(meta))
+    result = run(RESUME / "clip.avi", load_config(vre_cfg(tmp_path)), out)
+    assert result.already_done == {"rgb": 7, "hsv": 8}
+    assert stored(out, "rgb", 3).shape == (48, 64, 3)
+    assert {stored(out, "hsv", f).dtype for f in range(12)} == {np.dtype(np.float32)}
+
+
+def test_vre_folders_of_another_video_are_refused_after_vre_fast_ran_there(tmp_path: Path, video: Path):
+    """vre-fast ran first (its .source.json names `video`); VRE's folders beside it are from clip.avi."""
+    out = shutil.copytree(RESUME / "out", tmp_path / "out")
+    run(video, parse_config({"representations": {"edges2": {"type": "edges_canny"}}}), out,
+        RunOptions(frames=(0, 2)))
+    with pytest.raises(StoreError, match=r"VRE's run records name a video of shape \(12, 48, 64, 3\), this one is "
+                                         r"\(24, 48, 64, 3\)"):
+        run(video, load_config(vre_cfg(tmp_path)), out)
+    assert not (out / "rgb" / ".metadata.json").exists()
+
+
+def test_a_vre_directory_resized_by_vre_is_refused(tmp_path: Path):
+    """VRE's resize is not vre-fast's (frames differ by a mean of 7 levels): a folder VRE stored at an output_size
+    must not be resumed with vre-fast's resized frames beside VRE's."""
+    out = shutil.copytree(RESUME / "out", tmp_path / "out")
+    record = next((out / ".logs").glob("run_metadata-*.json"))
+    meta = json.loads(record.read_text())
+    for name in ("rgb", "hsv"):  # what VRE records and stores when its config says output_size: [24, 32]
+        meta["data_writers"][name]["size"] = [24, 32]
+        for path in (out / name / "npz").glob("*.npz"):
+            np.savez(path, stored(out, name, int(path.stem))[:24, :32])
+    record.write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match=r"'rgb': VRE resized it to output_size \[24, 32\] with its own interpolation"):
+        run(RESUME / "clip.avi", load_config(vre_cfg(tmp_path, output_size=[24, 32])), out)
+    assert not any(out.rglob(".metadata.json"))
 
 
 def test_a_vre_directory_of_another_definition_is_refused(tmp_path: Path, video: Path):

@@ -255,7 +255,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.output_formats is not None:
         overrides["output_formats"] = list(parse_output_formats(args.output_formats, "--output-formats"))
     cfg = load_config(args.config, overrides=overrides, config_format=args.config_format)
-    chosen = tuple(n for item in args.representations for n in item.split(",") if n) if args.representations else None
+    chosen = tuple(n.strip() for item in args.representations for n in item.split(",") if n.strip()) \
+        if args.representations else None  # "a, b" too: a name has no spaces
     options = RunOptions(frames=args.frames, frame_list=args.frame_list, representations=chosen,
                          exists=args.exists, fps=args.fps, on_error=args.on_error, write_workers=args.write_workers,
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
@@ -459,9 +460,17 @@ def _convert_config(args: argparse.Namespace) -> int:
     if args.target is None:
         print(text, end="")
         return 0
+    from .errors import ConfigError
     from .store import atomic_write_bytes
 
-    atomic_write_bytes(args.target, text.encode())
+    target = Path(args.target)
+    if target.is_dir() or not target.parent.is_dir():
+        raise ConfigError(f"convert-config -o {target}: " + ("a directory; give the YAML file to write" if
+                                                            target.is_dir() else f"no folder {target.parent}"))
+    if target.exists() and target.resolve() == Path(args.config).resolve():
+        raise ConfigError(f"convert-config -o {target}: that is the VRE config itself; write the vre-fast config "
+                          f"to another file")
+    atomic_write_bytes(target, text.encode())
     print(f"{args.config} -> {args.target}: {len(mapped['representations'])} representations")
     return 0
 

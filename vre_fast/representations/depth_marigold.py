@@ -175,7 +175,11 @@ def ensemble_depth(members: np.ndarray, regularizer: float = 0.02, max_iter: int
     BFGS (`max_iter` steps, scipy's numerical gradient) on Marigold's cost: the sum over member pairs of the
     RMS difference of the aligned maps, plus `regularizer` x how far the median's range is from [0, 1]. The
     fit runs on a nearest-neighbour copy at most `max_res` pixels a side. The aligned members' per-pixel
-    median is then stretched to [0, 1]."""
+    median is then stretched to [0, 1]. The cost is evaluated in float32 torch with torch's median (of an even
+    count, the lower middle value) as Marigold evaluates it: the solver's numerical gradient is rounding noise
+    at float32, so other arithmetic (numpy's float64 or float32 sums) takes other steps and other scales (up to
+    0.03 apart in the output; tests/test_learned_variants.py)."""
+    import torch
     from scipy.optimize import minimize
 
     members = members.astype(np.float32)
@@ -185,22 +189,26 @@ def ensemble_depth(members: np.ndarray, regularizer: float = 0.02, max_iter: int
         scale = max_res / max(members.shape[1:])
         size = (int(members.shape[2] * scale), int(members.shape[1] * scale))
         fit = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST_EXACT) for m in members])
-    flat = fit.reshape(e, -1).astype(np.float64)
-    low, high = flat.min(1), flat.max(1)
-    s0 = 1 / np.maximum(high - low, 1e-6)
+    depth = torch.from_numpy(fit)
+    low, high = depth.reshape(e, -1).min(1).values, depth.reshape(e, -1).max(1).values
+    s0 = 1 / (high - low).clamp(min=1e-6)
+    start = torch.cat((s0, -s0 * low)).numpy().astype(np.float64)
     pairs = [(i, j) for i in range(e) for j in range(i + 1, e)]
 
-    def cost(param: np.ndarray) -> float:
-        aligned = flat * param[:e, None] + param[e:, None]
-        total = sum(np.sqrt(np.mean((aligned[i] - aligned[j]) ** 2)) for i, j in pairs)
-        median = np.median(aligned, axis=0)
-        return float(total + regularizer * (abs(median.min()) + abs(1 - median.max())))
+    def align(maps: torch.Tensor, param: np.ndarray) -> torch.Tensor:
+        scales, shifts = (torch.from_numpy(v).float().view(e, 1, 1) for v in np.split(param, 2))
+        return maps * scales + shifts
 
-    param = minimize(cost, np.concatenate([s0, -s0 * low]), method="BFGS", tol=tol,
-                     options={"maxiter": max_iter, "disp": False}).x
-    median = np.median(members * param[:e, None, None].astype(np.float32) + param[e:, None, None].astype(np.float32),
-                       axis=0)
-    return (median - median.min()) / max(float(median.max() - median.min()), 1e-6)
+    def cost(param: np.ndarray) -> float:
+        aligned = align(depth, param)
+        total = sum((aligned[i] - aligned[j]).pow(2).mean().sqrt().item() for i, j in pairs)
+        median = aligned.median(0).values
+        return total + regularizer * (median.min().abs().item() + (1 - median.max()).abs().item())
+
+    with torch.inference_mode():
+        param = minimize(cost, start, method="BFGS", tol=tol, options={"maxiter": max_iter, "disp": False}).x
+        median = align(torch.from_numpy(members), param).median(0).values
+        return ((median - median.min()) / (median.max() - median.min()).clamp(min=1e-6)).numpy()
 
 
 def lcm_constants(scheduler: Any, steps: int) -> list[tuple[float, float, float, float, float, float]]:

@@ -33,7 +33,7 @@ READ_THREADS = 2  # files decoded at once by a batched read (OpenCV and zlib rel
 def natural_key(name: str) -> tuple:
     """Sorts digits by value: frame_2 before frame_10 (the full name breaks ties such as 01 / 1)."""
     parts = re.split(r"(\d+)", name)
-    return tuple((1, int(p), "") if p.isdigit() else (0, 0, p) for p in parts if p), name
+    return tuple((1, int(p), "") if p.isdecimal() else (0, 0, p) for p in parts if p), name  # not '²'.isdigit()
 
 
 class ImageFolderSource:

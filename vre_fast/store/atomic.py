@@ -140,10 +140,12 @@ def _is_stale(tmp: Path) -> bool:
         age = time.time() - tmp.stat().st_mtime
     except FileNotFoundError:
         return False
+    fields = tmp.name.rsplit(".", 2)[-2].split("-")
+    if not (fields[0].isascii() and fields[0].isdigit()):
+        return False  # not named as vre-fast names its temporaries (.<name>.<pid>[-...].tmp): someone else's file
     if age > FOREIGN_TEMP_MAX_AGE_S:
         return True
-    fields = tmp.name.rsplit(".", 2)[-2].split("-")
-    if len(fields) < 2 or not fields[0].isdigit():
+    if len(fields) < 2:
         return False
     if len(fields) >= 3 and fields[2] != _HOST_TAG:
         return False  # another machine's writer: only age tells

@@ -41,8 +41,11 @@ def clear_representation(out_dir: Path, name: str) -> int:
     if folder.is_symlink() or not folder.is_dir() or folder.resolve().parent != out_dir.resolve():
         raise StoreError(f"{refusing} it is a link or a file, not a representation folder of {out_dir}")
     entries = {p.name for p in folder.iterdir()}
-    if not entries & {METADATA, VRE_METADATA} and not entries <= _OURS:
-        raise StoreError(f"{refusing} it holds no vre-fast or VRE metadata, so it may not be a representation's")
+    if not entries & {METADATA, VRE_METADATA}:
+        other = _not_a_frame(folder) if entries <= _OURS else f"{sorted(entries - _OURS)[0]} (not vre-fast's)"
+        if other is not None:
+            raise StoreError(f"{refusing} it holds no vre-fast or VRE metadata and {other}, so it may not be a "
+                             f"representation's")
     removed = 0
     with locked(folder / LOCK):
         journals = sorted((folder / JOURNALS).glob("*.jsonl"))
@@ -53,12 +56,25 @@ def clear_representation(out_dir: Path, name: str) -> int:
             if (folder / meta).is_file():
                 (folder / meta).unlink()
                 removed += 1
-        for entry in (*OUTPUT_FORMATS, JOURNALS):
+        for entry in (JOURNALS, *OUTPUT_FORMATS):  # a dead run's journal records frames too: before the files
             removed += _remove(folder / entry)
     kept = sorted(entries - _OURS)
     if kept:
         logger.warning("%s: kept %s (not vre-fast's); the frames were deleted", folder, ", ".join(kept))
     return removed
+
+
+def _not_a_frame(folder: Path) -> str | None:
+    """Without metadata a folder counts as a representation's only if its format folders hold frame files alone
+    (`<frame>.<format>`, or a writer's hidden temporary): the first other entry, or None."""
+    for fmt in OUTPUT_FORMATS:
+        if (folder / fmt).is_dir() and not (folder / fmt).is_symlink():
+            for entry in sorted((folder / fmt).iterdir()):
+                frame = entry.suffix == f".{fmt}" and entry.stem.isascii() and entry.stem.isdigit()
+                temporary = entry.name.startswith(".") and entry.suffix == ".tmp"
+                if entry.is_symlink() or not entry.is_file() or not (frame or temporary):
+                    return f"{fmt}/{entry.name} (not a frame file)"
+    return None
 
 
 def _remove(path: Path) -> int:

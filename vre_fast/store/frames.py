@@ -77,5 +77,5 @@ class FrameFiles:
         folder = self.directory / fmt
         if not folder.is_dir():
             return {}
-        return {int(p.stem): p for p in folder.glob(f"*.{fmt}") if p.stem.isdigit()}
+        return {int(p.stem): p for p in folder.glob(f"*.{fmt}") if p.stem.isascii() and p.stem.isdigit()}  # not '²'
 

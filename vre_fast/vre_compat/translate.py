@@ -53,11 +53,30 @@ def resolve_interpolations(raw: Any, source: str) -> Any:
         raise ConfigError(f"{source}: uses ${{...}} interpolations (VRE's OmegaConf syntax); install omegaconf "
                           f"(pip install omegaconf)") from None
     try:
-        return OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+        resolved = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
         message = " ".join(str(exc).split("\n")[0].split())
         raise ConfigError(f"{source}: {key + ': ' if key else ''}{message}") from None
+    return _as_vre_reads(raw, resolved)
+
+
+def _as_vre_reads(raw: Any, resolved: Any) -> Any:
+    """VRE substitutes `${...}` in the text before the YAML is parsed, so `batch_size: ${oc.env:BS,4}` is the
+    integer 4 there, and `[24, 32]` from a variable a list; OmegaConf's `oc.env` gives strings. A value that held
+    an interpolation and resolved to a string is therefore read as YAML, as VRE reads it."""
+    if isinstance(raw, Mapping) and isinstance(resolved, Mapping):
+        return {k: _as_vre_reads(raw.get(k), v) for k, v in resolved.items()}
+    if isinstance(raw, list) and isinstance(resolved, list) and len(raw) == len(resolved):
+        return [_as_vre_reads(r, v) for r, v in zip(raw, resolved)]
+    if isinstance(raw, str) and "${" in raw and isinstance(resolved, str):
+        import yaml
+
+        try:
+            return yaml.safe_load(resolved)
+        except yaml.YAMLError:
+            return resolved
+    return resolved
 
 
 def translate_vre_config(raw: Any, source: str = "<dict>") -> dict[str, Any]:
