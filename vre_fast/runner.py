@@ -16,6 +16,7 @@ from ._cfg import RunCfg
 from .backends import require_cuda
 from .errors import ConfigError, StoreError, VideoError
 from .execution import BatchExecutor, NodeBinding, Plan, StageStats, make_plan
+from .execution.residency import Residency
 from .frame_range import describe_frames, parse_frames
 from .sources import FramesSource, open_input
 from .store import (
@@ -31,7 +32,7 @@ from .store import (
 )
 from .store.run_record import new_run_id
 
-__all__ = ["RunOptions", "RunResult", "parse_frames", "run"]
+__all__ = ["RunOptions", "RunResult", "RunSession", "parse_frames", "run"]
 
 logger = logging.getLogger("vre_fast")
 
@@ -57,6 +58,7 @@ class RunOptions:
     durability: Literal["kill", "power"] = "kill"
     kernel_threads: int | None = None  # threads of a parallel kernel; None: all cores but one (decode and writers)
     topic: str | None = None  # a ROS bag input's image topic; None: its only one (an error for a video)
+    read_only: tuple[str, ...] = ()  # nodes read back from disk, never computed (another group's outputs)
 
     def __post_init__(self) -> None:
         if self.on_error not in ("stop", "skip"):
@@ -105,13 +107,63 @@ class RunResult:
         return f"{_stage_line(self.stages)}\n{_summary_table(self.bindings, self.already_done)}"
 
 
-def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions()) -> RunResult:
+class RunSession:
+    """Runs one after another in one process that share what is costly to make again: the graph built from a
+    config (its representations set up once and kept loaded: `execution.Residency`), each input's open decoder
+    and its identity (a fingerprint decodes frames spread over the video). A worker (`vre_fast.scale`) keeps
+    one for all its units; `run` without one makes a session for the one run and closes it."""
+
+    def __init__(self) -> None:
+        self.residency = Residency()
+        self._graphs: dict[tuple, RepresentationGraph] = {}
+        self._sources: dict[tuple, tuple[FramesSource, SourceIdentity]] = {}
+
+    def graph(self, cfg: RunCfg) -> RepresentationGraph:
+        """The graph of `cfg`, built once (the devices are part of the key: a worker moves nodes to its own)."""
+        key = (cfg.config_hash, cfg.source, tuple((r.name, r.device) for r in cfg.representations))
+        if key not in self._graphs:
+            self._graphs[key] = build_graph(cfg)
+        return self._graphs[key]
+
+    def source(self, video: str | Path, topic: str | None, fps: float | None) -> tuple[FramesSource, SourceIdentity]:
+        """The open input and its identity, opened on first use."""
+        key = (str(video), topic, fps)
+        if key not in self._sources:
+            source = open_input(video, topic, fps)
+            try:
+                self._sources[key] = source, _identify(source)
+            except BaseException:
+                source.close()
+                raise
+        return self._sources[key]
+
+    def close(self) -> None:
+        """Tears the representations down and closes the inputs."""
+        try:
+            self.residency.release()
+        finally:
+            sources, self._sources = list(self._sources.values()), {}
+            for source, _ in sources:
+                source.close()
+
+    def __enter__(self) -> RunSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions(),
+        session: RunSession | None = None) -> RunResult:
     """Everything up to the decision to compute only reads the output directory, so a finished (or
     read-only) dataset is checked without write access; writing starts once there is work (or, with
     `exists="overwrite"`, once the chosen representations' old frames are to be deleted). `video`: a video
     file or a folder of frames. Prints nothing: the returned RunResult carries what a caller may want to show
-    (`report()`)."""
-    graph = build_graph(cfg)  # every config error surfaces before the video is opened
+    (`report()`). `session`: what to keep between runs (a worker's); None: this run's own, closed at its end."""
+    if session is None:
+        with RunSession() as own:
+            return run(video, cfg, out_dir, options, own)
+    graph = session.graph(cfg)  # every config error surfaces before the video is opened
     chosen = _chosen(graph, options.representations)
     graph = _with_dependencies(graph, chosen)
     out_dir = Path(out_dir)
@@ -121,59 +173,70 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                 raise StoreError(f"-o {out_dir}: {'it' if folder == out_dir else folder} is a file; the output must "
                                  f"be a directory (created if missing)")
             break
-    with open_input(video, options.topic, options.fps) as source:
-        requested = _requested(source, options)
-        start, stop = requested[0], requested[-1] + 1
-        identity = _identify(source)
-        sources = DatasetSources(out_dir)
-        sources.check(identity, options.allow_other_source)
-        dependencies_done = _dependencies_done(graph, chosen, out_dir)
-        if options.exists == "overwrite":
-            _overwrite(out_dir, graph, chosen)
-        bindings = [NodeBinding(node=node, output_size=node.cfg.output_size or (source.height, source.width),
-                                files=FrameFiles(out_dir / node.name, durable=options.durability == "power"),
-                                metadata=RepresentationMetadata(out_dir / node.name, node.name,
-                                                                node.representation.definition())
-                                if node.name in chosen else None)
-                    for node in graph.nodes]
-        stored = [b for b in bindings if b.metadata is not None]
-        for name, state in _vre_written(out_dir, stored, identity, options.allow_other_source).items():
-            next(b for b in stored if b.name == name).metadata.adopt(state)
+    source, identity = session.source(video, options.topic, options.fps)
+    requested = _requested(source, options)
+    start, stop = requested[0], requested[-1] + 1
+    sources = DatasetSources(out_dir)
+    sources.check(identity, options.allow_other_source)
+    dependencies_done = _dependencies_done(graph, chosen, out_dir)
+    if options.exists == "overwrite":
+        _overwrite(out_dir, graph, chosen)
+    bindings = [NodeBinding(node=node, output_size=node.cfg.output_size or (source.height, source.width),
+                            files=FrameFiles(out_dir / node.name, durable=options.durability == "power"),
+                            metadata=RepresentationMetadata(out_dir / node.name, node.name,
+                                                            node.representation.definition())
+                            if node.name in chosen else None)
+                for node in graph.nodes]
+    stored = [b for b in bindings if b.metadata is not None]
+    for name, state in _vre_written(out_dir, stored, identity, options.allow_other_source).items():
+        next(b for b in stored if b.name == name).metadata.adopt(state)
+    for b in stored:
+        b.metadata.peek()
+    if options.exists == "raise":
+        _refuse_existing(stored)
+    run_id = new_run_id()
+    if out_dir.is_dir():
+        sweep_temporaries(out_dir)
+        close_abandoned_runs(out_dir, found_by=run_id)
+    plan = make_plan(graph, requested, {**dependencies_done, **_done(stored)}, outputs=chosen)
+    frame_list = tuple(requested) if options.frame_list is not None else None
+    if not plan.frames:
+        return _nothing_to_compute(start, stop, out_dir, bindings, frame_list, identity)
+    _refuse_read_only(plan, options.read_only, source)
+    require_cuda([b.name for b in bindings if plan.compute[b.name] and b.node.cfg.device != "cpu"])
+    sources.record(identity, options.allow_other_source)
+    opened: list[RepresentationMetadata] = []
+    try:
         for b in stored:
-            b.metadata.peek()
-        if options.exists == "raise":
-            _refuse_existing(stored)
-        run_id = new_run_id()
-        if out_dir.is_dir():
-            sweep_temporaries(out_dir)
-            close_abandoned_runs(out_dir, found_by=run_id)
+            b.metadata.open(run_id)
+            opened.append(b.metadata)
+            b.files.make_dirs(b.node.cfg.output_formats)
+        # concurrent runs may have finished frames meanwhile
         plan = make_plan(graph, requested, {**dependencies_done, **_done(stored)}, outputs=chosen)
-        frame_list = tuple(requested) if options.frame_list is not None else None
         if not plan.frames:
             return _nothing_to_compute(start, stop, out_dir, bindings, frame_list, identity)
-        require_cuda([b.name for b in bindings if plan.compute[b.name] and b.node.cfg.device != "cpu"])
-        sources.record(identity, options.allow_other_source)
-        opened: list[RepresentationMetadata] = []
-        try:
-            for b in stored:
-                b.metadata.open(run_id)
-                opened.append(b.metadata)
-                b.files.make_dirs(b.node.cfg.output_formats)
-            # concurrent runs may have finished frames meanwhile
-            plan = make_plan(graph, requested, {**dependencies_done, **_done(stored)}, outputs=chosen)
-            if not plan.frames:
-                return _nothing_to_compute(start, stop, out_dir, bindings, frame_list, identity)
-            record = RunRecord(run_id=run_id, argv=list(options.argv), video=str(source.path),
-                               config_hash=cfg.config_hash, config=cfg.source, frames_requested=[start, stop],
-                               frame_list=None if frame_list is None else list(frame_list), source=asdict(identity))
-            with held_while_running(record, out_dir):
-                record.save(out_dir)
-                stages = _execute(bindings, plan, source, options, record, out_dir)
-        finally:
-            _close_all(opened)
+        record = RunRecord(run_id=run_id, argv=list(options.argv), video=str(source.path),
+                           config_hash=cfg.config_hash, config=cfg.source, frames_requested=[start, stop],
+                           frame_list=None if frame_list is None else list(frame_list), source=asdict(identity))
+        with held_while_running(record, out_dir):
+            record.save(out_dir)
+            stages = _execute(bindings, plan, source, options, record, out_dir, session.residency)
+    finally:
+        _close_all(opened)
     return RunResult(run_id=run_id, computed_frames=len(plan.frames), record=record, bindings=bindings,
                      frames=(start, stop), out_dir=out_dir, stages=stages, already_done=plan.already_done,
                      frame_list=frame_list, source=identity)
+
+
+def _refuse_read_only(plan: Plan, read_only: tuple[str, ...], source: FramesSource) -> None:
+    """`read_only` nodes (another group's outputs) are read from disk, never computed: a frame of theirs that
+    is not there (it failed, or the files were removed) stops the run by name."""
+    for name in read_only:
+        missing = sorted(plan.compute.get(name, ()))
+        if missing:
+            raise StoreError(f"{source.path}: '{name}' (another group's output) is not stored for frame "
+                             f"{missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                             + "; it is read from disk, never recomputed here: run its group for these frames")
 
 
 def _chosen(graph: RepresentationGraph, names: tuple[str, ...] | None) -> set[str]:
@@ -300,7 +363,7 @@ def _close_all(opened: list[RepresentationMetadata]) -> None:
 
 
 def _execute(bindings: list[NodeBinding], plan: Plan, source: FramesSource, options: RunOptions, record: RunRecord,
-             out_dir: Path) -> StageStats:
+             out_dir: Path, residency: Residency) -> StageStats:
     log_handler = logging.FileHandler(out_dir / ".logs" / f"run-{record.run_id}.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
     logger.addHandler(log_handler)
@@ -316,7 +379,7 @@ def _execute(bindings: list[NodeBinding], plan: Plan, source: FramesSource, opti
 
     executor = BatchExecutor(bindings, plan, source, on_error=options.on_error,
                              write_workers=options.write_workers, prefetch=options.prefetch_chunks,
-                             on_chunk=on_chunk, kernel_threads=options.kernel_threads)
+                             on_chunk=on_chunk, kernel_threads=options.kernel_threads, residency=residency)
     try:
         executor.run()
         record.status = "completed"
