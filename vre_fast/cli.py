@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import logging
 import math
 import sys
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     """The command's work; the runtime is imported here, not at start-up, so `--help` answers at once."""
-    from .errors import VreError
+    from .errors import VreError, describe_os_error
 
     try:
         if getattr(args, "plugin", None):
@@ -225,7 +224,7 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"vre-fast: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # the environment, not the code: a full disk, a read-only output, a missing folder
-        print(f"vre-fast: error: {_describe_os_error(exc)}", file=sys.stderr)
+        print(f"vre-fast: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("vre-fast: interrupted; finished frames are kept, run again to resume", file=sys.stderr)
@@ -293,16 +292,6 @@ class _FramesAction(argparse.Action):
                 namespace.frames, namespace.frame_list = (None, None), parse_frame_list(values)
         except ValueError as exc:
             raise argparse.ArgumentError(self, str(exc)) from None
-
-
-def _describe_os_error(exc: OSError) -> str:
-    where = f"{exc.filename}: " if exc.filename else ""
-    what = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"{where}{what}; finished frames are kept: free some space and run again to resume"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{where}{what}; the output must be writable (reading a dataset needs no write access)"
-    return f"{where}{what}"
 
 
 def _path(text: str) -> Path:

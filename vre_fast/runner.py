@@ -11,7 +11,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ._builder import RepresentationGraph, build_graph
+from ._builder import GraphNode, RepresentationGraph, build_graph
 from ._cfg import RunCfg
 from .backends import require_cuda
 from .errors import ConfigError, StoreError, VideoError
@@ -104,7 +104,7 @@ class RunResult:
             frames = describe_frames(self.frame_list) if self.frame_list is not None else "{}..{}".format(*self.frames)
             return (f"Nothing to compute: frames {frames} of all {stored} stored representations are "
                     f"already in {self.out_dir}.")
-        return f"{_stage_line(self.stages)}\n{_summary_table(self.bindings, self.already_done)}"
+        return f"{_stage_line(self.stages)}\n{summary_table(summary_rows(self.bindings, self.already_done))}"
 
 
 class RunSession:
@@ -164,8 +164,8 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
         with RunSession() as own:
             return run(video, cfg, out_dir, options, own)
     graph = session.graph(cfg)  # every config error surfaces before the video is opened
-    chosen = _chosen(graph, options.representations)
-    graph = _with_dependencies(graph, chosen)
+    chosen = chosen_representations(graph, options.representations)
+    graph = with_dependencies(graph, chosen)
     out_dir = Path(out_dir)
     for folder in (out_dir, *out_dir.parents):  # the nearest existing one must be a directory
         if folder.exists():
@@ -174,26 +174,21 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                                  f"be a directory (created if missing)")
             break
     source, identity = session.source(video, options.topic, options.fps)
-    requested = _requested(source, options)
+    requested = requested_frames(source, options)
     start, stop = requested[0], requested[-1] + 1
     sources = DatasetSources(out_dir)
     sources.check(identity, options.allow_other_source)
     dependencies_done = _dependencies_done(graph, chosen, out_dir)
     if options.exists == "overwrite":
-        _overwrite(out_dir, graph, chosen)
-    bindings = [NodeBinding(node=node, output_size=node.cfg.output_size or (source.height, source.width),
-                            files=FrameFiles(out_dir / node.name, durable=options.durability == "power"),
-                            metadata=RepresentationMetadata(out_dir / node.name, node.name,
-                                                            node.representation.definition())
-                            if node.name in chosen else None)
-                for node in graph.nodes]
+        overwrite_outputs(out_dir, graph, chosen)
+    bindings = bind_nodes(graph, chosen, out_dir, (source.height, source.width), options.durability)
     stored = [b for b in bindings if b.metadata is not None]
     for name, state in _vre_written(out_dir, stored, identity, options.allow_other_source).items():
         next(b for b in stored if b.name == name).metadata.adopt(state)
     for b in stored:
         b.metadata.peek()
     if options.exists == "raise":
-        _refuse_existing(stored)
+        refuse_existing(stored)
     run_id = new_run_id()
     if out_dir.is_dir():
         sweep_temporaries(out_dir)
@@ -228,6 +223,19 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                      frame_list=frame_list, source=identity)
 
 
+def bind_nodes(graph: RepresentationGraph, chosen: set[str], out_dir: Path, frame_size: tuple[int, int],
+               durability: str = "kill") -> list[NodeBinding]:
+    """The run's nodes bound to their folders; the chosen ones with their metadata (not read yet: `peek`)."""
+    def metadata(node: GraphNode) -> RepresentationMetadata | None:
+        if node.name not in chosen:
+            return None
+        return RepresentationMetadata(out_dir / node.name, node.name, node.representation.definition())
+
+    return [NodeBinding(node=node, output_size=node.cfg.output_size or frame_size,
+                        files=FrameFiles(out_dir / node.name, durable=durability == "power"), metadata=metadata(node))
+            for node in graph.nodes]
+
+
 def _refuse_read_only(plan: Plan, read_only: tuple[str, ...], source: FramesSource) -> None:
     """`read_only` nodes (another group's outputs) are read from disk, never computed: a frame of theirs that
     is not there (it failed, or the files were removed) stops the run by name."""
@@ -239,7 +247,7 @@ def _refuse_read_only(plan: Plan, read_only: tuple[str, ...], source: FramesSour
                              + "; it is read from disk, never recomputed here: run its group for these frames")
 
 
-def _chosen(graph: RepresentationGraph, names: tuple[str, ...] | None) -> set[str]:
+def chosen_representations(graph: RepresentationGraph, names: tuple[str, ...] | None) -> set[str]:
     """The representations a run stores: `names` (`--representations`), each checked, or every stored one."""
     stored = [n.name for n in graph.nodes if n.stored]
     if names is None:
@@ -256,7 +264,7 @@ def _chosen(graph: RepresentationGraph, names: tuple[str, ...] | None) -> set[st
     return set(names)
 
 
-def _with_dependencies(graph: RepresentationGraph, chosen: set[str]) -> RepresentationGraph:
+def with_dependencies(graph: RepresentationGraph, chosen: set[str]) -> RepresentationGraph:
     """The chosen nodes and everything they depend on, in graph order; the other nodes are not part of the run."""
     keep, todo = set(), list(chosen)
     while todo:
@@ -279,7 +287,7 @@ def _dependencies_done(graph: RepresentationGraph, chosen: set[str], out_dir: Pa
     return done
 
 
-def _requested(source: FramesSource, options: RunOptions) -> list[int]:
+def requested_frames(source: FramesSource, options: RunOptions) -> list[int]:
     """The frames asked for (`frames` or `frame_list`), ascending, checked against the source's length."""
     n = source.num_frames
     if options.frame_list is not None:
@@ -297,17 +305,19 @@ def _requested(source: FramesSource, options: RunOptions) -> list[int]:
     return list(range(start, stop))
 
 
-def _overwrite(out_dir: Path, graph: RepresentationGraph, chosen: set[str]) -> None:
+def overwrite_outputs(out_dir: Path, graph: RepresentationGraph, chosen: set[str], check_devices: bool = True) -> None:
     """`--exists overwrite`: the chosen representations' frames are deleted before the run (only theirs), once
-    everything that could refuse the run has been checked (the config, the video, the dependencies, the device)."""
-    require_cuda([n.name for n in graph.nodes if n.name in chosen and n.cfg.device != "cpu"])
+    everything that could refuse the run has been checked (the config, the video, the dependencies, the device;
+    `check_devices=False`: the workers that will compute them check their own)."""
+    if check_devices:
+        require_cuda([n.name for n in graph.nodes if n.name in chosen and n.cfg.device != "cpu"])
     for name in sorted(chosen):
         removed = clear_representation(out_dir, name)
         if removed:
             logger.warning("--exists overwrite: deleted %s (%d files)", out_dir / name, removed)
 
 
-def _refuse_existing(stored: list[NodeBinding]) -> None:
+def refuse_existing(stored: list[NodeBinding]) -> None:
     """`--exists raise`: a chosen representation that already holds frames (recorded, failed or files) stops
     the run before anything is written."""
     for b in stored:
@@ -439,14 +449,22 @@ def _frames_done(bindings: list[NodeBinding], plan: Plan, run_id: str) -> int:
     return len(done)
 
 
-def _summary_table(bindings: list[NodeBinding], already_done: dict[str, int]) -> str:
+def summary_rows(bindings: list[NodeBinding], already_done: dict[str, int]) -> dict[str, dict]:
+    """The counters `summary_table` shows, per node (the shape of `RunRecord.representations`' rows)."""
+    return {b.name: {"type": b.node.cfg.type, "computed": b.stats.computed, "loaded": b.stats.loaded,
+                     "already_done": already_done.get(b.name, 0), "failed": len(b.stats.failed_frames),
+                     "compute_seconds": b.stats.compute_seconds} for b in bindings}
+
+
+def summary_table(rows: dict[str, dict]) -> str:
+    """The table `vre-fast run` prints: per representation, what was computed, loaded, skipped, failed."""
     header = f"{'representation':<24} {'type':<22} {'computed':>8} {'loaded':>7} {'skipped':>7} {'failed':>6} " \
              f"{'ms/frame':>9} {'frames/s':>9}"
     lines = [header, "-" * len(header)]
-    for b in bindings:
-        s = b.stats
-        ms = f"{1000 * s.compute_seconds / s.computed:.2f}" if s.computed else "-"
-        fps = f"{s.computed / s.compute_seconds:.1f}" if s.computed and s.compute_seconds > 0 else "-"
-        lines.append(f"{b.name:<24} {b.node.cfg.type:<22} {s.computed:>8} {s.loaded:>7} "
-                     f"{already_done.get(b.name, 0):>7} {len(s.failed_frames):>6} {ms:>9} {fps:>9}")
+    for name, r in rows.items():
+        computed, seconds = r["computed"], r["compute_seconds"]
+        ms = f"{1000 * seconds / computed:.2f}" if computed else "-"
+        fps = f"{computed / seconds:.1f}" if computed and seconds > 0 else "-"
+        lines.append(f"{name:<24} {r['type']:<22} {computed:>8} {r['loaded']:>7} {r['already_done']:>7} "
+                     f"{r['failed']:>6} {ms:>9} {fps:>9}")
     return "\n".join(lines)
