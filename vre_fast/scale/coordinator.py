@@ -69,6 +69,7 @@ class ScaleResult:
     rows: dict[str, dict] = field(default_factory=dict)  # summed per representation over every unit
     pool: PoolStats = field(default_factory=PoolStats)
     unit_seconds: list[float] = field(default_factory=list)
+    units_by_worker: dict[int, int] = field(default_factory=dict)  # worker index -> units it executed
     setup_seconds: float = 0.0
 
     def report(self) -> str:
@@ -142,6 +143,7 @@ def run_many(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOpti
     def on_result(unit_result: UnitResult) -> None:
         bar.update(len(by_key[unit_result.key].frames))
         result.unit_seconds.append(unit_result.seconds)
+        result.units_by_worker[unit_result.worker] = result.units_by_worker.get(unit_result.worker, 0) + 1
         result.setup_seconds += unit_result.setup_seconds
         for name, row in unit_result.representations.items():
             total = result.rows.setdefault(name, {"type": row["type"], "computed": 0, "loaded": 0, "already_done": 0,

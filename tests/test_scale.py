@@ -1,0 +1,292 @@
+"""Scaling out on one machine (vre_fast.scale): worker processes pulling frame chunks from one queue into one
+output directory, equal bit for bit to one process; a SIGKILLed worker's chunk redone; groups reading each
+other's outputs from disk; a manifest of videos; Ctrl-C stopping every worker; workers' errors as one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import make_video
+
+from vre_fast import parse_config
+from vre_fast.errors import ConfigError, VreError
+from vre_fast.runner import RunOptions, run
+from vre_fast.scale import Job, ScaleOptions, UnitQueue, read_manifest, run_many
+from vre_fast.scale.groups import Group
+
+CONFIG = {"batch_size": 2, "representations": {
+    "rgb": {"type": "rgb"},
+    "hsv": {"type": "hsv"},
+    "edges": {"type": "edges_canny"},
+    "flow": {"type": "optical_flow_classical"},  # reads frame t+1: chunk borders must not change it
+}}
+GROUPS = {"first": {"device": "cpu", "representations": ["rgb", "hsv", "edges", "flow"]},
+          "second": {"representations": ["near_edges"]}}
+NEAR_EDGES = {"type": "threshold", "dependencies": {"map": "edges"}, "parameters": {"value": 0.5, "keep": "above"}}
+
+# a user's plugin: a copy of the frame that takes `seconds` a frame (so a worker can be caught mid-chunk) and
+# fails on `fail_on`
+PLUGIN = '''
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from vre_fast import ComputeBatch, Representation, register_representation
+
+
+@dataclass(frozen=True)
+class Params:
+    seconds: float = 0.0
+    fail_on: int = -1
+
+
+@register_representation("slow_copy")
+class SlowCopy(Representation):
+    Params = Params
+    storage_dtype = np.uint8
+
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        if self.params.fail_on in batch.indices:
+            raise ValueError("this frame is bad")
+        time.sleep(self.params.seconds * len(batch.indices))
+        return batch.frames.copy()
+
+    def make_image(self, decoded):
+        return decoded
+'''
+NUM_FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> tuple[Path, Path]:
+    """A video and its outputs computed by one process (the reference)."""
+    root = tmp_path_factory.mktemp("scale")
+    video = make_video(root / "clip.mp4", num_frames=NUM_FRAMES, gop=6)
+    cfg = parse_config({**CONFIG, "representations": {**CONFIG["representations"], "near_edges": NEAR_EDGES}})
+    run(video, cfg, root / "single")
+    return video, root / "single"
+
+
+def stored(out: Path) -> dict[tuple[str, int], np.ndarray]:
+    """Every stored array of an output directory, by (representation, frame)."""
+    arrays = {}
+    for path in out.glob("*/npz/*.npz"):
+        with np.load(path) as z:
+            arrays[path.parent.parent.name, int(path.stem)] = z[z.files[0]]
+    return arrays
+
+
+def assert_same(a: Path, b: Path, names: set[str] | None = None) -> None:
+    x, y = stored(a), stored(b)
+    if names is not None:
+        x = {k: v for k, v in x.items() if k[0] in names}
+        y = {k: v for k, v in y.items() if k[0] in names}
+    assert x.keys() == y.keys() and len(x) > 0
+    for key in x:
+        assert x[key].dtype == y[key].dtype and np.array_equal(x[key], y[key], equal_nan=True), key
+
+
+def test_two_workers_equal_one_process_bit_for_bit(clip, tmp_path: Path):
+    video, single = clip
+    out = tmp_path / "out"
+    result = run_many([Job(video, out)], parse_config(CONFIG), RunOptions(), ScaleOptions(workers=2, chunk_size=4))
+    assert_same(single, out, set(CONFIG["representations"]))
+    assert result.units == NUM_FRAMES // 4 and result.rows["flow"]["computed"] == NUM_FRAMES
+    assert len(result.units_by_worker) == 2  # both workers took chunks from the queue
+    # a rerun finds everything done: nothing is computed again
+    again = run_many([Job(video, out)], parse_config(CONFIG), RunOptions(), ScaleOptions(workers=2, chunk_size=4))
+    assert again.rows["rgb"]["computed"] == 0 and again.rows["rgb"]["already_done"] == NUM_FRAMES
+
+
+def test_groups_read_each_others_outputs_from_disk(clip, tmp_path: Path):
+    """'second' waits, chunk by chunk, for the edges 'first' stores, reads them back (never computes them), and
+    the whole equals one process."""
+    video, single = clip
+    raw = {**CONFIG, "representations": {**CONFIG["representations"], "near_edges": NEAR_EDGES}, "groups": GROUPS}
+    result = run_many([Job(video, tmp_path / "out")], parse_config(raw), RunOptions(),
+                      ScaleOptions(chunk_size=4))
+    assert_same(single, tmp_path / "out")
+    assert [g.name for g in result.groups] == ["first", "second"] and result.groups[1].after == ("first",)
+    assert result.rows["edges"]["computed"] == NUM_FRAMES  # once, by 'first'
+    assert result.rows["edges"]["loaded"] == NUM_FRAMES  # read back by 'second'
+
+
+def test_unit_queue_hands_out_a_dependant_only_after_its_inputs():
+    from vre_fast.scale import make_units
+
+    groups = (Group("a", ("x",), None), Group("b", ("y",), None, after=("a",)))
+    queue = UnitQueue(make_units(0, "v.mp4", "out", [[0, 1], [2, 3]], groups), groups)
+    assert queue.take("b") is None
+    first = queue.take("a")
+    assert first.frames == (0, 1) and queue.take("b") is None
+    queue.done(first)
+    assert queue.take("b").frames == (0, 1)  # chunk 0 of 'b' is ready, chunk 1 not yet
+    assert queue.take("b") is None
+    second = queue.take("a")
+    queue.give_back(second)  # its worker died: first in line again
+    assert queue.take("a") is second
+
+
+def test_a_cycle_between_groups_is_one_error_naming_them(clip, tmp_path: Path):
+    video, _ = clip
+    raw = {"representations": {
+        "edges": {"type": "edges_canny"},
+        "t1": {"type": "threshold", "dependencies": {"map": "edges"}, "parameters": {"value": 0.5}},
+        "t2": {"type": "threshold", "dependencies": {"map": "t1"}, "parameters": {"value": 0.5}}},
+        "groups": {"a": {"representations": ["edges", "t2"]}, "b": {"representations": ["t1"]}}}
+    with pytest.raises(ConfigError, match=r"cycle between groups (a -> b -> a|b -> a -> b).*'b' reads .*of 'a'"):
+        run_many([Job(video, tmp_path / "out")], parse_config(raw), RunOptions(), ScaleOptions())
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_manifest_of_two_videos_completes_into_two_directories(clip, tmp_path: Path):
+    video, single = clip
+    make_video(tmp_path / "other.mp4", num_frames=10, height=32, width=48)
+    manifest = tmp_path / "videos.csv"
+    manifest.write_text(f"video,output,frames\n{video},{tmp_path / 'a'},\nother.mp4,b,2..8\n")
+    jobs = read_manifest(manifest)
+    assert [j.out_dir for j in jobs] == [tmp_path / "a", tmp_path / "b"] and jobs[1].frames == (2, 8)
+    result = run_many(jobs, parse_config(CONFIG), RunOptions(), ScaleOptions(workers=2))
+    assert_same(single, tmp_path / "a", set(CONFIG["representations"]))
+    assert {f for name, f in stored(tmp_path / "b") if name == "hsv"} == set(range(2, 8))
+    assert result.frames == NUM_FRAMES + 6
+
+
+def test_manifest_errors_name_the_file_and_line(tmp_path: Path):
+    manifest = tmp_path / "videos.txt"
+    manifest.write_text("# video output frames\na.mp4 outa\nb.mp4 outa\n")
+    with pytest.raises(ConfigError, match="output .*outa is given to several videos"):
+        read_manifest(manifest)
+    manifest.write_text("a.mp4 outa 5..x\n")
+    with pytest.raises(ConfigError, match=r"videos.txt line 1: frames '5..x'"):
+        read_manifest(manifest)
+
+
+# -- real processes through the command line ------------------------------------------------------------------
+def cli(video: Path, cfg: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "vre_fast", "run", str(video), "-c", str(cfg), "-o", str(out), "--no-progress",
+            *extra]
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory, clip) -> tuple[Path, Path, Path]:
+    """A config whose chunks take a while (0.04 s a frame), and its plugin."""
+    root = tmp_path_factory.mktemp("slow")
+    plugin = root / "slow_copy.py"
+    plugin.write_text(PLUGIN)
+    cfg = root / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"plugins": [str(plugin)], "representations": {
+        "rgb": {"type": "rgb"}, "copy": {"type": "slow_copy", "parameters": {"seconds": 0.04}}}}))
+    return clip[0], cfg, plugin
+
+
+def children(pid: int) -> set[int]:
+    try:
+        return {int(c) for t in os.listdir(f"/proc/{pid}/task")
+                for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split()}
+    except (FileNotFoundError, ProcessLookupError):
+        return set()
+
+
+def descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        new = children(todo.pop())
+        found |= new
+        todo += new
+    return found
+
+
+def workers_of(pid: int) -> set[int]:
+    """The pool's workers: the forkserver's children (grandchildren of the command)."""
+    return descendants(pid) - children(pid)
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def frames_in(out: Path, name: str) -> int:
+    return len(list((out / name / "npz").glob("*.npz"))) if (out / name / "npz").is_dir() else 0
+
+
+def test_a_sigkilled_worker_has_its_chunk_redone(slow, tmp_path: Path):
+    video, cfg, _ = slow
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cli(video, cfg, out, "--workers", "2", "--chunk-size", "4"), stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for(lambda: frames_in(out, "copy") >= 2 and len(workers_of(proc.pid)) == 2)
+        victim = min(workers_of(proc.pid))
+        os.kill(victim, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "1 worker(s) lost; 1 unit(s) re-queued and redone" in err and "re-queued" in err
+    frames = stored(out)
+    assert {f for name, f in frames if name == "copy"} == set(range(NUM_FRAMES))
+    for f in range(NUM_FRAMES):
+        assert np.array_equal(frames["copy", f], frames["rgb", f])
+
+
+def test_ctrl_c_stops_every_worker_keeps_finished_frames_and_a_rerun_completes(slow, tmp_path: Path):
+    video, cfg, _ = slow
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cli(video, cfg, out, "--workers", "2", "--chunk-size", "4"), stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for(lambda: frames_in(out, "copy") >= 6 and len(workers_of(proc.pid)) == 2)
+        family = descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() and "zombie" not in _state(p) for p in family), 10)
+    kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("*/npz/*.npz")}
+    assert 0 < len(kept) < 2 * NUM_FRAMES
+    rerun = subprocess.run(cli(video, cfg, out, "--workers", "2", "--chunk-size", "4"), capture_output=True,
+                           text=True, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in kept} == kept  # not one finished frame redone
+    assert {f for name, f in stored(out) if name == "copy"} == set(range(NUM_FRAMES))
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (FileNotFoundError, IndexError):
+        return "zombie"
+
+
+def test_a_workers_bad_frame_is_one_line_naming_the_video_and_frame(slow, tmp_path: Path):
+    video, _, plugin = slow
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"fail_on": 13}}}}))
+    done = subprocess.run(cli(video, cfg, tmp_path / "out", "--workers", "2", "--chunk-size", "4"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (f"vre-fast: error: {video}: representation 'copy' failed on "
+                                                    f"frame 13: ValueError: this frame is bad"), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_config_in_a_worker_run_is_one_error(clip, tmp_path: Path):
+    video, _ = clip
+    with pytest.raises(VreError, match="groups.second.representations: no 'nope' in the config"):
+        run_many([Job(video, tmp_path / "out")], parse_config({**CONFIG, "groups": {
+            "first": GROUPS["first"], "second": {"representations": ["nope"]}}}), RunOptions(), ScaleOptions())
