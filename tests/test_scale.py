@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import yaml
 from conftest import make_video
 
 from vre_fast import parse_config
+from vre_fast._config_loader import load_config
 from vre_fast.errors import ConfigError, VreError
 from vre_fast.runner import RunOptions, run
 from vre_fast.scale import Job, ScaleOptions, UnitQueue, read_manifest, run_many
@@ -172,6 +174,21 @@ def test_manifest_errors_name_the_file_and_line(tmp_path: Path):
 
 
 # -- real processes through the command line ------------------------------------------------------------------
+@pytest.fixture
+def registry():
+    """The plugin's types are taken out again afterwards (as test_cli_habits does)."""
+    from vre_fast import _registry, plugins
+
+    _registry.list_representations()
+    before, loaded = dict(_registry.registered_types()), dict(plugins._loaded)
+    yield
+    types = _registry.registered_types()
+    types.clear()
+    types.update(before)
+    plugins._loaded.clear()
+    plugins._loaded.update(loaded)
+
+
 def cli(video: Path, cfg: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "vre_fast", "run", str(video), "-c", str(cfg), "-o", str(out), "--no-progress",
             *extra]
@@ -222,20 +239,29 @@ def frames_in(out: Path, name: str) -> int:
     return len(list((out / name / "npz").glob("*.npz"))) if (out / name / "npz").is_dir() else 0
 
 
-def test_a_sigkilled_worker_has_its_chunk_redone(slow, tmp_path: Path):
-    video, cfg, _ = slow
-    out = tmp_path / "out"
-    proc = subprocess.Popen(cli(video, cfg, out, "--workers", "2", "--chunk-size", "4"), stderr=subprocess.PIPE,
-                            text=True)
+def test_a_sigkilled_worker_has_its_chunk_redone(slow, registry, tmp_path: Path):
+    """The pool runs here (in a thread); one of its worker processes is SIGKILLed mid-chunk."""
+    video, cfg, plugin = slow
+    out, outcome = tmp_path / "out", {}
+
+    def pool() -> None:
+        try:
+            outcome["result"] = run_many([Job(video, out)], load_config(cfg), RunOptions(),
+                                         ScaleOptions(workers=2, chunk_size=4, plugins=(str(plugin),)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=pool)
+    thread.start()
     try:
-        wait_for(lambda: frames_in(out, "copy") >= 2 and len(workers_of(proc.pid)) == 2)
-        victim = min(workers_of(proc.pid))
-        os.kill(victim, signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
+        wait_for(lambda: frames_in(out, "copy") >= 2 and len(workers_of(os.getpid())) >= 2)
+        os.kill(min(workers_of(os.getpid())), signal.SIGKILL)
     finally:
-        proc.kill()
-    assert proc.returncode == 0, err
-    assert "1 worker(s) lost; 1 unit(s) re-queued and redone" in err and "re-queued" in err
+        thread.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert result.pool.workers_lost == 1 and result.pool.units_requeued == 1
+    assert "1 worker(s) lost; 1 unit(s) re-queued and redone" in result.report()
     frames = stored(out)
     assert {f for name, f in frames if name == "copy"} == set(range(NUM_FRAMES))
     for f in range(NUM_FRAMES):
@@ -272,17 +298,15 @@ def _state(pid: int) -> str:
         return "zombie"
 
 
-def test_a_workers_bad_frame_is_one_line_naming_the_video_and_frame(slow, tmp_path: Path):
+def test_a_workers_bad_frame_is_one_error_naming_the_video_and_frame(slow, registry, tmp_path: Path):
+    """What the command prints as `vre-fast: error: <this>` (exit 1), as for one process; no traceback."""
     video, _, plugin = slow
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({"plugins": [str(plugin)], "representations": {
-        "copy": {"type": "slow_copy", "parameters": {"fail_on": 13}}}}))
-    done = subprocess.run(cli(video, cfg, tmp_path / "out", "--workers", "2", "--chunk-size", "4"),
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (f"vre-fast: error: {video}: representation 'copy' failed on "
-                                                    f"frame 13: ValueError: this frame is bad"), done.stderr
-    assert "Traceback" not in done.stderr
+    cfg = parse_config({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"fail_on": 13}}}})
+    with pytest.raises(VreError) as error:
+        run_many([Job(video, tmp_path / "out")], cfg, RunOptions(), ScaleOptions(workers=2, chunk_size=4))
+    assert str(error.value) == f"{video}: representation 'copy' failed on frame 13: ValueError: this frame is bad"
+    assert not workers_of(os.getpid())  # every worker stopped
 
 
 def test_a_bad_config_in_a_worker_run_is_one_error(clip, tmp_path: Path):
