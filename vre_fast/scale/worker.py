@@ -132,7 +132,8 @@ def serve(conn: Connection, spec: WorkerSpec) -> None:
                 conn.send(("error", list(unit.key), describe_failure(unit, exc, Path(unit.out_dir) / ".logs")))
                 continue
             conn.send(("done", result.to_dict()))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # one SIGINT is enough: the terminal's Ctrl-C and the coordinator's may both come
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = 130
     except Exception as exc:  # the session could not start (a plugin that fails to load)
         with contextlib.suppress(OSError):
