@@ -309,8 +309,30 @@ def test_a_workers_bad_frame_is_one_error_naming_the_video_and_frame(slow, regis
     assert not workers_of(os.getpid())  # every worker stopped
 
 
-def test_a_bad_config_in_a_worker_run_is_one_error(clip, tmp_path: Path):
+def test_a_bad_group_is_one_error_before_any_worker_starts(clip, tmp_path: Path):
     video, _ = clip
     with pytest.raises(VreError, match="groups.second.representations: no 'nope' in the config"):
         run_many([Job(video, tmp_path / "out")], parse_config({**CONFIG, "groups": {
             "first": GROUPS["first"], "second": {"representations": ["nope"]}}}), RunOptions(), ScaleOptions())
+
+
+def test_a_full_disk_in_a_worker_is_the_usual_line_naming_the_video():
+    import errno
+
+    from vre_fast.scale import WorkUnit
+    from vre_fast.scale.worker import describe_failure
+
+    unit = WorkUnit(0, 3, "all", "clip.mp4", "out", (12, 13, 14, 15))
+    full = OSError(errno.ENOSPC, "No space left on device", "out/hsv/npz/.13.npz.tmp")
+    assert describe_failure(unit, full) == ("clip.mp4: out/hsv/npz/.13.npz.tmp: No space left on device; finished "
+                                            "frames are kept: free some space and run again to resume")
+
+
+def test_chunk_and_thread_policies():
+    from vre_fast.scale.policies import chunk_frames, chunk_size, threads_per_worker
+
+    assert chunk_size(1000, 2, 4) == 64 and chunk_size(96, 2, 4) == 8 and chunk_size(5, 2, 1) == 4
+    assert chunk_size(96, 2, 3) % 3 == 0  # whole batches
+    assert threads_per_worker(2, cores=2) == 1 and threads_per_worker(1, cores=2) == 1
+    assert threads_per_worker(2, cores=16) == 7 and threads_per_worker(32, cores=16) == 1
+    assert chunk_frames(list(range(10)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
