@@ -336,3 +336,59 @@ def test_chunk_and_thread_policies():
     assert threads_per_worker(2, cores=2) == 1 and threads_per_worker(1, cores=2) == 1
     assert threads_per_worker(2, cores=16) == 7 and threads_per_worker(32, cores=16) == 1
     assert chunk_frames(list(range(10)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_a_worker_session_sets_its_representations_up_once(clip, tmp_path: Path, monkeypatch):
+    from vre_fast.execution import node
+    from vre_fast.scale import WorkerSession, WorkerSpec, WorkUnit
+    from vre_fast.scale.groups import ALL
+
+    set_up = []
+    real = node.setup_node
+    monkeypatch.setattr(node, "setup_node", lambda n: set_up.append(n.name) or real(n))
+    video, single = clip
+    group = Group(ALL, ("hsv", "edges"), None)
+    session = WorkerSession(WorkerSpec(cfg=parse_config(CONFIG), options=RunOptions(), groups=(group,)))
+    try:
+        for i in range(3):
+            session.execute(WorkUnit(0, i, ALL, str(video), str(tmp_path / "out"), (2 * i, 2 * i + 1)))
+        assert sorted(set_up) == ["edges", "hsv"]  # once each, for three units
+    finally:
+        session.close()
+    assert {f for _, f in stored(tmp_path / "out")} == set(range(6))
+    reference = stored(single)
+    assert all(np.array_equal(v, reference[k], equal_nan=True) for k, v in stored(tmp_path / "out").items())
+
+
+def test_residency_prepares_again_only_for_a_representation_that_uses_its_input():
+    from vre_fast.execution.residency import Residency
+    from vre_fast.representation import Representation
+
+    class Plain(Representation):
+        def compute(self, batch):
+            return batch.frames
+
+    class UsesInput(Plain):
+        def prepare(self, sample):
+            pass
+
+    class Execution:  # what Residency calls: the representation, setup and prepare
+        def __init__(self, rep):
+            self.representation, self.calls = rep, []
+
+        def setup(self) -> float:
+            self.calls.append("setup")
+            return 1.0
+
+        def prepare(self, sample) -> float:
+            self.calls.append("prepare")
+            return 0.0
+
+    plain, uses = Execution(object.__new__(Plain)), Execution(object.__new__(UsesInput))
+    residency = Residency()
+    for video in ("a.mp4", "a.mp4", "b.mp4"):
+        residency.ensure(plain, video, lambda: None)
+        residency.ensure(uses, video, lambda: None)
+    assert plain.calls == ["setup", "prepare"]  # once for every input
+    assert uses.calls == ["setup", "prepare", "setup", "prepare"]  # again for b.mp4 (torn down first)
+    assert len(residency) == 2
