@@ -392,3 +392,25 @@ def test_residency_prepares_again_only_for_a_representation_that_uses_its_input(
     assert plain.calls == ["setup", "prepare"]  # once for every input
     assert uses.calls == ["setup", "prepare", "setup", "prepare"]  # again for b.mp4 (torn down first)
     assert len(residency) == 2
+
+
+def test_a_group_never_computes_another_groups_output(clip, tmp_path: Path):
+    """Only 'second' runs (`--representations near_edges`) on a directory without 'first''s edges: it stops,
+    naming them, instead of computing them itself."""
+    video, _ = clip
+    raw = {**CONFIG, "representations": {**CONFIG["representations"], "near_edges": NEAR_EDGES}, "groups": GROUPS}
+    with pytest.raises(VreError, match=r"'edges' \(another group's output\) is not stored for frame 0 and 3 more"):
+        run_many([Job(video, tmp_path / "out")], parse_config(raw), RunOptions(representations=("near_edges",)),
+                 ScaleOptions(chunk_size=4))
+    assert frames_in(tmp_path / "out", "edges") == 0 and frames_in(tmp_path / "out", "near_edges") == 0
+
+
+def test_several_videos_go_to_one_directory_each(tmp_path: Path):
+    from vre_fast.scale import jobs_for_videos
+
+    a, b = tmp_path / "a.mp4", tmp_path / "sub" / "a.mp4"
+    jobs = jobs_for_videos([a, tmp_path / "b.mp4"], tmp_path / "out", (None, None), None)
+    assert [j.out_dir for j in jobs] == [tmp_path / "out" / "a", tmp_path / "out" / "b"]
+    assert jobs_for_videos([a], tmp_path / "out", (2, 9), None)[0].out_dir == tmp_path / "out"  # one: OUT itself
+    with pytest.raises(ConfigError, match="several videos of that name would share OUT/a"):
+        jobs_for_videos([a, b], tmp_path / "out", (None, None), None)

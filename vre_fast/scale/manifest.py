@@ -31,7 +31,7 @@ def jobs_for_videos(videos: list[Path], out_dir: Path, frames: tuple[int | None,
     """One video: OUT itself, as `vre-fast run` always did; several: OUT/<video name> each (names must differ)."""
     if len(videos) == 1:
         return [Job(videos[0], out_dir, frames, frame_list)]
-    names = [v.stem if v.is_file() else v.name for v in videos]
+    names = [v.name if v.is_dir() else v.stem for v in videos]  # a folder of frames, a rosbag2 directory: its name
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ConfigError(f"videos {', '.join(twice)}: several videos of that name would share OUT/{twice[0]}; "
@@ -86,7 +86,7 @@ def _job(manifest: Path, line: int, video: object, out: object, frames: object, 
     if out is None:
         if default_out is None:
             raise ConfigError(f"{where}: no output directory for {video}; give one in the manifest or -o")
-        out_path = default_out / (video_path.stem if video_path.suffix else video_path.name)
+        out_path = default_out / (video_path.name if video_path.is_dir() else video_path.stem)
     else:
         out_path = manifest.parent / str(out)
     if frames is None:
