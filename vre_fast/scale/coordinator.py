@@ -86,7 +86,8 @@ class ScaleResult:
 def plan_units(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOptions
                ) -> tuple[list[WorkUnit], tuple[Group, ...], list[int]]:
     """Checks the config, the groups and each video, applies `exists` (overwrite deletes once, here; raise
-    refuses here) and cuts each video's frames into units; the units, the groups, the chunk sizes."""
+    refuses here) and cuts each video's frames into units; the units, the groups, the chunk sizes. A job's own
+    frames win over `options.frames` / `options.frame_list`, which apply to jobs that have none."""
     graph = build_graph(cfg)
     chosen = chosen_representations(graph, options.representations)
     groups = resolve_groups(cfg, graph, tuple(n.name for n in graph.nodes if n.name in chosen))
@@ -94,7 +95,8 @@ def plan_units(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOp
     batch = max(n.cfg.batch_size for n in needed.nodes)
     units, sizes = [], []
     for i, job in enumerate(jobs):
-        job_options = replace(options, frames=job.frames, frame_list=job.frame_list)
+        whole = job.frames == (None, None) and job.frame_list is None
+        job_options = options if whole else replace(options, frames=job.frames, frame_list=job.frame_list)
         with open_input(job.video, options.topic, options.fps) as source:
             frames = requested_frames(source, job_options)
             frame_size = (source.height, source.width)
