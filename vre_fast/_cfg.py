@@ -45,11 +45,22 @@ class RepresentationCfg:
 
 
 @dataclass(frozen=True)
+class GroupCfg:
+    """`groups: {name: {device: ..., representations: [...]}}`: representations run together on a device,
+    concurrently with the other groups (VRE's Strategy 2); checked against the graph by `scale.groups`."""
+
+    name: str
+    representations: tuple[str, ...]
+    device: str | None = None  # None: each representation's own
+
+
+@dataclass(frozen=True)
 class RunCfg:
     representations: tuple[RepresentationCfg, ...]
     config_hash: str
     source: str = "<dict>"
     plugins: tuple[str, ...] = ()  # plugin files (`plugins:`), as paths from the current directory
+    groups: tuple[GroupCfg, ...] = ()  # empty: one group of everything
 
     def by_name(self) -> dict[str, RepresentationCfg]:
         return {r.name: r for r in self.representations}

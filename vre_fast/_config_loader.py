@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ._cfg import OUTPUT_DTYPES, OUTPUT_FORMATS, RepresentationCfg, RunCfg, stable_hash
+from ._cfg import OUTPUT_DTYPES, OUTPUT_FORMATS, GroupCfg, RepresentationCfg, RunCfg, stable_hash
 from .errors import ConfigError
 from .store.npz import COMPRESS_LEVELS, DEFAULT_COMPRESS_LEVEL
 
@@ -20,7 +20,7 @@ CONFIG_FORMATS = ("auto", "vre-fast", "vre")  # auto: a VRE 1.18.6 config is tol
 
 _NAME_CHARS = re.compile(r"[-_()]")
 _GLOBAL_KEYS = {"batch_size", "output_formats", "compress", "device", "output_size", "jpeg_quality",
-                "representations", "plugins"}
+                "representations", "plugins", "groups"}
 _REPR_KEYS = {"type", "dependencies", "parameters", "batch_size", "output_formats", "compress", "device",
               "output_size", "output_dtype", "jpeg_quality"}
 
@@ -130,7 +130,30 @@ def parse_config(raw: Any, overrides: Mapping[str, Any] | None = None, source: s
             cfg = replace(cfg, output_dtype=body["output_dtype"])
         cfgs.append(_apply_common(cfg, body, f"{key}."))
     return RunCfg(representations=tuple(cfgs), config_hash=stable_hash(raw), source=source,
-                  plugins=_parse_plugins(raw.get("plugins"), base))
+                  plugins=_parse_plugins(raw.get("plugins"), base), groups=_parse_groups(raw.get("groups")))
+
+
+def _parse_groups(value: Any) -> tuple[GroupCfg, ...]:
+    """`groups: {name: {device: cuda:1, representations: [a, b]}}`; only the shape is checked here, the names
+    against the graph by `scale.groups.resolve_groups`."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError("groups: expected a mapping of group name -> {device: ..., representations: [...]}")
+    groups = []
+    for name, body in value.items():
+        key = f"groups.{name}"
+        if not isinstance(body, Mapping) or set(body) - {"device", "representations"}:
+            raise ConfigError(f"{key}: expected a mapping with 'representations' (a list of names) and optionally "
+                              f"'device'")
+        names = body.get("representations")
+        if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{key}.representations: expected a non-empty list of representation names")
+        device = body.get("device")
+        if device is not None and not isinstance(device, str):
+            raise ConfigError(f"{key}.device: expected a device name such as cpu or cuda:1, got {device!r}")
+        groups.append(GroupCfg(name=str(name), representations=tuple(names), device=device))
+    return tuple(groups)
 
 
 def _parse_plugins(value: Any, base: Path | None) -> tuple[str, ...]:

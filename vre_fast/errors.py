@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["VreError", "ConfigError", "GraphError", "VideoError", "StoreError", "RepresentationError"]
+import errno
+
+__all__ = ["VreError", "ConfigError", "GraphError", "VideoError", "StoreError", "RepresentationError",
+           "describe_os_error"]
 
 
 class VreError(Exception):
@@ -34,3 +37,14 @@ class RepresentationError(VreError):
         self.cause = cause
         super().__init__(f"representation '{representation}' failed on frame {frame}: "
                          f"{type(cause).__name__}: {cause}")
+
+
+def describe_os_error(exc: OSError) -> str:
+    """The one line an OSError (the environment: a full disk, a read-only output) is reported as."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}{what}; finished frames are kept: free some space and run again to resume"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{where}{what}; the output must be writable (reading a dataset needs no write access)"
+    return f"{where}{what}"

@@ -11,11 +11,12 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ._builder import RepresentationGraph, build_graph
+from ._builder import GraphNode, RepresentationGraph, build_graph
 from ._cfg import RunCfg
 from .backends import require_cuda
 from .errors import ConfigError, StoreError, VideoError
 from .execution import BatchExecutor, NodeBinding, Plan, StageStats, make_plan
+from .execution.residency import Residency
 from .frame_range import describe_frames, parse_frames
 from .sources import FramesSource, open_input
 from .store import (
@@ -31,7 +32,7 @@ from .store import (
 )
 from .store.run_record import new_run_id
 
-__all__ = ["RunOptions", "RunResult", "parse_frames", "run"]
+__all__ = ["RunOptions", "RunResult", "RunSession", "parse_frames", "run"]
 
 logger = logging.getLogger("vre_fast")
 
@@ -57,6 +58,7 @@ class RunOptions:
     durability: Literal["kill", "power"] = "kill"
     kernel_threads: int | None = None  # threads of a parallel kernel; None: all cores but one (decode and writers)
     topic: str | None = None  # a ROS bag input's image topic; None: its only one (an error for a video)
+    read_only: tuple[str, ...] = ()  # nodes read back from disk, never computed (another group's outputs)
 
     def __post_init__(self) -> None:
         if self.on_error not in ("stop", "skip"):
@@ -102,18 +104,68 @@ class RunResult:
             frames = describe_frames(self.frame_list) if self.frame_list is not None else "{}..{}".format(*self.frames)
             return (f"Nothing to compute: frames {frames} of all {stored} stored representations are "
                     f"already in {self.out_dir}.")
-        return f"{_stage_line(self.stages)}\n{_summary_table(self.bindings, self.already_done)}"
+        return f"{_stage_line(self.stages)}\n{summary_table(summary_rows(self.bindings, self.already_done))}"
 
 
-def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions()) -> RunResult:
+class RunSession:
+    """Runs one after another in one process that share what is costly to make again: the graph built from a
+    config (its representations set up once and kept loaded: `execution.Residency`), each input's open decoder
+    and its identity (a fingerprint decodes frames spread over the video). A worker (`vre_fast.scale`) keeps
+    one for all its units; `run` without one makes a session for the one run and closes it."""
+
+    def __init__(self) -> None:
+        self.residency = Residency()
+        self._graphs: dict[tuple, RepresentationGraph] = {}
+        self._sources: dict[tuple, tuple[FramesSource, SourceIdentity]] = {}
+
+    def graph(self, cfg: RunCfg) -> RepresentationGraph:
+        """The graph of `cfg`, built once (the devices are part of the key: a worker moves nodes to its own)."""
+        key = (cfg.config_hash, cfg.source, tuple((r.name, r.device) for r in cfg.representations))
+        if key not in self._graphs:
+            self._graphs[key] = build_graph(cfg)
+        return self._graphs[key]
+
+    def source(self, video: str | Path, topic: str | None, fps: float | None) -> tuple[FramesSource, SourceIdentity]:
+        """The open input and its identity, opened on first use."""
+        key = (str(video), topic, fps)
+        if key not in self._sources:
+            source = open_input(video, topic, fps)
+            try:
+                self._sources[key] = source, _identify(source)
+            except BaseException:
+                source.close()
+                raise
+        return self._sources[key]
+
+    def close(self) -> None:
+        """Tears the representations down and closes the inputs."""
+        try:
+            self.residency.release()
+        finally:
+            sources, self._sources = list(self._sources.values()), {}
+            for source, _ in sources:
+                source.close()
+
+    def __enter__(self) -> RunSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions = RunOptions(),
+        session: RunSession | None = None) -> RunResult:
     """Everything up to the decision to compute only reads the output directory, so a finished (or
     read-only) dataset is checked without write access; writing starts once there is work (or, with
     `exists="overwrite"`, once the chosen representations' old frames are to be deleted). `video`: a video
     file or a folder of frames. Prints nothing: the returned RunResult carries what a caller may want to show
-    (`report()`)."""
-    graph = build_graph(cfg)  # every config error surfaces before the video is opened
-    chosen = _chosen(graph, options.representations)
-    graph = _with_dependencies(graph, chosen)
+    (`report()`). `session`: what to keep between runs (a worker's); None: this run's own, closed at its end."""
+    if session is None:
+        with RunSession() as own:
+            return run(video, cfg, out_dir, options, own)
+    graph = session.graph(cfg)  # every config error surfaces before the video is opened
+    chosen = chosen_representations(graph, options.representations)
+    graph = with_dependencies(graph, chosen)
     out_dir = Path(out_dir)
     for folder in (out_dir, *out_dir.parents):  # the nearest existing one must be a directory
         if folder.exists():
@@ -121,62 +173,81 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                 raise StoreError(f"-o {out_dir}: {'it' if folder == out_dir else folder} is a file; the output must "
                                  f"be a directory (created if missing)")
             break
-    with open_input(video, options.topic, options.fps) as source:
-        requested = _requested(source, options)
-        start, stop = requested[0], requested[-1] + 1
-        identity = _identify(source)
-        sources = DatasetSources(out_dir)
-        sources.check(identity, options.allow_other_source)
-        dependencies_done = _dependencies_done(graph, chosen, out_dir)
-        if options.exists == "overwrite":
-            _overwrite(out_dir, graph, chosen)
-        bindings = [NodeBinding(node=node, output_size=node.cfg.output_size or (source.height, source.width),
-                                files=FrameFiles(out_dir / node.name, durable=options.durability == "power"),
-                                metadata=RepresentationMetadata(out_dir / node.name, node.name,
-                                                                node.representation.definition())
-                                if node.name in chosen else None)
-                    for node in graph.nodes]
-        stored = [b for b in bindings if b.metadata is not None]
-        for name, state in _vre_written(out_dir, stored, identity, options.allow_other_source).items():
-            next(b for b in stored if b.name == name).metadata.adopt(state)
+    source, identity = session.source(video, options.topic, options.fps)
+    requested = requested_frames(source, options)
+    start, stop = requested[0], requested[-1] + 1
+    sources = DatasetSources(out_dir)
+    sources.check(identity, options.allow_other_source)
+    dependencies_done = _dependencies_done(graph, chosen, out_dir)
+    if options.exists == "overwrite":
+        overwrite_outputs(out_dir, graph, chosen)
+    bindings = bind_nodes(graph, chosen, out_dir, (source.height, source.width), options.durability)
+    stored = [b for b in bindings if b.metadata is not None]
+    for name, state in _vre_written(out_dir, stored, identity, options.allow_other_source).items():
+        next(b for b in stored if b.name == name).metadata.adopt(state)
+    for b in stored:
+        b.metadata.peek()
+    if options.exists == "raise":
+        refuse_existing(stored)
+    run_id = new_run_id()
+    if out_dir.is_dir():
+        sweep_temporaries(out_dir)
+        close_abandoned_runs(out_dir, found_by=run_id)
+    plan = make_plan(graph, requested, {**dependencies_done, **_done(stored)}, outputs=chosen)
+    frame_list = tuple(requested) if options.frame_list is not None else None
+    if not plan.frames:
+        return _nothing_to_compute(start, stop, out_dir, bindings, frame_list, identity)
+    _refuse_read_only(plan, options.read_only, source)
+    require_cuda([b.name for b in bindings if plan.compute[b.name] and b.node.cfg.device != "cpu"])
+    sources.record(identity, options.allow_other_source)
+    opened: list[RepresentationMetadata] = []
+    try:
         for b in stored:
-            b.metadata.peek()
-        if options.exists == "raise":
-            _refuse_existing(stored)
-        run_id = new_run_id()
-        if out_dir.is_dir():
-            sweep_temporaries(out_dir)
-            close_abandoned_runs(out_dir, found_by=run_id)
+            b.metadata.open(run_id)
+            opened.append(b.metadata)
+            b.files.make_dirs(b.node.cfg.output_formats)
+        # concurrent runs may have finished frames meanwhile
         plan = make_plan(graph, requested, {**dependencies_done, **_done(stored)}, outputs=chosen)
-        frame_list = tuple(requested) if options.frame_list is not None else None
         if not plan.frames:
             return _nothing_to_compute(start, stop, out_dir, bindings, frame_list, identity)
-        require_cuda([b.name for b in bindings if plan.compute[b.name] and b.node.cfg.device != "cpu"])
-        sources.record(identity, options.allow_other_source)
-        opened: list[RepresentationMetadata] = []
-        try:
-            for b in stored:
-                b.metadata.open(run_id)
-                opened.append(b.metadata)
-                b.files.make_dirs(b.node.cfg.output_formats)
-            # concurrent runs may have finished frames meanwhile
-            plan = make_plan(graph, requested, {**dependencies_done, **_done(stored)}, outputs=chosen)
-            if not plan.frames:
-                return _nothing_to_compute(start, stop, out_dir, bindings, frame_list, identity)
-            record = RunRecord(run_id=run_id, argv=list(options.argv), video=str(source.path),
-                               config_hash=cfg.config_hash, config=cfg.source, frames_requested=[start, stop],
-                               frame_list=None if frame_list is None else list(frame_list), source=asdict(identity))
-            with held_while_running(record, out_dir):
-                record.save(out_dir)
-                stages = _execute(bindings, plan, source, options, record, out_dir)
-        finally:
-            _close_all(opened)
+        record = RunRecord(run_id=run_id, argv=list(options.argv), video=str(source.path),
+                           config_hash=cfg.config_hash, config=cfg.source, frames_requested=[start, stop],
+                           frame_list=None if frame_list is None else list(frame_list), source=asdict(identity))
+        with held_while_running(record, out_dir):
+            record.save(out_dir)
+            stages = _execute(bindings, plan, source, options, record, out_dir, session.residency)
+    finally:
+        _close_all(opened)
     return RunResult(run_id=run_id, computed_frames=len(plan.frames), record=record, bindings=bindings,
                      frames=(start, stop), out_dir=out_dir, stages=stages, already_done=plan.already_done,
                      frame_list=frame_list, source=identity)
 
 
-def _chosen(graph: RepresentationGraph, names: tuple[str, ...] | None) -> set[str]:
+def bind_nodes(graph: RepresentationGraph, chosen: set[str], out_dir: Path, frame_size: tuple[int, int],
+               durability: str = "kill") -> list[NodeBinding]:
+    """The run's nodes bound to their folders; the chosen ones with their metadata (not read yet: `peek`)."""
+    def metadata(node: GraphNode) -> RepresentationMetadata | None:
+        if node.name not in chosen:
+            return None
+        return RepresentationMetadata(out_dir / node.name, node.name, node.representation.definition())
+
+    return [NodeBinding(node=node, output_size=node.cfg.output_size or frame_size,
+                        files=FrameFiles(out_dir / node.name, durable=durability == "power"), metadata=metadata(node))
+            for node in graph.nodes]
+
+
+def _refuse_read_only(plan: Plan, read_only: tuple[str, ...], source: FramesSource) -> None:
+    """`read_only` nodes (another group's outputs) are read from disk, never computed: a frame of theirs that
+    is not there (it failed, or the files were removed) stops the run by name."""
+    for name in read_only:
+        missing = sorted(plan.compute.get(name, ()))
+        if missing:
+            raise StoreError(f"{source.path}: '{name}' (another group's output) is not stored for frame "
+                             f"{missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                             + "; it is read from disk, never recomputed here: run its group for these frames")
+
+
+def chosen_representations(graph: RepresentationGraph, names: tuple[str, ...] | None) -> set[str]:
     """The representations a run stores: `names` (`--representations`), each checked, or every stored one."""
     stored = [n.name for n in graph.nodes if n.stored]
     if names is None:
@@ -193,7 +264,7 @@ def _chosen(graph: RepresentationGraph, names: tuple[str, ...] | None) -> set[st
     return set(names)
 
 
-def _with_dependencies(graph: RepresentationGraph, chosen: set[str]) -> RepresentationGraph:
+def with_dependencies(graph: RepresentationGraph, chosen: set[str]) -> RepresentationGraph:
     """The chosen nodes and everything they depend on, in graph order; the other nodes are not part of the run."""
     keep, todo = set(), list(chosen)
     while todo:
@@ -216,7 +287,7 @@ def _dependencies_done(graph: RepresentationGraph, chosen: set[str], out_dir: Pa
     return done
 
 
-def _requested(source: FramesSource, options: RunOptions) -> list[int]:
+def requested_frames(source: FramesSource, options: RunOptions) -> list[int]:
     """The frames asked for (`frames` or `frame_list`), ascending, checked against the source's length."""
     n = source.num_frames
     if options.frame_list is not None:
@@ -234,17 +305,19 @@ def _requested(source: FramesSource, options: RunOptions) -> list[int]:
     return list(range(start, stop))
 
 
-def _overwrite(out_dir: Path, graph: RepresentationGraph, chosen: set[str]) -> None:
+def overwrite_outputs(out_dir: Path, graph: RepresentationGraph, chosen: set[str], check_devices: bool = True) -> None:
     """`--exists overwrite`: the chosen representations' frames are deleted before the run (only theirs), once
-    everything that could refuse the run has been checked (the config, the video, the dependencies, the device)."""
-    require_cuda([n.name for n in graph.nodes if n.name in chosen and n.cfg.device != "cpu"])
+    everything that could refuse the run has been checked (the config, the video, the dependencies, the device;
+    `check_devices=False`: the workers that will compute them check their own)."""
+    if check_devices:
+        require_cuda([n.name for n in graph.nodes if n.name in chosen and n.cfg.device != "cpu"])
     for name in sorted(chosen):
         removed = clear_representation(out_dir, name)
         if removed:
             logger.warning("--exists overwrite: deleted %s (%d files)", out_dir / name, removed)
 
 
-def _refuse_existing(stored: list[NodeBinding]) -> None:
+def refuse_existing(stored: list[NodeBinding]) -> None:
     """`--exists raise`: a chosen representation that already holds frames (recorded, failed or files) stops
     the run before anything is written."""
     for b in stored:
@@ -300,7 +373,7 @@ def _close_all(opened: list[RepresentationMetadata]) -> None:
 
 
 def _execute(bindings: list[NodeBinding], plan: Plan, source: FramesSource, options: RunOptions, record: RunRecord,
-             out_dir: Path) -> StageStats:
+             out_dir: Path, residency: Residency) -> StageStats:
     log_handler = logging.FileHandler(out_dir / ".logs" / f"run-{record.run_id}.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
     logger.addHandler(log_handler)
@@ -316,7 +389,7 @@ def _execute(bindings: list[NodeBinding], plan: Plan, source: FramesSource, opti
 
     executor = BatchExecutor(bindings, plan, source, on_error=options.on_error,
                              write_workers=options.write_workers, prefetch=options.prefetch_chunks,
-                             on_chunk=on_chunk, kernel_threads=options.kernel_threads)
+                             on_chunk=on_chunk, kernel_threads=options.kernel_threads, residency=residency)
     try:
         executor.run()
         record.status = "completed"
@@ -376,14 +449,22 @@ def _frames_done(bindings: list[NodeBinding], plan: Plan, run_id: str) -> int:
     return len(done)
 
 
-def _summary_table(bindings: list[NodeBinding], already_done: dict[str, int]) -> str:
+def summary_rows(bindings: list[NodeBinding], already_done: dict[str, int]) -> dict[str, dict]:
+    """The counters `summary_table` shows, per node (the shape of `RunRecord.representations`' rows)."""
+    return {b.name: {"type": b.node.cfg.type, "computed": b.stats.computed, "loaded": b.stats.loaded,
+                     "already_done": already_done.get(b.name, 0), "failed": len(b.stats.failed_frames),
+                     "compute_seconds": b.stats.compute_seconds} for b in bindings}
+
+
+def summary_table(rows: dict[str, dict]) -> str:
+    """The table `vre-fast run` prints: per representation, what was computed, loaded, skipped, failed."""
     header = f"{'representation':<24} {'type':<22} {'computed':>8} {'loaded':>7} {'skipped':>7} {'failed':>6} " \
              f"{'ms/frame':>9} {'frames/s':>9}"
     lines = [header, "-" * len(header)]
-    for b in bindings:
-        s = b.stats
-        ms = f"{1000 * s.compute_seconds / s.computed:.2f}" if s.computed else "-"
-        fps = f"{s.computed / s.compute_seconds:.1f}" if s.computed and s.compute_seconds > 0 else "-"
-        lines.append(f"{b.name:<24} {b.node.cfg.type:<22} {s.computed:>8} {s.loaded:>7} "
-                     f"{already_done.get(b.name, 0):>7} {len(s.failed_frames):>6} {ms:>9} {fps:>9}")
+    for name, r in rows.items():
+        computed, seconds = r["computed"], r["compute_seconds"]
+        ms = f"{1000 * seconds / computed:.2f}" if computed else "-"
+        fps = f"{computed / seconds:.1f}" if computed and seconds > 0 else "-"
+        lines.append(f"{name:<24} {r['type']:<22} {computed:>8} {r['loaded']:>7} {r['already_done']:>7} "
+                     f"{r['failed']:>6} {ms:>9} {fps:>9}")
     return "\n".join(lines)

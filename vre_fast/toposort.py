@@ -24,7 +24,9 @@ def topological_order(dependencies: Mapping[str, Sequence[str]]) -> list[str]:
             return
         if state.get(node) == "visiting":
             cycle = path[path.index(node):] + [node]
-            raise GraphError(f"dependency cycle (x -> y: x depends on y): {' -> '.join(cycle)}")
+            error = GraphError(f"dependency cycle (x -> y: x depends on y): {' -> '.join(cycle)}")
+            error.cycle = cycle  # the nodes, for callers that name the cycle in their own terms (scale.groups)
+            raise error
         state[node] = "visiting"
         for dep in dependencies[node]:
             visit(dep, path + [node])

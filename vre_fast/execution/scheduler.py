@@ -27,6 +27,7 @@ from .operators import DecodeOperator, DecodeStage, WriteJob, WriteOperator, Wri
 from .outputs import ChunkOutputs
 from .plan import Plan
 from .policies import ErrorPolicy, Fail, InFlightFrames, OomPolicy, PinnedBytes, RetryHalved, Stop, WriterQueueDepth
+from .residency import Residency
 from .ring import FrameRing, FrameSlot
 from .threads import default_kernel_threads, kernel_threads
 
@@ -62,8 +63,12 @@ class StageStats:
 class BatchExecutor:
     def __init__(self, bindings: list[NodeBinding], plan: Plan, source: FramesSource, on_error: str = "stop",
                  write_workers: int = 2, prefetch: int = 2, on_chunk: Callable[[int], None] | None = None,
-                 kernel_threads: int | None = None):
+                 kernel_threads: int | None = None, residency: Residency | None = None):
+        """`residency`: where set-up representations are kept; None: this run's own, released when it ends (a
+        worker session passes its own, so its experts stay loaded across runs)."""
         self.bindings, self.plan, self.source = bindings, plan, source
+        self._owns_residency = residency is None
+        self.residency = Residency() if residency is None else residency
         self.errors, self.oom = ErrorPolicy(on_error), OomPolicy()
         self.stages = StageStats()
         self._last_frame = source.num_frames - 1
@@ -136,9 +141,8 @@ class BatchExecutor:
             self.stages.write_busy = self._write.stats.busy_seconds
             self.stages.write_pending_max = self._write.stats.queue_max + 1 if self._write.stats.calls else 0
             self.stages.waited_for_writes = writes.waited_seconds
-            for b in self.bindings:
-                if b.stats.set_up:
-                    b.representation.teardown()
+            if self._owns_residency:
+                self.residency.release()
         writes.raise_errors()
 
     # -- one chunk ----------------------------------------------------------------------------------------
@@ -167,9 +171,9 @@ class BatchExecutor:
     def _compute_in_batches(self, b: NodeBinding, indices: list[int], frames: _PlacedFrames, outputs: ChunkOutputs,
                             failed: dict[str, set[int]], writes: WritePool) -> None:
         if indices and not b.stats.set_up:
-            b.stats.set_up = True  # teardown is due even if prepare fails half-way
-            execution = self.executions[b.name]
-            b.stats.setup_seconds = execution.setup() + execution.prepare(self._sample)
+            b.stats.set_up = True
+            b.stats.setup_seconds = self.residency.ensure(self.executions[b.name], (str(self.source.path),
+                                                          self.source.topic), self._sample)
         i = 0
         while i < len(indices):  # the batch size may shrink on the way (out of memory)
             size = b.stats.batch_size

@@ -1,0 +1,416 @@
+"""Scaling out on one machine (vre_fast.scale): worker processes pulling frame chunks from one queue into one
+output directory, equal bit for bit to one process; a SIGKILLed worker's chunk redone; groups reading each
+other's outputs from disk; a manifest of videos; Ctrl-C stopping every worker; workers' errors as one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import make_video
+
+from vre_fast import parse_config
+from vre_fast._config_loader import load_config
+from vre_fast.errors import ConfigError, VreError
+from vre_fast.runner import RunOptions, run
+from vre_fast.scale import Job, ScaleOptions, UnitQueue, read_manifest, run_many
+from vre_fast.scale.groups import Group
+
+CONFIG = {"batch_size": 2, "representations": {
+    "rgb": {"type": "rgb"},
+    "hsv": {"type": "hsv"},
+    "edges": {"type": "edges_canny"},
+    "flow": {"type": "optical_flow_classical"},  # reads frame t+1: chunk borders must not change it
+}}
+GROUPS = {"first": {"device": "cpu", "representations": ["rgb", "hsv", "edges", "flow"]},
+          "second": {"representations": ["near_edges"]}}
+NEAR_EDGES = {"type": "threshold", "dependencies": {"map": "edges"}, "parameters": {"value": 0.5, "keep": "above"}}
+
+# a user's plugin: a copy of the frame that takes `seconds` a frame (so a worker can be caught mid-chunk) and
+# fails on `fail_on`
+PLUGIN = '''
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from vre_fast import ComputeBatch, Representation, register_representation
+
+
+@dataclass(frozen=True)
+class Params:
+    seconds: float = 0.0
+    fail_on: int = -1
+
+
+@register_representation("slow_copy")
+class SlowCopy(Representation):
+    Params = Params
+    storage_dtype = np.uint8
+
+    def compute(self, batch: ComputeBatch) -> np.ndarray:
+        if self.params.fail_on in batch.indices:
+            raise ValueError("this frame is bad")
+        time.sleep(self.params.seconds * len(batch.indices))
+        return batch.frames.copy()
+
+    def make_image(self, decoded):
+        return decoded
+'''
+NUM_FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> tuple[Path, Path]:
+    """A video and its outputs computed by one process (the reference)."""
+    root = tmp_path_factory.mktemp("scale")
+    video = make_video(root / "clip.mp4", num_frames=NUM_FRAMES, gop=6)
+    cfg = parse_config({**CONFIG, "representations": {**CONFIG["representations"], "near_edges": NEAR_EDGES}})
+    run(video, cfg, root / "single")
+    return video, root / "single"
+
+
+def stored(out: Path) -> dict[tuple[str, int], np.ndarray]:
+    """Every stored array of an output directory, by (representation, frame)."""
+    arrays = {}
+    for path in out.glob("*/npz/*.npz"):
+        with np.load(path) as z:
+            arrays[path.parent.parent.name, int(path.stem)] = z[z.files[0]]
+    return arrays
+
+
+def assert_same(a: Path, b: Path, names: set[str] | None = None) -> None:
+    x, y = stored(a), stored(b)
+    if names is not None:
+        x = {k: v for k, v in x.items() if k[0] in names}
+        y = {k: v for k, v in y.items() if k[0] in names}
+    assert x.keys() == y.keys() and len(x) > 0
+    for key in x:
+        assert x[key].dtype == y[key].dtype and np.array_equal(x[key], y[key], equal_nan=True), key
+
+
+def test_two_workers_equal_one_process_bit_for_bit(clip, tmp_path: Path):
+    video, single = clip
+    out = tmp_path / "out"
+    result = run_many([Job(video, out)], parse_config(CONFIG), RunOptions(), ScaleOptions(workers=2, chunk_size=4))
+    assert_same(single, out, set(CONFIG["representations"]))
+    assert result.units == NUM_FRAMES // 4 and result.rows["flow"]["computed"] == NUM_FRAMES
+    assert len(result.units_by_worker) == 2  # both workers took chunks from the queue
+    # a rerun finds everything done: nothing is computed again
+    again = run_many([Job(video, out)], parse_config(CONFIG), RunOptions(), ScaleOptions(workers=2, chunk_size=4))
+    assert again.rows["rgb"]["computed"] == 0 and again.rows["rgb"]["already_done"] == NUM_FRAMES
+
+
+def test_groups_read_each_others_outputs_from_disk(clip, tmp_path: Path):
+    """'second' waits, chunk by chunk, for the edges 'first' stores, reads them back (never computes them), and
+    the whole equals one process."""
+    video, single = clip
+    raw = {**CONFIG, "representations": {**CONFIG["representations"], "near_edges": NEAR_EDGES}, "groups": GROUPS}
+    result = run_many([Job(video, tmp_path / "out")], parse_config(raw), RunOptions(),
+                      ScaleOptions(chunk_size=4))
+    assert_same(single, tmp_path / "out")
+    assert [g.name for g in result.groups] == ["first", "second"] and result.groups[1].after == ("first",)
+    assert result.rows["edges"]["computed"] == NUM_FRAMES  # once, by 'first'
+    assert result.rows["edges"]["loaded"] == NUM_FRAMES  # read back by 'second'
+
+
+def test_unit_queue_hands_out_a_dependant_only_after_its_inputs():
+    from vre_fast.scale import make_units
+
+    groups = (Group("a", ("x",), None), Group("b", ("y",), None, after=("a",)))
+    queue = UnitQueue(make_units(0, "v.mp4", "out", [[0, 1], [2, 3]], groups), groups)
+    assert queue.take("b") is None
+    first = queue.take("a")
+    assert first.frames == (0, 1) and queue.take("b") is None
+    queue.done(first)
+    assert queue.take("b").frames == (0, 1)  # chunk 0 of 'b' is ready, chunk 1 not yet
+    assert queue.take("b") is None
+    second = queue.take("a")
+    queue.give_back(second)  # its worker died: first in line again
+    assert queue.take("a") is second
+
+
+def test_a_cycle_between_groups_is_one_error_naming_them(clip, tmp_path: Path):
+    video, _ = clip
+    raw = {"representations": {
+        "edges": {"type": "edges_canny"},
+        "t1": {"type": "threshold", "dependencies": {"map": "edges"}, "parameters": {"value": 0.5}},
+        "t2": {"type": "threshold", "dependencies": {"map": "t1"}, "parameters": {"value": 0.5}}},
+        "groups": {"a": {"representations": ["edges", "t2"]}, "b": {"representations": ["t1"]}}}
+    with pytest.raises(ConfigError, match=r"cycle between groups (a -> b -> a|b -> a -> b).*'b' reads .*of 'a'"):
+        run_many([Job(video, tmp_path / "out")], parse_config(raw), RunOptions(), ScaleOptions())
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_manifest_of_two_videos_completes_into_two_directories(clip, tmp_path: Path):
+    video, single = clip
+    make_video(tmp_path / "other.mp4", num_frames=10, height=32, width=48)
+    manifest = tmp_path / "videos.csv"
+    manifest.write_text(f"video,output,frames\n{video},{tmp_path / 'a'},\nother.mp4,b,2..8\n")
+    jobs = read_manifest(manifest)
+    assert [j.out_dir for j in jobs] == [tmp_path / "a", tmp_path / "b"] and jobs[1].frames == (2, 8)
+    result = run_many(jobs, parse_config(CONFIG), RunOptions(), ScaleOptions(workers=2))
+    assert_same(single, tmp_path / "a", set(CONFIG["representations"]))
+    assert {f for name, f in stored(tmp_path / "b") if name == "hsv"} == set(range(2, 8))
+    assert result.frames == NUM_FRAMES + 6
+
+
+def test_manifest_errors_name_the_file_and_line(tmp_path: Path):
+    manifest = tmp_path / "videos.txt"
+    manifest.write_text("# video output frames\na.mp4 outa\nb.mp4 outa\n")
+    with pytest.raises(ConfigError, match="output .*outa is given to several videos"):
+        read_manifest(manifest)
+    manifest.write_text("a.mp4 outa 5..x\n")
+    with pytest.raises(ConfigError, match=r"videos.txt line 1: frames '5..x'"):
+        read_manifest(manifest)
+
+
+# -- real processes through the command line ------------------------------------------------------------------
+@pytest.fixture
+def registry():
+    """The plugin's types are taken out again afterwards (as test_cli_habits does)."""
+    from vre_fast import _registry, plugins
+
+    _registry.list_representations()
+    before, loaded = dict(_registry.registered_types()), dict(plugins._loaded)
+    yield
+    types = _registry.registered_types()
+    types.clear()
+    types.update(before)
+    plugins._loaded.clear()
+    plugins._loaded.update(loaded)
+
+
+def cli(video: Path, cfg: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "vre_fast", "run", str(video), "-c", str(cfg), "-o", str(out), "--no-progress",
+            *extra]
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory, clip) -> tuple[Path, Path, Path]:
+    """A config whose chunks take a while (0.04 s a frame), and its plugin."""
+    root = tmp_path_factory.mktemp("slow")
+    plugin = root / "slow_copy.py"
+    plugin.write_text(PLUGIN)
+    cfg = root / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"plugins": [str(plugin)], "representations": {
+        "rgb": {"type": "rgb"}, "copy": {"type": "slow_copy", "parameters": {"seconds": 0.04}}}}))
+    return clip[0], cfg, plugin
+
+
+def children(pid: int) -> set[int]:
+    try:
+        return {int(c) for t in os.listdir(f"/proc/{pid}/task")
+                for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split()}
+    except (FileNotFoundError, ProcessLookupError):
+        return set()
+
+
+def descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        new = children(todo.pop())
+        found |= new
+        todo += new
+    return found
+
+
+def workers_of(pid: int) -> set[int]:
+    """The pool's workers: the forkserver's children (grandchildren of the command)."""
+    return descendants(pid) - children(pid)
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def frames_in(out: Path, name: str) -> int:
+    return len(list((out / name / "npz").glob("*.npz"))) if (out / name / "npz").is_dir() else 0
+
+
+def test_a_sigkilled_worker_has_its_chunk_redone(slow, registry, tmp_path: Path):
+    """The pool runs here (in a thread); one of its worker processes is SIGKILLed mid-chunk."""
+    video, cfg, plugin = slow
+    out, outcome = tmp_path / "out", {}
+
+    def pool() -> None:
+        try:
+            outcome["result"] = run_many([Job(video, out)], load_config(cfg), RunOptions(),
+                                         ScaleOptions(workers=2, chunk_size=4, plugins=(str(plugin),)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=pool)
+    thread.start()
+    try:
+        wait_for(lambda: frames_in(out, "copy") >= 2 and len(workers_of(os.getpid())) >= 2)
+        os.kill(min(workers_of(os.getpid())), signal.SIGKILL)
+    finally:
+        thread.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert result.pool.workers_lost == 1 and result.pool.units_requeued == 1
+    assert "1 worker(s) lost; 1 unit(s) re-queued and redone" in result.report()
+    frames = stored(out)
+    assert {f for name, f in frames if name == "copy"} == set(range(NUM_FRAMES))
+    for f in range(NUM_FRAMES):
+        assert np.array_equal(frames["copy", f], frames["rgb", f])
+
+
+def test_ctrl_c_stops_every_worker_keeps_finished_frames_and_a_rerun_completes(slow, tmp_path: Path):
+    video, cfg, _ = slow
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cli(video, cfg, out, "--workers", "2", "--chunk-size", "4"), stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for(lambda: frames_in(out, "copy") >= 6 and len(workers_of(proc.pid)) == 2)
+        family = descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() and "zombie" not in _state(p) for p in family), 10)
+    kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("*/npz/*.npz")}
+    assert 0 < len(kept) < 2 * NUM_FRAMES
+    rerun = subprocess.run(cli(video, cfg, out, "--workers", "2", "--chunk-size", "4"), capture_output=True,
+                           text=True, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in kept} == kept  # not one finished frame redone
+    assert {f for name, f in stored(out) if name == "copy"} == set(range(NUM_FRAMES))
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (FileNotFoundError, IndexError):
+        return "zombie"
+
+
+def test_a_workers_bad_frame_is_one_error_naming_the_video_and_frame(slow, registry, tmp_path: Path):
+    """What the command prints as `vre-fast: error: <this>` (exit 1), as for one process; no traceback."""
+    video, _, plugin = slow
+    cfg = parse_config({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"fail_on": 13}}}})
+    with pytest.raises(VreError) as error:
+        run_many([Job(video, tmp_path / "out")], cfg, RunOptions(), ScaleOptions(workers=2, chunk_size=4))
+    assert str(error.value) == f"{video}: representation 'copy' failed on frame 13: ValueError: this frame is bad"
+    assert not workers_of(os.getpid())  # every worker stopped
+
+
+def test_a_bad_group_is_one_error_before_any_worker_starts(clip, tmp_path: Path):
+    video, _ = clip
+    with pytest.raises(VreError, match="groups.second.representations: no 'nope' in the config"):
+        run_many([Job(video, tmp_path / "out")], parse_config({**CONFIG, "groups": {
+            "first": GROUPS["first"], "second": {"representations": ["nope"]}}}), RunOptions(), ScaleOptions())
+
+
+def test_a_full_disk_in_a_worker_is_the_usual_line_naming_the_video():
+    import errno
+
+    from vre_fast.scale import WorkUnit
+    from vre_fast.scale.worker import describe_failure
+
+    unit = WorkUnit(0, 3, "all", "clip.mp4", "out", (12, 13, 14, 15))
+    full = OSError(errno.ENOSPC, "No space left on device", "out/hsv/npz/.13.npz.tmp")
+    assert describe_failure(unit, full) == ("clip.mp4: out/hsv/npz/.13.npz.tmp: No space left on device; finished "
+                                            "frames are kept: free some space and run again to resume")
+
+
+def test_chunk_and_thread_policies():
+    from vre_fast.scale.policies import chunk_frames, chunk_size, threads_per_worker
+
+    assert chunk_size(1000, 2, 4) == 64 and chunk_size(96, 2, 4) == 8 and chunk_size(5, 2, 1) == 4
+    assert chunk_size(96, 2, 3) % 3 == 0  # whole batches
+    assert threads_per_worker(2, cores=2) == 1 and threads_per_worker(1, cores=2) == 1
+    assert threads_per_worker(2, cores=16) == 7 and threads_per_worker(32, cores=16) == 1
+    assert chunk_frames(list(range(10)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_a_worker_session_sets_its_representations_up_once(clip, tmp_path: Path, monkeypatch):
+    from vre_fast.execution import node
+    from vre_fast.scale import WorkerSession, WorkerSpec, WorkUnit
+    from vre_fast.scale.groups import ALL
+
+    set_up = []
+    real = node.setup_node
+    monkeypatch.setattr(node, "setup_node", lambda n: set_up.append(n.name) or real(n))
+    video, single = clip
+    group = Group(ALL, ("hsv", "edges"), None)
+    session = WorkerSession(WorkerSpec(cfg=parse_config(CONFIG), options=RunOptions(), groups=(group,)))
+    try:
+        for i in range(3):
+            session.execute(WorkUnit(0, i, ALL, str(video), str(tmp_path / "out"), (2 * i, 2 * i + 1)))
+        assert sorted(set_up) == ["edges", "hsv"]  # once each, for three units
+    finally:
+        session.close()
+    assert {f for _, f in stored(tmp_path / "out")} == set(range(6))
+    reference = stored(single)
+    assert all(np.array_equal(v, reference[k], equal_nan=True) for k, v in stored(tmp_path / "out").items())
+
+
+def test_residency_prepares_again_only_for_a_representation_that_uses_its_input():
+    from vre_fast.execution.residency import Residency
+    from vre_fast.representation import Representation
+
+    class Plain(Representation):
+        def compute(self, batch):
+            return batch.frames
+
+    class UsesInput(Plain):
+        def prepare(self, sample):
+            pass
+
+    class Execution:  # what Residency calls: the representation, setup and prepare
+        def __init__(self, rep):
+            self.representation, self.calls = rep, []
+
+        def setup(self) -> float:
+            self.calls.append("setup")
+            return 1.0
+
+        def prepare(self, sample) -> float:
+            self.calls.append("prepare")
+            return 0.0
+
+    plain, uses = Execution(object.__new__(Plain)), Execution(object.__new__(UsesInput))
+    residency = Residency()
+    for video in ("a.mp4", "a.mp4", "b.mp4"):
+        residency.ensure(plain, video, lambda: None)
+        residency.ensure(uses, video, lambda: None)
+    assert plain.calls == ["setup", "prepare"]  # once for every input
+    assert uses.calls == ["setup", "prepare", "setup", "prepare"]  # again for b.mp4 (torn down first)
+    assert len(residency) == 2
+
+
+def test_a_group_never_computes_another_groups_output(clip, tmp_path: Path):
+    """Only 'second' runs (`--representations near_edges`) on a directory without 'first''s edges: it stops,
+    naming them, instead of computing them itself."""
+    video, _ = clip
+    raw = {**CONFIG, "representations": {**CONFIG["representations"], "near_edges": NEAR_EDGES}, "groups": GROUPS}
+    with pytest.raises(VreError, match=r"'edges' \(another group's output\) is not stored for frame 0 and 3 more"):
+        run_many([Job(video, tmp_path / "out")], parse_config(raw), RunOptions(representations=("near_edges",)),
+                 ScaleOptions(chunk_size=4))
+    assert frames_in(tmp_path / "out", "edges") == 0 and frames_in(tmp_path / "out", "near_edges") == 0
+
+
+def test_several_videos_go_to_one_directory_each(tmp_path: Path):
+    from vre_fast.scale import jobs_for_videos
+
+    a, b = tmp_path / "a.mp4", tmp_path / "sub" / "a.mp4"
+    jobs = jobs_for_videos([a, tmp_path / "b.mp4"], tmp_path / "out", (None, None), None)
+    assert [j.out_dir for j in jobs] == [tmp_path / "out" / "a", tmp_path / "out" / "b"]
+    assert jobs_for_videos([a], tmp_path / "out", (2, 9), None)[0].out_dir == tmp_path / "out"  # one: OUT itself
+    with pytest.raises(ConfigError, match="several videos of that name would share OUT/a"):
+        jobs_for_videos([a, b], tmp_path / "out", (None, None), None)

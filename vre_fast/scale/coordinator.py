@@ -1,0 +1,165 @@
+"""`vre-fast run VIDEO... --workers N`: the videos (or a manifest's rows) cut into units, the units run by a
+pool of workers into one output directory per video, one progress bar, one summary.
+
+What a unit is and how a worker runs it are `units.py` and `worker.py`; the pool that runs them on this
+machine is `pool.py`. `run_many` takes any pool with `run(queue, on_result, on_event)`: a cluster's (Ray) is
+meant to slot in there (`make_pool`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+from tqdm import tqdm
+
+from .._builder import build_graph
+from .._cfg import RunCfg
+from ..errors import ConfigError
+from ..runner import (
+    RunOptions,
+    bind_nodes,
+    chosen_representations,
+    overwrite_outputs,
+    refuse_existing,
+    requested_frames,
+    summary_table,
+    with_dependencies,
+)
+from ..sources import open_input
+from .groups import Group, resolve_groups
+from .manifest import Job
+from .policies import available_cores, chunk_frames, chunk_size, threads_per_worker
+from .pool import LocalPool, PoolStats
+from .units import UnitQueue, UnitResult, WorkUnit, make_units
+from .worker import WorkerSpec
+
+__all__ = ["ScaleOptions", "ScaleResult", "make_pool", "plan_units", "run_many"]
+
+logger = logging.getLogger("vre_fast")
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    """How the work is spread (what is computed is the config and RunOptions)."""
+
+    workers: int = 1  # worker processes per group (one group without `groups:`)
+    devices: tuple[str, ...] | None = None  # the workers' devices, round robin; None: the config's
+    chunk_size: int | None = None  # frames per unit; None: policies.chunk_size
+    threads: int | None = None  # kernel threads per worker; None: policies.threads_per_worker
+    plugins: tuple[str, ...] = ()  # --plugin files, loaded by every worker
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or (self.chunk_size is not None and self.chunk_size < 1) or \
+                (self.threads is not None and self.threads < 1):
+            raise ValueError(f"workers, chunk_size and threads must be >= 1, got {self.workers}, {self.chunk_size}, "
+                             f"{self.threads}")
+
+
+@dataclass
+class ScaleResult:
+    jobs: list[Job]
+    groups: tuple[Group, ...]
+    units: int
+    workers: int
+    chunk_sizes: list[int]
+    wall: float
+    frames: int  # frames requested, over all videos
+    rows: dict[str, dict] = field(default_factory=dict)  # summed per representation over every unit
+    pool: PoolStats = field(default_factory=PoolStats)
+    unit_seconds: list[float] = field(default_factory=list)
+    units_by_worker: dict[int, int] = field(default_factory=dict)  # worker index -> units it executed
+    setup_seconds: float = 0.0
+
+    def report(self) -> str:
+        lost = (f"\n{self.pool.workers_lost} worker(s) lost; {self.pool.units_requeued} unit(s) re-queued and redone"
+                if self.pool.workers_lost else "")
+        names = ", ".join(g.name for g in self.groups)
+        groups = "" if len(self.groups) == 1 else f" in {len(self.groups)} groups ({names})"
+        return (f"{summary_table(self.rows)}\n{len(self.jobs)} video(s), {self.frames} frames: {self.units} units of "
+                f"<= {max(self.chunk_sizes, default=0)} frames on {self.workers} worker(s){groups} in "
+                f"{self.wall:.2f} s ({self.frames / self.wall:.1f} frames/s); set-up {self.setup_seconds:.2f} s in "
+                f"all, worker start {self.pool.start_seconds:.2f} s" + lost)
+
+
+def plan_units(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOptions
+               ) -> tuple[list[WorkUnit], tuple[Group, ...], list[int]]:
+    """Checks the config, the groups and each video, applies `exists` (overwrite deletes once, here; raise
+    refuses here) and cuts each video's frames into units; the units, the groups, the chunk sizes. A job's own
+    frames win over `options.frames` / `options.frame_list`, which apply to jobs that have none."""
+    graph = build_graph(cfg)
+    chosen = chosen_representations(graph, options.representations)
+    groups = resolve_groups(cfg, graph, tuple(n.name for n in graph.nodes if n.name in chosen))
+    needed = with_dependencies(graph, chosen)
+    batch = max(n.cfg.batch_size for n in needed.nodes)
+    units, sizes = [], []
+    for i, job in enumerate(jobs):
+        whole = job.frames == (None, None) and job.frame_list is None
+        job_options = options if whole else replace(options, frames=job.frames, frame_list=job.frame_list)
+        with open_input(job.video, options.topic, options.fps) as source:
+            frames = requested_frames(source, job_options)
+            frame_size = (source.height, source.width)
+        if options.exists == "overwrite":
+            overwrite_outputs(job.out_dir, needed, chosen, check_devices=False)
+        elif options.exists == "raise":
+            stored = [b for b in bind_nodes(needed, chosen, job.out_dir, frame_size) if b.metadata is not None]
+            for b in stored:
+                b.metadata.peek()
+            refuse_existing(stored)
+        size = scale.chunk_size or chunk_size(len(frames), scale.workers, batch)
+        sizes.append(size)
+        units += make_units(i, str(job.video), str(job.out_dir), chunk_frames(frames, size), groups)
+    return units, groups, sizes
+
+
+def make_pool(cfg: RunCfg, options: RunOptions, groups: tuple[Group, ...], scale: ScaleOptions) -> LocalPool:
+    """`scale.workers` local processes per group, on the group's device or the next of `scale.devices`. The
+    place where a cluster pool (Ray actors running `WorkerSession`) is to be chosen instead."""
+    count = scale.workers * len(groups)
+    threads = scale.threads or threads_per_worker(count, available_cores())
+    specs, lanes = [], []
+    for group in groups:
+        for _ in range(scale.workers):
+            index = len(specs)
+            device = group.device or (scale.devices[index % len(scale.devices)] if scale.devices else None)
+            specs.append(WorkerSpec(cfg=cfg, options=options, groups=groups, device=device, plugins=scale.plugins,
+                                    kernel_threads=threads, index=index))
+            lanes.append(group.name)
+    return LocalPool(specs, lanes)
+
+
+def run_many(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOptions) -> ScaleResult:
+    """Every job's frames, computed by a pool of workers; returns the summed summary (prints nothing but the
+    progress bar when `options.progress`)."""
+    if not jobs:
+        raise ConfigError("no videos to run")
+    started = time.perf_counter()
+    units, groups, sizes = plan_units(jobs, cfg, options, scale)
+    by_key = {u.key: u for u in units}
+    result = ScaleResult(jobs=jobs, groups=groups, units=len(units), workers=scale.workers * len(groups),
+                         chunk_sizes=sizes, wall=0.0, frames=sum(len(u.frames) for u in units) // len(groups))
+    bar = tqdm(total=sum(len(u.frames) for u in units), unit="frame", disable=not options.progress,
+               dynamic_ncols=True, desc="frames" if len(groups) == 1 else f"frames x {len(groups)} groups")
+
+    def on_result(unit_result: UnitResult) -> None:
+        bar.update(len(by_key[unit_result.key].frames))
+        result.unit_seconds.append(unit_result.seconds)
+        result.units_by_worker[unit_result.worker] = result.units_by_worker.get(unit_result.worker, 0) + 1
+        result.setup_seconds += unit_result.setup_seconds
+        for name, row in unit_result.representations.items():
+            total = result.rows.setdefault(name, {"type": row["type"], "computed": 0, "loaded": 0, "already_done": 0,
+                                                  "failed": 0, "compute_seconds": 0.0})
+            for key in ("computed", "loaded", "already_done", "failed", "compute_seconds"):
+                total[key] += row[key]
+
+    pool = make_pool(cfg, options, groups, scale)
+    try:
+        pool.run(UnitQueue(units, groups), on_result, on_event=logger.warning)
+    finally:
+        bar.close()
+        result.pool = pool.stats
+        result.wall = time.perf_counter() - started
+    order = [n.name for n in build_graph(cfg).nodes]
+    result.rows = dict(sorted(result.rows.items(), key=lambda kv: order.index(kv[0])))
+    return result

@@ -1,0 +1,176 @@
+"""The local pool: worker processes on this machine, each serving one lane (a group), fed units one at a time
+from a `UnitQueue` as each becomes idle, so fast workers take more chunks and all finish close together.
+
+Mechanism only: what the units are, how large, and how many threads a worker has are decided by the caller
+(`coordinator.py`, `policies.py`). Workers start from a forkserver (a worker forked from a process that has run
+numba's OpenMP kernels aborts inside them; the reader's workers do the same, reader/dataset.py), with the
+runtime imported once in the server so each starts in a fraction of a second.
+
+A worker that dies (SIGKILL, out of memory) has its unit given back to the queue and is replaced; a unit that
+kills MAX_ATTEMPTS workers stops the run by name. A unit's error (a bad frame, a full disk) stops every worker
+and is raised as a VreError, one line. Ctrl-C (SIGINT to this process) is passed to every worker, which folds
+its journals and exits; stragglers are killed after STOP_SECONDS.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+
+from ..errors import VreError
+from .units import UnitQueue, UnitResult, WorkUnit
+from .worker import WorkerSpec, serve
+
+__all__ = ["LocalPool", "PoolStats"]
+
+MAX_ATTEMPTS = 3  # a unit whose worker died this many times is not tried again
+STOP_SECONDS = 30.0  # how long a stopping worker may take to fold its journals before it is killed
+PRELOAD = ["vre_fast.scale.worker", "vre_fast.representations"]
+
+
+@dataclass
+class PoolStats:
+    workers_started: int = 0
+    workers_lost: int = 0  # died without being asked to (their units were re-queued)
+    units_requeued: int = 0
+    start_seconds: float = 0.0  # from the first start to the first worker's "ready" (forkserver and imports)
+    ready_seconds: list[float] = field(default_factory=list)  # each worker's start-to-ready seconds
+
+
+@dataclass
+class _Worker:
+    spec: WorkerSpec
+    lane: str | None
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    started: float
+    unit: WorkUnit | None = None
+
+
+class LocalPool:
+    """Processes for `specs`, worker i serving `lanes[i]` (a group's name; None: any unit)."""
+
+    def __init__(self, specs: list[WorkerSpec], lanes: list[str | None]):
+        self.specs, self.lanes = specs, lanes
+        self.stats = PoolStats()
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(PRELOAD)
+        self._workers: list[_Worker] = []
+
+    def run(self, queue: UnitQueue, on_result: Callable[[UnitResult], None],
+            on_event: Callable[[str], None] = lambda line: None) -> None:
+        """Executes every unit of `queue`; `on_result` sees each result as it comes, `on_event` a line per
+        lost worker. Returns once all are done; raises a unit's VreError, or KeyboardInterrupt after stopping
+        every worker."""
+        first = time.perf_counter()
+        attempts: dict[tuple, int] = {}
+        try:
+            self._workers = [self._start(spec, lane) for spec, lane in zip(self.specs, self.lanes)]
+            while not queue.finished:
+                self._dispatch(queue)
+                if not any(w.unit for w in self._workers):
+                    raise RuntimeError(f"{queue.pending()} units wait on units that are not running")
+                for worker in self._ready_workers():
+                    if self._receive(worker, queue, on_result, first):
+                        continue
+                    self._lost(worker, queue, attempts, on_event)
+            self._stop(signal_first=False)
+        except BaseException:
+            self._stop(signal_first=True)
+            raise
+
+    def _start(self, spec: WorkerSpec, lane: str | None) -> _Worker:
+        mine, theirs = self._context.Pipe()
+        process = self._context.Process(target=serve, args=(theirs, spec), name=f"vre-fast-worker-{spec.index}",
+                                        daemon=True)
+        process.start()
+        theirs.close()
+        self.stats.workers_started += 1
+        return _Worker(spec, lane, process, mine, time.perf_counter())
+
+    def _dispatch(self, queue: UnitQueue) -> None:
+        for worker in self._workers:
+            if worker.unit is None:
+                worker.unit = queue.take(worker.lane)
+                if worker.unit is not None:
+                    worker.conn.send(worker.unit.to_dict())
+
+    def _ready_workers(self) -> list[_Worker]:
+        by_handle = {}
+        for w in self._workers:
+            by_handle[w.conn] = w
+            by_handle[w.process.sentinel] = w
+        ready = wait(list(by_handle), timeout=1.0)
+        return list({id(by_handle[r]): by_handle[r] for r in ready}.values())
+
+    def _receive(self, worker: _Worker, queue: UnitQueue, on_result: Callable[[UnitResult], None],
+                 first: float) -> bool:
+        """Handles what the worker sent; False when it is gone (its pipe closed)."""
+        while worker.conn.poll():
+            try:
+                kind, *body = worker.conn.recv()
+            except (EOFError, OSError):
+                return False
+            if kind == "ready":
+                now = time.perf_counter()
+                self.stats.ready_seconds.append(now - worker.started)
+                if len(self.stats.ready_seconds) == 1:
+                    self.stats.start_seconds = now - first
+            elif kind == "done":
+                result = UnitResult.from_dict(body[0])
+                assert worker.unit is not None and result.key == worker.unit.key
+                queue.done(worker.unit)
+                worker.unit = None
+                on_result(result)
+            else:  # "error" (a unit's) or "fatal" (the worker could not start): the run stops
+                raise VreError(body[-1])
+        return worker.process.is_alive() or worker.conn.poll()
+
+    def _lost(self, worker: _Worker, queue: UnitQueue, attempts: dict[tuple, int],
+              on_event: Callable[[str], None]) -> None:
+        """A worker died: its unit back to the queue (or the run stops after MAX_ATTEMPTS), a new one started."""
+        worker.process.join()
+        code = worker.process.exitcode
+        how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+        self._workers.remove(worker)
+        worker.conn.close()
+        self.stats.workers_lost += 1
+        unit = worker.unit
+        if unit is not None:
+            attempts[unit.key] = attempts.get(unit.key, 0) + 1
+            if attempts[unit.key] >= MAX_ATTEMPTS:
+                raise VreError(f"{unit.describe()}: {MAX_ATTEMPTS} workers died on these frames (the last by {how}); "
+                               f"see {unit.out_dir}/.logs")
+            queue.give_back(unit)
+            self.stats.units_requeued += 1
+        on_event(f"worker {worker.spec.index} died ({how})"
+                 + (f"; {unit.describe()} re-queued" if unit is not None else ""))
+        if queue.pending(worker.lane):
+            self._workers.append(self._start(worker.spec, worker.lane))
+
+    def _stop(self, signal_first: bool) -> None:
+        """Every worker ends: asked (None) when the run is done, interrupted (SIGINT: the unit's run folds its
+        journals) when it is stopping early; killed if it has not ended after STOP_SECONDS."""
+        for w in self._workers:
+            if not w.process.is_alive():
+                continue
+            try:
+                if signal_first:
+                    os.kill(w.process.pid, signal.SIGINT)
+                else:
+                    w.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + STOP_SECONDS
+        for w in self._workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+            w.conn.close()
+        self._workers = []
