@@ -166,7 +166,10 @@ class RepresentationMetadata:
         return state
 
     def _write_json(self, state: dict[str, Any]) -> None:
-        atomic_write_bytes(self.directory / METADATA, json.dumps(state, indent=1).encode())
+        """Compact, not indented: the file is rewritten whole at every fold (each unit of a worker pool folds
+        once), and Python's encoder takes about 5x longer with `indent` (38 vs 7.6 ms at 10,000 frames here);
+        `python -m json.tool` shows it indented."""
+        atomic_write_bytes(self.directory / METADATA, json.dumps(state).encode())
 
 
 class _Merged:
