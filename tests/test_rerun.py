@@ -254,3 +254,28 @@ def test_without_the_sdk_the_error_says_what_to_install(dataset: Path, tmp_path:
     monkeypatch.setitem(sys.modules, "rerun", None)  # `import rerun` raises ImportError
     assert main(["view", str(dataset), "-o", str(tmp_path / "x.rrd")]) == 1
     assert "pip install 'vre-fast[rerun]'" in capsys.readouterr().err
+
+
+def test_view_logs_class_probabilities_as_their_argmax(tmp_path: Path):
+    """A class map stored as per-class scores (`probabilities: true`) is a segmentation of its argmax, coloured
+    as its own make_image draws each class."""
+    video = make_video(tmp_path / "video.mp4", num_frames=2, height=H, width=W)
+    (tmp_path / "scores").mkdir()
+    scores = np.random.default_rng(0).random((2, H, W, len(CLASSES))).astype(np.float32)
+    for i in range(2):
+        np.savez(tmp_path / "scores" / f"{i}.npz", scores[i])
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"representations": {"sem": {"type": "external", "parameters": {
+        "path": str(tmp_path / "scores"), "classes": CLASSES, "probabilities": True}}}}))
+    assert main(["run", str(video), "-c", str(cfg), "-o", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert main(["view", str(tmp_path / "out"), "-o", str(tmp_path / "p.rrd")]) == 0
+    entities = read_rrd(tmp_path / "p.rrd")
+    (rep, files), = stored_representations(tmp_path / "out")
+    for i in range(2):
+        np.testing.assert_array_equal(pixels(entities["/sem"]["frames"][i], "SegmentationImage"),
+                                      rep.decode(files.read(i)).argmax(-1))
+    context = entities["/sem"]["static"]["AnnotationContext:context"].as_py()[0]
+    infos = {c["class_id"]: c["class_description"]["info"] for c in context}
+    assert {i: infos[i]["label"] for i in infos} == dict(enumerate(CLASSES))
+    drawn = rep.make_image(np.eye(len(CLASSES), dtype=np.float32)[None, None])[0, 0]
+    assert [unpack_rgba(infos[i]["color"]) for i in range(len(CLASSES))] == [tuple(c) for c in drawn.tolist()]

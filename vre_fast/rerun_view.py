@@ -32,6 +32,7 @@ import numpy as np
 from .errors import StoreError, VreError
 from .kernels.colormaps import IGNORE_CLASS
 from .representation import Representation
+from .representations._classes import class_ids
 
 __all__ = ["RerunLog", "is_rerun_target", "write_recording"]
 
@@ -105,12 +106,16 @@ def _dependencies(representations: Iterable[Representation], role: str) -> list[
 
 def _annotation(rr: Any, rep: Representation) -> Any:
     """The class ids, names and colours of a class map, the colours taken from the representation's own
-    make_image (so the viewer colours the map as the collage does); unmapped pixels (255) are named too."""
+    make_image (so the viewer colours the map as the collage does); unmapped pixels (255) are named too. A map
+    of class probabilities is drawn from one-hot scores (its argmax is never 255)."""
     names = list(rep.classes or ())
     ids = list(range(len(names)))
-    if len(names) < IGNORE_CLASS:
-        ids.append(IGNORE_CLASS)
-    ramp = np.array(ids, np.uint8 if len(names) <= IGNORE_CLASS else np.int64).reshape(1, 1, -1)
+    if rep.class_probabilities:
+        ramp = np.eye(len(names), dtype=np.float32).reshape(1, 1, len(names), len(names))
+    else:
+        if len(names) < IGNORE_CLASS:
+            ids.append(IGNORE_CLASS)
+        ramp = np.array(ids, np.uint8 if len(names) <= IGNORE_CLASS else np.int64).reshape(1, 1, -1)
     colours = rep.make_image(ramp)[0, 0]
     labels = [*names, "unmapped"][: len(ids)]
     return rr.AnnotationContext([rr.ClassDescription(info=(i, label, tuple(int(c) for c in colour)))
@@ -175,8 +180,8 @@ class RerunLog:
             if rep.name not in decoded:
                 continue
             array, path, kind = decoded[rep.name], self._paths[rep.name], self._kinds[rep.name]
-            if kind == "classes":
-                ids = array.reshape(array.shape[:2])
+            if kind == "classes":  # ids, or the argmax of class probabilities (or of a VRE dataset's scores)
+                ids = class_ids(array[None], rep)[0]
                 self.rec.log(path, rr.SegmentationImage(ids if ids.dtype in (np.uint8, np.uint16)
                                                         else ids.astype(np.uint16)))
             elif kind == "depth":
