@@ -279,3 +279,10 @@ def test_view_logs_class_probabilities_as_their_argmax(tmp_path: Path):
     assert {i: infos[i]["label"] for i in infos} == dict(enumerate(CLASSES))
     drawn = rep.make_image(np.eye(len(CLASSES), dtype=np.float32)[None, None])[0, 0]
     assert [unpack_rgba(infos[i]["color"]) for i in range(len(CLASSES))] == [tuple(c) for c in drawn.tolist()]
+
+
+def test_view_frames_list(dataset: Path, tmp_path: Path):
+    """`--frames 0 2` as `vre-fast run` takes it (VRE's list form)."""
+    target = tmp_path / "list.rrd"
+    assert main(["view", str(dataset), "-o", str(target), "--frames", "0", "2"]) == 0
+    assert sorted(read_rrd(target)["/rgb"]["frames"]) == [0, 2]

@@ -214,11 +214,11 @@ class RerunLog:
 
 
 def write_recording(out_dir: Path, target: str, frames: tuple[int | None, int | None] = (None, None),
-                    on_error: Literal["stop", "skip"] = "stop") -> int:
+                    frame_list: Sequence[int] | None = None, on_error: Literal["stop", "skip"] = "stop") -> int:
     """`vre-fast view`: every stored representation of `out_dir`, frame by frame, into `target` (a .rrd file,
-    written whole or not at all, or rerun://HOST:PORT); returns how many frames were logged. A frame is logged
-    with whichever representations store it; with on_error="skip" an unreadable file is left out with a
-    warning."""
+    written whole or not at all, or rerun://HOST:PORT); returns how many frames were logged. The frames are
+    those of the range `frames`, or of `frame_list` when given. A frame is logged with whichever
+    representations store it; with on_error="skip" an unreadable file is left out with a warning."""
     from .collage import stored_representations
 
     if not is_rerun_target(target):
@@ -226,11 +226,14 @@ def write_recording(out_dir: Path, target: str, frames: tuple[int | None, int | 
     stored = stored_representations(out_dir)
     start, stop = frames
     per_rep = [(rep, files, files.stored_frames()) for rep, files in stored]
+    wanted = set(frame_list) if frame_list is not None else None
     chosen = sorted(f for f in set().union(*(have for _, _, have in per_rep))
-                    if (start is None or f >= start) and (stop is None or f < stop))
+                    if (f in wanted if wanted is not None else
+                        (start is None or f >= start) and (stop is None or f < stop)))
     if not chosen:
-        raise StoreError(f"{out_dir}: no stored frame (npz or npy) in --frames "
-                         f"{'' if start is None else start}..{'' if stop is None else stop}")
+        asked = (" ".join(map(str, frame_list)) if frame_list is not None else
+                 f"{'' if start is None else start}..{'' if stop is None else stop}")
+        raise StoreError(f"{out_dir}: no stored frame (npz or npy) in --frames {asked}")
     log = RerunLog(target, [rep for rep, _, _ in per_rep], option="-o", atomic=True, fps=_video_fps(out_dir),
                    log_time=False)
     try:
