@@ -309,3 +309,19 @@ def test_source_records_written_before_topics_existed_still_read():
     assert SourceIdentity.from_json({**old, "topic": TOPIC}).topic == TOPIC
     with pytest.raises(TypeError):
         SourceIdentity.from_json({**old, "topic": 5})
+
+
+def test_an_empty_message_says_it_is_empty():
+    """Drivers publish empty images (0x0, no data) while a camera starts: the error says so, not that the
+    format is unsupported or the rows too short."""
+    from types import SimpleNamespace
+
+    from vre_fast.sources.rosbag import _compressed_to_rgb, _image_to_rgb
+
+    empty = np.zeros(0, np.uint8)
+    with pytest.raises(VideoError, match=r"^w: an empty rgb8 image \(0x0, 0 bytes of data\)$"):
+        _image_to_rgb(SimpleNamespace(encoding="rgb8", height=0, width=0, step=0, data=empty), "w")
+    with pytest.raises(VideoError, match=r"^w: an empty mono8 image \(0x4, 0 bytes of data\)$"):
+        _image_to_rgb(SimpleNamespace(encoding="mono8", height=4, width=0, step=0, data=empty), "w")
+    with pytest.raises(VideoError, match=r"^w: an empty CompressedImage \(format 'jpeg', 0 bytes of data\)$"):
+        _compressed_to_rgb(SimpleNamespace(format="jpeg", data=empty), "w")
