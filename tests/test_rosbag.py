@@ -325,3 +325,18 @@ def test_an_empty_message_says_it_is_empty():
         _image_to_rgb(SimpleNamespace(encoding="mono8", height=4, width=0, step=0, data=empty), "w")
     with pytest.raises(VideoError, match=r"^w: an empty CompressedImage \(format 'jpeg', 0 bytes of data\)$"):
         _compressed_to_rgb(SimpleNamespace(format="jpeg", data=empty), "w")
+
+
+def test_a_rosbag2_directory_without_its_metadata_says_so(tmp_path: Path, config: Path, capsys):
+    """A recording still running (or killed) has its storage file but no metadata.yaml yet: one line saying that
+    and naming the file, which can be read as it is (sqlite3), not 'bag.db3 is not a frame'."""
+    bag = write_image_bag(tmp_path / "bag", {TOPIC: frames_of(2)}, storage="sqlite3")
+    (bag / "metadata.yaml").unlink()
+    for argv in (["run", bag, "-c", config, "-o", tmp_path / "out", "--no-progress"],
+                 ["stream", "-c", config, "--source", bag, "--sink", "null", "--quiet"]):
+        assert cli(*argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == (f"vre-fast: error: {bag}: a rosbag2 directory without its metadata.yaml (still recording, or "
+                       f"the recorder was stopped before writing it); read a storage file as it is ({bag / 'bag.db3'}) "
+                       f"or rebuild the metadata with `ros2 bag reindex`"), err
+    assert cli("run", bag / "bag.db3", "-c", config, "-o", tmp_path / "out", "--no-progress") == 0

@@ -48,6 +48,11 @@ class RosbagSource:
         self.path = Path(path)
         if not self.path.exists():
             raise VideoError(f"ROS bag not found: {self.path}")
+        if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
+            storage = sorted(p for p in self.path.iterdir() if p.suffix in (".mcap", ".db3"))
+            raise VideoError(f"{self.path}: a rosbag2 directory without its metadata.yaml (still recording, or the "
+                             f"recorder was stopped before writing it); read a storage file as it is "
+                             f"({', '.join(map(str, storage))}) or rebuild the metadata with `ros2 bag reindex`")
         try:
             from rosbags.highlevel import AnyReader
             from rosbags.typesys import Stores, get_typestore
