@@ -193,6 +193,10 @@ def test_frame_record_checks_its_size_before_parsing():
      "the zenoh source and sink share one session: give listen= and connect= on --source"),
     (["--source", "zenoh://cam?listen=tcp/127.0.0.1:{busy}", "--sink", "null"],
      "cannot open a zenoh session listening on tcp/127.0.0.1:{busy}: "),
+    (["--source", "zenoh://cam?listen=garbage", "--sink", "null"],
+     "--source zenoh://cam?listen=garbage: 'garbage' is not a zenoh endpoint (PROTOCOL/ADDRESS, e.g. "
+     "tcp/127.0.0.1:7447)"),
+    (["--source", "zenoh://cam?connect=tcp/127.0.0.1:{port},udp", "--sink", "null"], "'udp' is not a zenoh endpoint"),
     (["--source", "zenoh://cam?listen=tcp/127.0.0.1:{port}", "--sink", "reply"],
      "--sink reply: replies go back on the connection a frame came from: it needs --source vre-tcp://"),
 ])

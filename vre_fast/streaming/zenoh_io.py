@@ -85,7 +85,14 @@ class ZenohUrl:
             raise VreError(f"{option} {spec}: {key!r} is not a zenoh key expression ({_message(exc)})") from None
 
         def endpoints(name: str) -> tuple[str, ...]:
-            return tuple(e for value in query.get(name, []) for e in value.split(",") if e)
+            found = tuple(e for value in query.get(name, []) for e in value.split(",") if e)
+            for endpoint in found:  # zenoh's own parser, here, so that the error names the URL
+                try:
+                    _zenoh().Config().insert_json5(f"{name}/endpoints", json.dumps([endpoint]))
+                except _zenoh().ZError:
+                    raise VreError(f"{option} {spec}: {endpoint!r} is not a zenoh endpoint (PROTOCOL/ADDRESS, e.g. "
+                                   f"{DEFAULT_LISTEN})") from None
+            return found
 
         return cls(key, endpoints("listen"), endpoints("connect"))
 
