@@ -286,3 +286,27 @@ def test_view_frames_list(dataset: Path, tmp_path: Path):
     target = tmp_path / "list.rrd"
     assert main(["view", str(dataset), "-o", str(target), "--frames", "0", "2"]) == 0
     assert sorted(read_rrd(target)["/rgb"]["frames"]) == [0, 2]
+
+
+def test_view_of_a_bag_dataset_is_on_the_bag_log_times(tmp_path: Path):
+    """A bag has no frame rate (its .source.json rate is nominal, messages over the span): no `video_time`;
+    each frame on a `bag_time` timeline at its message's log time, from the run records, across resumed runs."""
+    pytest.importorskip("rosbags", reason="the `ros` extra (rosbags) is not installed")
+    from vre_fast.sources.synthetic import drifting_texture, write_image_bag
+
+    log_times = [1_700_000_000 * 10**9 + t for t in (0, 40_000_000, 45_000_000, 900_000_000)]  # a gap, a burst
+    bag = write_image_bag(tmp_path / "bag", {"/cam": list(drifting_texture(4, H, W))}, log_times=log_times)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"representations": {"rgb": {"type": "rgb"}}}))
+    for frames in ("0..2", "2.."):  # two runs, two run records
+        assert main(["run", str(bag), "-c", str(cfg), "-o", str(tmp_path / "out"), "--frames", frames,
+                     "--no-progress"]) == 0
+    assert main(["view", str(tmp_path / "out"), "-o", str(tmp_path / "bag.rrd")]) == 0
+    assert timelines(tmp_path / "bag.rrd") == {"frame", "bag_time"}
+    times = {}
+    for chunk in chunks(tmp_path / "bag.rrd"):
+        batch = chunk.to_record_batch()
+        if chunk.entity_path == "/rgb" and not chunk.is_static:
+            times.update(zip(batch.column("frame").to_pylist(),
+                             batch.column("bag_time").cast("int64").to_pylist()))
+    assert times == dict(enumerate(log_times))

@@ -1,7 +1,8 @@
 """Rerun recordings: a dataset (`vre-fast view`) or a live stream (`--sink out.rrd | rerun://HOST:PORT`).
 
 Every representation is one entity on a "frame" sequence timeline (and a "video_time" one when the video's
-frame rate is known), logged as what it is, so Rerun's viewer can show it natively:
+frame rate is known, or for a ROS bag's topic a "bag_time" one: each message's log time), logged as what it
+is, so Rerun's viewer can show it natively:
 
     class maps (a representation with `classes`)   SegmentationImage, with a static AnnotationContext of the
                                                    class ids, names and the colours its make_image draws
@@ -128,11 +129,13 @@ class RerunLog:
     `atomic`: the file is written beside the target and moved into place by `close` (a dataset's recording:
     a failure leaves no partial file behind); without it the file grows as frames come and is readable up to
     its last written chunk if the process dies (a live stream's). `fps`: the video's frame rate, for a
-    "video_time" timeline. `log_time`: Rerun's wall-clock timeline of when each frame was logged (a live
+    "video_time" timeline; `times`: frame -> log time (ns since the epoch) of a ROS bag's messages, for a
+    "bag_time" timeline. `log_time`: Rerun's wall-clock timeline of when each frame was logged (a live
     stream's clock; meaningless for a stored dataset)."""
 
     def __init__(self, target: str, representations: Sequence[Representation], *, option: str,
-                 atomic: bool = False, fps: Fraction | None = None, log_time: bool = True):
+                 atomic: bool = False, fps: Fraction | None = None, times: dict[int, int] | None = None,
+                 log_time: bool = True):
         rr = self._rr = _import_rerun()
         import rerun.blueprint as rrb
 
@@ -140,7 +143,7 @@ class RerunLog:
         self._reps = list(representations)
         self._kinds = _kinds(self._reps)
         self._paths = {rep.name: rr.escape_entity_path_part(rep.name) for rep in self._reps}
-        self._fps = fps
+        self._fps, self._times = fps, times or {}
         self._target: Path | None = None
         self._tmp: Path | None = None
         url = None
@@ -173,7 +176,10 @@ class RerunLog:
     def log(self, frame: int, decoded: dict[str, np.ndarray]) -> None:
         """Logs the decoded outputs (name -> (H, W[, C]) array, as `decode` returns them) of `frame`."""
         rr = self._rr
+        self.rec.reset_time()  # no timeline keeps the previous frame's value (a frame without a bag time)
         self.rec.set_time("frame", sequence=frame)
+        if frame in self._times:
+            self.rec.set_time("bag_time", timestamp=np.datetime64(self._times[frame], "ns"))
         if self._fps is not None:
             self.rec.set_time("video_time", duration=float(frame / self._fps))
         for rep in self._reps:
@@ -234,7 +240,8 @@ def write_recording(out_dir: Path, target: str, frames: tuple[int | None, int | 
         asked = (" ".join(map(str, frame_list)) if frame_list is not None else
                  f"{'' if start is None else start}..{'' if stop is None else stop}")
         raise StoreError(f"{out_dir}: no stored frame (npz or npy) in --frames {asked}")
-    log = RerunLog(target, [rep for rep, _, _ in per_rep], option="-o", atomic=True, fps=_video_fps(out_dir),
+    fps, times = _timing(out_dir)
+    log = RerunLog(target, [rep for rep, _, _ in per_rep], option="-o", atomic=True, fps=fps, times=times,
                    log_time=False)
     try:
         for frame in chosen:
@@ -256,13 +263,27 @@ def write_recording(out_dir: Path, target: str, frames: tuple[int | None, int | 
     return len(chosen)
 
 
-def _video_fps(out_dir: Path) -> Fraction | None:
-    """The frame rate OUT/.source.json records for the dataset's (first) video, if it records a usable one."""
+def _timing(out_dir: Path) -> tuple[Fraction | None, dict[int, int]]:
+    """(the frame rate OUT/.source.json records for the dataset's (first) video, if it records a usable one;
+    frame -> log time in ns). A ROS bag has no frame rate (the recorded one is nominal, messages over the
+    span): its frames' log times come from the run records (`frame_times`) of runs on the recorded topic."""
+    import json
+
     from .store import DatasetSources
 
     sources = DatasetSources(out_dir).recorded()
+    if sources and sources[0].topic is not None:
+        times: dict[int, int] = {}
+        for path in sorted((out_dir / ".logs").glob("run-*.json")):
+            try:
+                record = json.loads(path.read_bytes())
+                if record.get("source", {}).get("topic") == sources[0].topic:
+                    times.update((int(f), int(t[0])) for f, t in record.get("frame_times", {}).items())
+            except (OSError, ValueError, TypeError, AttributeError, IndexError):
+                logger.warning("view: %s: unreadable run record; its frames' log times are left out", path)
+        return None, times
     try:
         fps = Fraction(sources[0].fps) if sources else None
     except (ValueError, ZeroDivisionError):
-        return None
-    return fps if fps is not None and fps > 0 else None
+        return None, {}
+    return (fps if fps is not None and fps > 0 else None), {}
