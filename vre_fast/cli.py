@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
                    help="vre-tcp source: drop a client that starts no frame for S seconds (default 60)")
     p.add_argument("--max-frame-size", type=_parse_size, default=(4320, 7680),
-                   help="vre-tcp source: largest WxH accepted (default 7680x4320)")
+                   help="vre-tcp and zenoh sources: largest WxH accepted (default 7680x4320)")
     p.add_argument("--stats-json", type=Path, help="write the latency summary here on exit")
     p.add_argument("--quiet", action="store_true", help="no log lines on stderr")
 
