@@ -12,7 +12,8 @@ with multicast scouting off, so nothing is announced to or reached from outside 
 process joins by connecting to that endpoint (or to a zenoh router, e.g. rmw_zenoh's, with ?connect=).
 A source and a sink in one process share one session (the endpoints are given on the --source URL).
 
-Bounds: zenoh itself reassembles no message over twice the largest frame record (--max-frame-size); a sample
+Bounds: zenoh is told to reassemble no message over twice the largest frame record (--max-frame-size; it
+enforces that only for large messages: ones of 10 MB arrive under a 19 KB cap, see the README); a sample
 over the largest frame record, or malformed (wrong magic, cut short, trailing bytes, wrong dtype or shape,
 too large), is logged naming its key, counted as rejected and skipped, and serving goes on. At most
 `queue_size` samples wait between zenoh's thread and the stream; when they are full zenoh's thread waits
