@@ -265,12 +265,21 @@ def test_view_logs_class_probabilities_as_their_argmax(tmp_path: Path):
     for i in range(2):
         np.savez(tmp_path / "scores" / f"{i}.npz", scores[i])
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({"representations": {"sem": {"type": "external", "parameters": {
-        "path": str(tmp_path / "scores"), "classes": CLASSES, "probabilities": True}}}}))
+    (tmp_path / "float_ids").mkdir()  # and a class map of ids stored as floats, as it was logged before
+    ids = np.random.default_rng(1).integers(0, len(CLASSES), (2, H, W)).astype(np.float32)
+    for i in range(2):
+        np.savez(tmp_path / "float_ids" / f"{i}.npz", ids[i])
+    cfg.write_text(yaml.safe_dump({"representations": {
+        "sem": {"type": "external", "parameters": {"path": str(tmp_path / "scores"), "classes": CLASSES,
+                                                   "probabilities": True}},
+        "float_ids": {"type": "external", "parameters": {"path": str(tmp_path / "float_ids"), "classes": CLASSES}}}}))
     assert main(["run", str(video), "-c", str(cfg), "-o", str(tmp_path / "out"), "--no-progress"]) == 0
     assert main(["view", str(tmp_path / "out"), "-o", str(tmp_path / "p.rrd")]) == 0
     entities = read_rrd(tmp_path / "p.rrd")
-    (rep, files), = stored_representations(tmp_path / "out")
+    for i in range(2):
+        np.testing.assert_array_equal(pixels(entities["/float_ids"]["frames"][i], "SegmentationImage", np.uint16),
+                                      ids[i])
+    (rep, files), = [(r, f) for r, f in stored_representations(tmp_path / "out") if r.name == "sem"]
     for i in range(2):
         np.testing.assert_array_equal(pixels(entities["/sem"]["frames"][i], "SegmentationImage"),
                                       rep.decode(files.read(i)).argmax(-1))

@@ -32,8 +32,8 @@ import numpy as np
 
 from .errors import StoreError, VreError
 from .kernels.colormaps import IGNORE_CLASS
+from .kernels.lookup import class_argmax
 from .representation import Representation
-from .representations._classes import class_ids
 
 __all__ = ["RerunLog", "is_rerun_target", "write_recording"]
 
@@ -186,8 +186,9 @@ class RerunLog:
             if rep.name not in decoded:
                 continue
             array, path, kind = decoded[rep.name], self._paths[rep.name], self._kinds[rep.name]
-            if kind == "classes":  # ids, or the argmax of class probabilities (or of a VRE dataset's scores)
-                ids = class_ids(array[None], rep)[0]
+            if kind == "classes":  # ids (of any number type), or the argmax of class probabilities or scores
+                scores = rep.class_probabilities or (array.ndim == 3 and array.shape[2] > 1)
+                ids = class_argmax(array) if scores else array.reshape(array.shape[:2])
                 self.rec.log(path, rr.SegmentationImage(ids if ids.dtype in (np.uint8, np.uint16)
                                                         else ids.astype(np.uint16)))
             elif kind == "depth":
