@@ -340,3 +340,13 @@ def test_a_rosbag2_directory_without_its_metadata_says_so(tmp_path: Path, config
                        f"the recorder was stopped before writing it); read a storage file as it is ({bag / 'bag.db3'}) "
                        f"or rebuild the metadata with `ros2 bag reindex`"), err
     assert cli("run", bag / "bag.db3", "-c", config, "-o", tmp_path / "out", "--no-progress") == 0
+
+
+def test_a_ros1_bag_still_being_recorded_says_so(tmp_path: Path, config: Path, capsys):
+    """`rosbag record` writes NAME.bag.active, unindexed until it stops: named as such, not as a bad video."""
+    bag = write_image_bag(tmp_path / "b.bag", {TOPIC: frames_of(2)}, storage="ros1")
+    active = bag.rename(tmp_path / "b.bag.active")
+    assert cli("run", active, "-c", config, "-o", tmp_path / "out", "--no-progress") == 1
+    assert capsys.readouterr().err.strip() == (
+        f"vre-fast: error: {active}: a ROS 1 bag still being recorded (or its recorder was killed): it has no index "
+        f"yet; read it once `rosbag record` has stopped, or index it with `rosbag reindex` and rename it to .bag")

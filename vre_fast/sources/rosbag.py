@@ -48,6 +48,10 @@ class RosbagSource:
         self.path = Path(path)
         if not self.path.exists():
             raise VideoError(f"ROS bag not found: {self.path}")
+        if self.path.name.endswith(".bag.active"):
+            raise VideoError(f"{self.path}: a ROS 1 bag still being recorded (or its recorder was killed): it has no "
+                             f"index yet; read it once `rosbag record` has stopped, or index it with `rosbag reindex` "
+                             f"and rename it to .bag")
         if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
             storage = sorted(p for p in self.path.iterdir() if p.suffix in (".mcap", ".db3"))
             raise VideoError(f"{self.path}: a rosbag2 directory without its metadata.yaml (still recording, or the "
