@@ -175,7 +175,8 @@ def test_zenoh_peer_is_loopback_only_without_multicast_scouting():
     assert yaml.safe_load(config.get_json("scouting/multicast/enabled")) is False
     assert yaml.safe_load(config.get_json("transport/link/rx/max_message_size")) == 2 * Limits().max_frame_record
     joining = peer_config(ZenohUrl.parse("zenoh://k?connect=tcp/127.0.0.1:7447", "--source"), Limits())
-    assert yaml.safe_load(joining.get_json("listen/endpoints")) == []  # a peer that joins listens nowhere
+    # a peer that joins listens on an ephemeral loopback port only (see the router test)
+    assert yaml.safe_load(joining.get_json("listen/endpoints")) == ["tcp/127.0.0.1:0"]
     assert yaml.safe_load(joining.get_json("connect/endpoints")) == ["tcp/127.0.0.1:7447"]
 
 
@@ -209,3 +210,36 @@ def test_zenoh_url_mistakes_are_one_line_errors(tmp_path: Path, capsys, argv: li
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("vre-fast: error: ") and message.format(**ports) in err
+
+
+def test_zenoh_stream_and_app_joined_through_a_router_exchange_frames():
+    """rmw_zenoh's layout: a router on 127.0.0.1, the stream and the camera app both join it with ?connect=. Peers
+    that only connect get no data through a zenoh 1.x router (it does not broker between peers), so a joining
+    stream also listens on an ephemeral loopback port, which the app links to directly through the router's
+    gossip."""
+    import json
+
+    port = free_port()
+    router_config = zenoh.Config()
+    for name, value in (("mode", "router"), ("listen/endpoints", [f"tcp/127.0.0.1:{port}"]),
+                        ("scouting/multicast/enabled", False)):
+        router_config.insert_json5(name, json.dumps(value))
+    router = zenoh.open(router_config)
+    key = f"vre-test/{port}"
+    graph = StreamGraph(parse_config({"representations": {"rgb": {"type": "rgb"}}}))
+    source = open_source(f"zenoh://{key}/frames?connect=tcp/127.0.0.1:{port}", limits=LIMITS)
+    runtime = StreamRuntime(graph, source, open_sink(f"zenoh://{key}/out", graph, source=source), policy="all")
+    thread, _ = start(runtime)
+    try:
+        peer = Peer(port, f"{key}/frames", f"{key}/out")
+        try:
+            frame = np.full((8, 8, 3), 7, np.uint8)
+            peer.publisher.put(encode_record(0, {"rgb": frame}))
+            topic, message = peer.results.get(timeout=WAIT)
+            assert topic == f"{key}/out/rgb" and np.array_equal(message.arrays["rgb"], frame)
+        finally:
+            peer.close()
+    finally:
+        runtime.stop()
+        thread.join(WAIT)
+        router.close()

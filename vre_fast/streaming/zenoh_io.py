@@ -47,6 +47,9 @@ __all__ = ["DEFAULT_LISTEN", "ZenohPeer", "ZenohSink", "ZenohSource", "ZenohUrl"
 logger = logging.getLogger("vre_fast")
 
 DEFAULT_LISTEN = "tcp/127.0.0.1:7447"
+# a peer that joins others (?connect=) listens here, on loopback: a zenoh 1.x router passes no data between peers that
+# only connect, so peers that meet through one (its gossip) must be able to link to each other directly
+JOINING_LISTEN = "tcp/127.0.0.1:0"
 
 
 def _zenoh():  # noqa: ANN202 - the module, imported on first use
@@ -99,10 +102,11 @@ class ZenohUrl:
 
 
 def peer_config(url: ZenohUrl, limits: Limits) -> zenoh.Config:
-    """A peer that listens where the URL says (by default only on DEFAULT_LISTEN, loopback), connects where it
-    says, scouts nothing by multicast, and reassembles no message over twice the largest frame record."""
+    """A peer that listens where the URL says (by default only on DEFAULT_LISTEN, loopback; with ?connect= on an
+    ephemeral loopback port, JOINING_LISTEN), connects where it says, scouts nothing by multicast, and is told
+    to reassemble no message over twice the largest frame record."""
     config = _zenoh().Config()
-    listen = list(url.listen) or ([] if url.connect else [DEFAULT_LISTEN])
+    listen = list(url.listen) or ([JOINING_LISTEN] if url.connect else [DEFAULT_LISTEN])
     for key, value in (("mode", "peer"), ("listen/endpoints", listen), ("connect/endpoints", list(url.connect)),
                        ("scouting/multicast/enabled", False),
                        ("transport/link/rx/max_message_size", 2 * limits.max_frame_record)):
