@@ -243,3 +243,50 @@ def test_zenoh_stream_and_app_joined_through_a_router_exchange_frames():
         runtime.stop()
         thread.join(WAIT)
         router.close()
+
+
+def test_wait_for_subscriber_accepts_a_link_to_a_router():
+    """A zenoh client (linked to a router, never to peers) publishing to a stream behind that router."""
+    import json
+
+    def config(mode: str, **endpoints: list[str]) -> zenoh.Config:
+        c = zenoh.Config()
+        for name, value in (("mode", mode), ("scouting/multicast/enabled", False),
+                            *((f"{k}/endpoints", v) for k, v in endpoints.items())):
+            c.insert_json5(name, json.dumps(value))
+        return c
+
+    port = free_port()
+    router = zenoh.open(config("router", listen=[f"tcp/127.0.0.1:{port}"]))
+    stream_side = zenoh.open(peer_config(ZenohUrl("k", connect=(f"tcp/127.0.0.1:{port}",)), Limits()))
+    client = zenoh.open(config("client", connect=[f"tcp/127.0.0.1:{port}"]))
+    try:
+        got: queue.Queue = queue.Queue()
+        subscriber = stream_side.declare_subscriber("vre-test/cam", lambda s: got.put(s.payload.to_bytes()))
+        publisher = client.declare_publisher("vre-test/cam")
+        wait_for_subscriber(client, publisher, WAIT)
+        publisher.put(b"frame")
+        assert got.get(timeout=WAIT) == b"frame"
+        subscriber.undeclare()
+        publisher.undeclare()
+    finally:
+        for session in (client, stream_side, router):
+            session.close()
+
+
+def test_wait_for_subscriber_waits_for_a_subscriber_not_only_a_link():
+    port = free_port()
+    listening = zenoh.open(peer_config(ZenohUrl("k", listen=(f"tcp/127.0.0.1:{port}",)), Limits()))
+    joining = zenoh.open(peer_config(ZenohUrl("k", connect=(f"tcp/127.0.0.1:{port}",)), Limits()))
+    try:
+        publisher = joining.declare_publisher("vre-test/nobody")
+        wait_until(lambda: bool(joining.info.peers_zid()), "the link")
+        with pytest.raises(TimeoutError, match="no subscriber of vre-test/nobody within 0.3 s"):
+            wait_for_subscriber(joining, publisher, 0.3)  # linked, but nobody subscribes
+        subscriber = listening.declare_subscriber("vre-test/nobody", lambda s: None)
+        wait_for_subscriber(joining, publisher, WAIT)
+        subscriber.undeclare()
+        publisher.undeclare()
+    finally:
+        joining.close()
+        listening.close()

@@ -115,11 +115,11 @@ def peer_config(url: ZenohUrl, limits: Limits) -> zenoh.Config:
 
 
 def wait_for_subscriber(session: zenoh.Session, publisher: zenoh.Publisher, timeout: float) -> None:
-    """For a program that publishes frames to a stream: returns once `session` is linked to a peer and `publisher`
-    has a subscriber; TimeoutError after `timeout` seconds. (Before a link is up zenoh may report a match that no
-    put reaches yet, so the link is waited for first.)"""
+    """For a program that publishes frames to a stream: returns once `session` is linked to a peer or a router
+    and `publisher` has a subscriber; TimeoutError after `timeout` seconds. (Before a link is up zenoh may report
+    a match that no put reaches yet, so the link is waited for first.)"""
     deadline = time.monotonic() + timeout
-    while not (session.info.peers_zid() and publisher.matching_status):
+    while not ((session.info.peers_zid() or session.info.routers_zid()) and publisher.matching_status.matching):
         if time.monotonic() > deadline:
             raise TimeoutError(f"no subscriber of {publisher.key_expr} within {timeout:g} s")
         time.sleep(0.01)
