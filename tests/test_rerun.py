@@ -254,3 +254,68 @@ def test_without_the_sdk_the_error_says_what_to_install(dataset: Path, tmp_path:
     monkeypatch.setitem(sys.modules, "rerun", None)  # `import rerun` raises ImportError
     assert main(["view", str(dataset), "-o", str(tmp_path / "x.rrd")]) == 1
     assert "pip install 'vre-fast[rerun]'" in capsys.readouterr().err
+
+
+def test_view_logs_class_probabilities_as_their_argmax(tmp_path: Path):
+    """A class map stored as per-class scores (`probabilities: true`) is a segmentation of its argmax, coloured
+    as its own make_image draws each class."""
+    video = make_video(tmp_path / "video.mp4", num_frames=2, height=H, width=W)
+    (tmp_path / "scores").mkdir()
+    scores = np.random.default_rng(0).random((2, H, W, len(CLASSES))).astype(np.float32)
+    for i in range(2):
+        np.savez(tmp_path / "scores" / f"{i}.npz", scores[i])
+    cfg = tmp_path / "cfg.yaml"
+    (tmp_path / "float_ids").mkdir()  # and a class map of ids stored as floats, as it was logged before
+    ids = np.random.default_rng(1).integers(0, len(CLASSES), (2, H, W)).astype(np.float32)
+    for i in range(2):
+        np.savez(tmp_path / "float_ids" / f"{i}.npz", ids[i])
+    cfg.write_text(yaml.safe_dump({"representations": {
+        "sem": {"type": "external", "parameters": {"path": str(tmp_path / "scores"), "classes": CLASSES,
+                                                   "probabilities": True}},
+        "float_ids": {"type": "external", "parameters": {"path": str(tmp_path / "float_ids"), "classes": CLASSES}}}}))
+    assert main(["run", str(video), "-c", str(cfg), "-o", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert main(["view", str(tmp_path / "out"), "-o", str(tmp_path / "p.rrd")]) == 0
+    entities = read_rrd(tmp_path / "p.rrd")
+    for i in range(2):
+        np.testing.assert_array_equal(pixels(entities["/float_ids"]["frames"][i], "SegmentationImage", np.uint16),
+                                      ids[i])
+    (rep, files), = [(r, f) for r, f in stored_representations(tmp_path / "out") if r.name == "sem"]
+    for i in range(2):
+        np.testing.assert_array_equal(pixels(entities["/sem"]["frames"][i], "SegmentationImage"),
+                                      rep.decode(files.read(i)).argmax(-1))
+    context = entities["/sem"]["static"]["AnnotationContext:context"].as_py()[0]
+    infos = {c["class_id"]: c["class_description"]["info"] for c in context}
+    assert {i: infos[i]["label"] for i in infos} == dict(enumerate(CLASSES))
+    drawn = rep.make_image(np.eye(len(CLASSES), dtype=np.float32)[None, None])[0, 0]
+    assert [unpack_rgba(infos[i]["color"]) for i in range(len(CLASSES))] == [tuple(c) for c in drawn.tolist()]
+
+
+def test_view_frames_list(dataset: Path, tmp_path: Path):
+    """`--frames 0 2` as `vre-fast run` takes it (VRE's list form)."""
+    target = tmp_path / "list.rrd"
+    assert main(["view", str(dataset), "-o", str(target), "--frames", "0", "2"]) == 0
+    assert sorted(read_rrd(target)["/rgb"]["frames"]) == [0, 2]
+
+
+def test_view_of_a_bag_dataset_is_on_the_bag_log_times(tmp_path: Path):
+    """A bag has no frame rate (its .source.json rate is nominal, messages over the span): no `video_time`;
+    each frame on a `bag_time` timeline at its message's log time, from the run records, across resumed runs."""
+    pytest.importorskip("rosbags", reason="the `ros` extra (rosbags) is not installed")
+    from vre_fast.sources.synthetic import drifting_texture, write_image_bag
+
+    log_times = [1_700_000_000 * 10**9 + t for t in (0, 40_000_000, 45_000_000, 900_000_000)]  # a gap, a burst
+    bag = write_image_bag(tmp_path / "bag", {"/cam": list(drifting_texture(4, H, W))}, log_times=log_times)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"representations": {"rgb": {"type": "rgb"}}}))
+    for frames in ("0..2", "2.."):  # two runs, two run records
+        assert main(["run", str(bag), "-c", str(cfg), "-o", str(tmp_path / "out"), "--frames", frames,
+                     "--no-progress"]) == 0
+    assert main(["view", str(tmp_path / "out"), "-o", str(tmp_path / "bag.rrd")]) == 0
+    assert timelines(tmp_path / "bag.rrd") == {"frame", "bag_time"}
+    times = {}
+    for chunk in chunks(tmp_path / "bag.rrd"):
+        batch = chunk.to_record_batch()
+        if chunk.entity_path == "/rgb" and not chunk.is_static:
+            times.update(zip(batch.column("frame").to_pylist(),
+                             batch.column("bag_time").cast("int64").to_pylist()))
+    assert times == dict(enumerate(log_times))

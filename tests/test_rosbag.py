@@ -309,3 +309,44 @@ def test_source_records_written_before_topics_existed_still_read():
     assert SourceIdentity.from_json({**old, "topic": TOPIC}).topic == TOPIC
     with pytest.raises(TypeError):
         SourceIdentity.from_json({**old, "topic": 5})
+
+
+def test_an_empty_message_says_it_is_empty():
+    """Drivers publish empty images (0x0, no data) while a camera starts: the error says so, not that the
+    format is unsupported or the rows too short."""
+    from types import SimpleNamespace
+
+    from vre_fast.sources.rosbag import _compressed_to_rgb, _image_to_rgb
+
+    empty = np.zeros(0, np.uint8)
+    with pytest.raises(VideoError, match=r"^w: an empty rgb8 image \(0x0, 0 bytes of data\)$"):
+        _image_to_rgb(SimpleNamespace(encoding="rgb8", height=0, width=0, step=0, data=empty), "w")
+    with pytest.raises(VideoError, match=r"^w: an empty mono8 image \(0x4, 0 bytes of data\)$"):
+        _image_to_rgb(SimpleNamespace(encoding="mono8", height=4, width=0, step=0, data=empty), "w")
+    with pytest.raises(VideoError, match=r"^w: an empty CompressedImage \(format 'jpeg', 0 bytes of data\)$"):
+        _compressed_to_rgb(SimpleNamespace(format="jpeg", data=empty), "w")
+
+
+def test_a_rosbag2_directory_without_its_metadata_says_so(tmp_path: Path, config: Path, capsys):
+    """A recording still running (or killed) has its storage file but no metadata.yaml yet: one line saying that
+    and naming the file, which can be read as it is (sqlite3), not 'bag.db3 is not a frame'."""
+    bag = write_image_bag(tmp_path / "bag", {TOPIC: frames_of(2)}, storage="sqlite3")
+    (bag / "metadata.yaml").unlink()
+    for argv in (["run", bag, "-c", config, "-o", tmp_path / "out", "--no-progress"],
+                 ["stream", "-c", config, "--source", bag, "--sink", "null", "--quiet"]):
+        assert cli(*argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == (f"vre-fast: error: {bag}: a rosbag2 directory without its metadata.yaml (still recording, or "
+                       f"the recorder was stopped before writing it); read a storage file as it is ({bag / 'bag.db3'}) "
+                       f"or rebuild the metadata with `ros2 bag reindex`"), err
+    assert cli("run", bag / "bag.db3", "-c", config, "-o", tmp_path / "out", "--no-progress") == 0
+
+
+def test_a_ros1_bag_still_being_recorded_says_so(tmp_path: Path, config: Path, capsys):
+    """`rosbag record` writes NAME.bag.active, unindexed until it stops: named as such, not as a bad video."""
+    bag = write_image_bag(tmp_path / "b.bag", {TOPIC: frames_of(2)}, storage="ros1")
+    active = bag.rename(tmp_path / "b.bag.active")
+    assert cli("run", active, "-c", config, "-o", tmp_path / "out", "--no-progress") == 1
+    assert capsys.readouterr().err.strip() == (
+        f"vre-fast: error: {active}: a ROS 1 bag still being recorded (or its recorder was killed): it has no index "
+        f"yet; read it once `rosbag record` has stopped, or index it with `rosbag reindex` and rename it to .bag")

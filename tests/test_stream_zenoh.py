@@ -175,7 +175,8 @@ def test_zenoh_peer_is_loopback_only_without_multicast_scouting():
     assert yaml.safe_load(config.get_json("scouting/multicast/enabled")) is False
     assert yaml.safe_load(config.get_json("transport/link/rx/max_message_size")) == 2 * Limits().max_frame_record
     joining = peer_config(ZenohUrl.parse("zenoh://k?connect=tcp/127.0.0.1:7447", "--source"), Limits())
-    assert yaml.safe_load(joining.get_json("listen/endpoints")) == []  # a peer that joins listens nowhere
+    # a peer that joins listens on an ephemeral loopback port only (see the router test)
+    assert yaml.safe_load(joining.get_json("listen/endpoints")) == ["tcp/127.0.0.1:0"]
     assert yaml.safe_load(joining.get_json("connect/endpoints")) == ["tcp/127.0.0.1:7447"]
 
 
@@ -193,6 +194,10 @@ def test_frame_record_checks_its_size_before_parsing():
      "the zenoh source and sink share one session: give listen= and connect= on --source"),
     (["--source", "zenoh://cam?listen=tcp/127.0.0.1:{busy}", "--sink", "null"],
      "cannot open a zenoh session listening on tcp/127.0.0.1:{busy}: "),
+    (["--source", "zenoh://cam?listen=garbage", "--sink", "null"],
+     "--source zenoh://cam?listen=garbage: 'garbage' is not a zenoh endpoint (PROTOCOL/ADDRESS, e.g. "
+     "tcp/127.0.0.1:7447)"),
+    (["--source", "zenoh://cam?connect=tcp/127.0.0.1:{port},udp", "--sink", "null"], "'udp' is not a zenoh endpoint"),
     (["--source", "zenoh://cam?listen=tcp/127.0.0.1:{port}", "--sink", "reply"],
      "--sink reply: replies go back on the connection a frame came from: it needs --source vre-tcp://"),
 ])
@@ -205,3 +210,83 @@ def test_zenoh_url_mistakes_are_one_line_errors(tmp_path: Path, capsys, argv: li
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("vre-fast: error: ") and message.format(**ports) in err
+
+
+def test_zenoh_stream_and_app_joined_through_a_router_exchange_frames():
+    """rmw_zenoh's layout: a router on 127.0.0.1, the stream and the camera app both join it with ?connect=. Peers
+    that only connect get no data through a zenoh 1.x router (it does not broker between peers), so a joining
+    stream also listens on an ephemeral loopback port, which the app links to directly through the router's
+    gossip."""
+    import json
+
+    port = free_port()
+    router_config = zenoh.Config()
+    for name, value in (("mode", "router"), ("listen/endpoints", [f"tcp/127.0.0.1:{port}"]),
+                        ("scouting/multicast/enabled", False)):
+        router_config.insert_json5(name, json.dumps(value))
+    router = zenoh.open(router_config)
+    key = f"vre-test/{port}"
+    graph = StreamGraph(parse_config({"representations": {"rgb": {"type": "rgb"}}}))
+    source = open_source(f"zenoh://{key}/frames?connect=tcp/127.0.0.1:{port}", limits=LIMITS)
+    runtime = StreamRuntime(graph, source, open_sink(f"zenoh://{key}/out", graph, source=source), policy="all")
+    thread, _ = start(runtime)
+    try:
+        peer = Peer(port, f"{key}/frames", f"{key}/out")
+        try:
+            frame = np.full((8, 8, 3), 7, np.uint8)
+            peer.publisher.put(encode_record(0, {"rgb": frame}))
+            topic, message = peer.results.get(timeout=WAIT)
+            assert topic == f"{key}/out/rgb" and np.array_equal(message.arrays["rgb"], frame)
+        finally:
+            peer.close()
+    finally:
+        runtime.stop()
+        thread.join(WAIT)
+        router.close()
+
+
+def test_wait_for_subscriber_accepts_a_link_to_a_router():
+    """A zenoh client (linked to a router, never to peers) publishing to a stream behind that router."""
+    import json
+
+    def config(mode: str, **endpoints: list[str]) -> zenoh.Config:
+        c = zenoh.Config()
+        for name, value in (("mode", mode), ("scouting/multicast/enabled", False),
+                            *((f"{k}/endpoints", v) for k, v in endpoints.items())):
+            c.insert_json5(name, json.dumps(value))
+        return c
+
+    port = free_port()
+    router = zenoh.open(config("router", listen=[f"tcp/127.0.0.1:{port}"]))
+    stream_side = zenoh.open(peer_config(ZenohUrl("k", connect=(f"tcp/127.0.0.1:{port}",)), Limits()))
+    client = zenoh.open(config("client", connect=[f"tcp/127.0.0.1:{port}"]))
+    try:
+        got: queue.Queue = queue.Queue()
+        subscriber = stream_side.declare_subscriber("vre-test/cam", lambda s: got.put(s.payload.to_bytes()))
+        publisher = client.declare_publisher("vre-test/cam")
+        wait_for_subscriber(client, publisher, WAIT)
+        publisher.put(b"frame")
+        assert got.get(timeout=WAIT) == b"frame"
+        subscriber.undeclare()
+        publisher.undeclare()
+    finally:
+        for session in (client, stream_side, router):
+            session.close()
+
+
+def test_wait_for_subscriber_waits_for_a_subscriber_not_only_a_link():
+    port = free_port()
+    listening = zenoh.open(peer_config(ZenohUrl("k", listen=(f"tcp/127.0.0.1:{port}",)), Limits()))
+    joining = zenoh.open(peer_config(ZenohUrl("k", connect=(f"tcp/127.0.0.1:{port}",)), Limits()))
+    try:
+        publisher = joining.declare_publisher("vre-test/nobody")
+        wait_until(lambda: bool(joining.info.peers_zid()), "the link")
+        with pytest.raises(TimeoutError, match="no subscriber of vre-test/nobody within 0.3 s"):
+            wait_for_subscriber(joining, publisher, 0.3)  # linked, but nobody subscribes
+        subscriber = listening.declare_subscriber("vre-test/nobody", lambda s: None)
+        wait_for_subscriber(joining, publisher, WAIT)
+        subscriber.undeclare()
+        publisher.undeclare()
+    finally:
+        joining.close()
+        listening.close()

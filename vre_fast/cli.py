@@ -136,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
                    help="vre-tcp source: drop a client that starts no frame for S seconds (default 60)")
     p.add_argument("--max-frame-size", type=_parse_size, default=(4320, 7680),
-                   help="vre-tcp source: largest WxH accepted (default 7680x4320)")
+                   help="vre-tcp and zenoh sources: largest WxH accepted (default 7680x4320)")
     p.add_argument("--stats-json", type=Path, help="write the latency summary here on exit")
     p.add_argument("--quiet", action="store_true", help="no log lines on stderr")
 
@@ -163,8 +163,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=_path, help="a `vre-fast run` output directory")
     p.add_argument("-o", "--target", required=True,
                    help="out.rrd (open it with `rerun out.rrd`), or rerun://HOST:PORT: a running viewer (`rerun`)")
-    p.add_argument("--frames", nargs=1, action=_FramesAction, default=(None, None), metavar="FRAMES",
-                   help="A..B (B excluded), A.., ..B or N")
+    p.add_argument("--frames", nargs="+", action=_FramesAction, default=(None, None), metavar="FRAMES",
+                   help="A..B (B excluded), A.., ..B or N; or a list: 5 8 22 (items N or A..B)")
+    p.set_defaults(frame_list=None)
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first unreadable stored file (default) or leave it out")
 
@@ -230,7 +231,7 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         if args.command == "view":
             from .rerun_view import write_recording
 
-            count = write_recording(args.output, args.target, args.frames, on_error=args.on_error)
+            count = write_recording(args.output, args.target, args.frames, args.frame_list, on_error=args.on_error)
             print(f"{count} frames written to {args.target}")
             return 0
         if args.command == "info":

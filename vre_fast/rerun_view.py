@@ -1,7 +1,8 @@
 """Rerun recordings: a dataset (`vre-fast view`) or a live stream (`--sink out.rrd | rerun://HOST:PORT`).
 
 Every representation is one entity on a "frame" sequence timeline (and a "video_time" one when the video's
-frame rate is known), logged as what it is, so Rerun's viewer can show it natively:
+frame rate is known, or for a ROS bag's topic a "bag_time" one: each message's log time), logged as what it
+is, so Rerun's viewer can show it natively:
 
     class maps (a representation with `classes`)   SegmentationImage, with a static AnnotationContext of the
                                                    class ids, names and the colours its make_image draws
@@ -31,6 +32,7 @@ import numpy as np
 
 from .errors import StoreError, VreError
 from .kernels.colormaps import IGNORE_CLASS
+from .kernels.lookup import class_argmax
 from .representation import Representation
 
 __all__ = ["RerunLog", "is_rerun_target", "write_recording"]
@@ -105,12 +107,16 @@ def _dependencies(representations: Iterable[Representation], role: str) -> list[
 
 def _annotation(rr: Any, rep: Representation) -> Any:
     """The class ids, names and colours of a class map, the colours taken from the representation's own
-    make_image (so the viewer colours the map as the collage does); unmapped pixels (255) are named too."""
+    make_image (so the viewer colours the map as the collage does); unmapped pixels (255) are named too. A map
+    of class probabilities is drawn from one-hot scores (its argmax is never 255)."""
     names = list(rep.classes or ())
     ids = list(range(len(names)))
-    if len(names) < IGNORE_CLASS:
-        ids.append(IGNORE_CLASS)
-    ramp = np.array(ids, np.uint8 if len(names) <= IGNORE_CLASS else np.int64).reshape(1, 1, -1)
+    if rep.class_probabilities:
+        ramp = np.eye(len(names), dtype=np.float32).reshape(1, 1, len(names), len(names))
+    else:
+        if len(names) < IGNORE_CLASS:
+            ids.append(IGNORE_CLASS)
+        ramp = np.array(ids, np.uint8 if len(names) <= IGNORE_CLASS else np.int64).reshape(1, 1, -1)
     colours = rep.make_image(ramp)[0, 0]
     labels = [*names, "unmapped"][: len(ids)]
     return rr.AnnotationContext([rr.ClassDescription(info=(i, label, tuple(int(c) for c in colour)))
@@ -123,11 +129,13 @@ class RerunLog:
     `atomic`: the file is written beside the target and moved into place by `close` (a dataset's recording:
     a failure leaves no partial file behind); without it the file grows as frames come and is readable up to
     its last written chunk if the process dies (a live stream's). `fps`: the video's frame rate, for a
-    "video_time" timeline. `log_time`: Rerun's wall-clock timeline of when each frame was logged (a live
+    "video_time" timeline; `times`: frame -> log time (ns since the epoch) of a ROS bag's messages, for a
+    "bag_time" timeline. `log_time`: Rerun's wall-clock timeline of when each frame was logged (a live
     stream's clock; meaningless for a stored dataset)."""
 
     def __init__(self, target: str, representations: Sequence[Representation], *, option: str,
-                 atomic: bool = False, fps: Fraction | None = None, log_time: bool = True):
+                 atomic: bool = False, fps: Fraction | None = None, times: dict[int, int] | None = None,
+                 log_time: bool = True):
         rr = self._rr = _import_rerun()
         import rerun.blueprint as rrb
 
@@ -135,7 +143,7 @@ class RerunLog:
         self._reps = list(representations)
         self._kinds = _kinds(self._reps)
         self._paths = {rep.name: rr.escape_entity_path_part(rep.name) for rep in self._reps}
-        self._fps = fps
+        self._fps, self._times = fps, times or {}
         self._target: Path | None = None
         self._tmp: Path | None = None
         url = None
@@ -168,15 +176,19 @@ class RerunLog:
     def log(self, frame: int, decoded: dict[str, np.ndarray]) -> None:
         """Logs the decoded outputs (name -> (H, W[, C]) array, as `decode` returns them) of `frame`."""
         rr = self._rr
+        self.rec.reset_time()  # no timeline keeps the previous frame's value (a frame without a bag time)
         self.rec.set_time("frame", sequence=frame)
+        if frame in self._times:
+            self.rec.set_time("bag_time", timestamp=np.datetime64(self._times[frame], "ns"))
         if self._fps is not None:
             self.rec.set_time("video_time", duration=float(frame / self._fps))
         for rep in self._reps:
             if rep.name not in decoded:
                 continue
             array, path, kind = decoded[rep.name], self._paths[rep.name], self._kinds[rep.name]
-            if kind == "classes":
-                ids = array.reshape(array.shape[:2])
+            if kind == "classes":  # ids (of any number type), or the argmax of class probabilities or scores
+                scores = rep.class_probabilities or (array.ndim == 3 and array.shape[2] > 1)
+                ids = class_argmax(array) if scores else array.reshape(array.shape[:2])
                 self.rec.log(path, rr.SegmentationImage(ids if ids.dtype in (np.uint8, np.uint16)
                                                         else ids.astype(np.uint16)))
             elif kind == "depth":
@@ -209,11 +221,11 @@ class RerunLog:
 
 
 def write_recording(out_dir: Path, target: str, frames: tuple[int | None, int | None] = (None, None),
-                    on_error: Literal["stop", "skip"] = "stop") -> int:
+                    frame_list: Sequence[int] | None = None, on_error: Literal["stop", "skip"] = "stop") -> int:
     """`vre-fast view`: every stored representation of `out_dir`, frame by frame, into `target` (a .rrd file,
-    written whole or not at all, or rerun://HOST:PORT); returns how many frames were logged. A frame is logged
-    with whichever representations store it; with on_error="skip" an unreadable file is left out with a
-    warning."""
+    written whole or not at all, or rerun://HOST:PORT); returns how many frames were logged. The frames are
+    those of the range `frames`, or of `frame_list` when given. A frame is logged with whichever
+    representations store it; with on_error="skip" an unreadable file is left out with a warning."""
     from .collage import stored_representations
 
     if not is_rerun_target(target):
@@ -221,12 +233,16 @@ def write_recording(out_dir: Path, target: str, frames: tuple[int | None, int | 
     stored = stored_representations(out_dir)
     start, stop = frames
     per_rep = [(rep, files, files.stored_frames()) for rep, files in stored]
+    wanted = set(frame_list) if frame_list is not None else None
     chosen = sorted(f for f in set().union(*(have for _, _, have in per_rep))
-                    if (start is None or f >= start) and (stop is None or f < stop))
+                    if (f in wanted if wanted is not None else
+                        (start is None or f >= start) and (stop is None or f < stop)))
     if not chosen:
-        raise StoreError(f"{out_dir}: no stored frame (npz or npy) in --frames "
-                         f"{'' if start is None else start}..{'' if stop is None else stop}")
-    log = RerunLog(target, [rep for rep, _, _ in per_rep], option="-o", atomic=True, fps=_video_fps(out_dir),
+        asked = (" ".join(map(str, frame_list)) if frame_list is not None else
+                 f"{'' if start is None else start}..{'' if stop is None else stop}")
+        raise StoreError(f"{out_dir}: no stored frame (npz or npy) in --frames {asked}")
+    fps, times = _timing(out_dir)
+    log = RerunLog(target, [rep for rep, _, _ in per_rep], option="-o", atomic=True, fps=fps, times=times,
                    log_time=False)
     try:
         for frame in chosen:
@@ -248,13 +264,27 @@ def write_recording(out_dir: Path, target: str, frames: tuple[int | None, int | 
     return len(chosen)
 
 
-def _video_fps(out_dir: Path) -> Fraction | None:
-    """The frame rate OUT/.source.json records for the dataset's (first) video, if it records a usable one."""
+def _timing(out_dir: Path) -> tuple[Fraction | None, dict[int, int]]:
+    """(the frame rate OUT/.source.json records for the dataset's (first) video, if it records a usable one;
+    frame -> log time in ns). A ROS bag has no frame rate (the recorded one is nominal, messages over the
+    span): its frames' log times come from the run records (`frame_times`) of runs on the recorded topic."""
+    import json
+
     from .store import DatasetSources
 
     sources = DatasetSources(out_dir).recorded()
+    if sources and sources[0].topic is not None:
+        times: dict[int, int] = {}
+        for path in sorted((out_dir / ".logs").glob("run-*.json")):
+            try:
+                record = json.loads(path.read_bytes())
+                if record.get("source", {}).get("topic") == sources[0].topic:
+                    times.update((int(f), int(t[0])) for f, t in record.get("frame_times", {}).items())
+            except (OSError, ValueError, TypeError, AttributeError, IndexError):
+                logger.warning("view: %s: unreadable run record; its frames' log times are left out", path)
+        return None, times
     try:
         fps = Fraction(sources[0].fps) if sources else None
     except (ValueError, ZeroDivisionError):
-        return None
-    return fps if fps is not None and fps > 0 else None
+        return None, {}
+    return (fps if fps is not None and fps > 0 else None), {}

@@ -58,9 +58,13 @@ ROSBAG_SUFFIXES = (".bag", ".mcap", ".db3")
 
 
 def is_rosbag(path: str | Path) -> bool:
-    """A ROS 1 bag, a rosbag2 storage file (.mcap, .db3) or a rosbag2 directory (it has a metadata.yaml)."""
+    """A ROS 1 bag, a rosbag2 storage file (.mcap, .db3) or a rosbag2 directory (it has a metadata.yaml, or
+    storage files without one: a recording still running, which RosbagSource refuses by name)."""
     path = Path(path)
-    return path.suffix in ROSBAG_SUFFIXES or (path.is_dir() and (path / "metadata.yaml").is_file())
+    if path.suffix in ROSBAG_SUFFIXES or path.name.endswith(".bag.active"):  # ROS 1's name while recording
+        return True
+    return path.is_dir() and ((path / "metadata.yaml").is_file()
+                              or any(p.suffix in (".mcap", ".db3") for p in path.iterdir()))
 
 
 def open_input(path: str | Path, topic: str | None = None, fps: float | None = None) -> FramesSource:

@@ -48,6 +48,15 @@ class RosbagSource:
         self.path = Path(path)
         if not self.path.exists():
             raise VideoError(f"ROS bag not found: {self.path}")
+        if self.path.name.endswith(".bag.active"):
+            raise VideoError(f"{self.path}: a ROS 1 bag still being recorded (or its recorder was killed): it has no "
+                             f"index yet; read it once `rosbag record` has stopped, or index it with `rosbag reindex` "
+                             f"and rename it to .bag")
+        if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
+            storage = sorted(p for p in self.path.iterdir() if p.suffix in (".mcap", ".db3"))
+            raise VideoError(f"{self.path}: a rosbag2 directory without its metadata.yaml (still recording, or the "
+                             f"recorder was stopped before writing it); read a storage file as it is "
+                             f"({', '.join(map(str, storage))}) or rebuild the metadata with `ros2 bag reindex`")
         try:
             from rosbags.highlevel import AnyReader
             from rosbags.typesys import Stores, get_typestore
@@ -225,7 +234,9 @@ def _image_to_rgb(msg: Any, where: str) -> np.ndarray:
     channels, conversion = ENCODINGS[msg.encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     data = np.frombuffer(msg.data, np.uint8) if not isinstance(msg.data, np.ndarray) else msg.data
-    if not height or not width or step < width * channels or data.size < step * (height - 1) + width * channels:
+    if not height or not width:
+        raise VideoError(f"{where}: an empty {msg.encoding} image ({width}x{height}, {data.size} bytes of data)")
+    if step < width * channels or data.size < step * (height - 1) + width * channels:
         raise VideoError(f"{where}: a {width}x{height} {msg.encoding} image needs rows of at least "
                          f"{width * channels} bytes; it has step {step} and {data.size} bytes of data")
     if data.size < step * height:  # the last row without its padding
@@ -239,6 +250,8 @@ def _compressed_to_rgb(msg: Any, where: str) -> np.ndarray:
     BGR ("rgb8; jpeg compressed bgr8"), which is what OpenCV decodes to, so BGR -> RGB is right for either;
     a 16-bit PNG (depth, "16UC1; png compressed") or compressedDepth is refused, not scaled down."""
     data = np.frombuffer(msg.data, np.uint8) if not isinstance(msg.data, np.ndarray) else msg.data
+    if not data.size:
+        raise VideoError(f"{where}: an empty CompressedImage (format '{msg.format}', 0 bytes of data)")
     head = data[:8].tobytes()
     if not (head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG\r\n\x1a\n")):
         raise VideoError(f"{where}: CompressedImage format '{msg.format}' is not supported (supported: jpeg, png; "

@@ -12,7 +12,8 @@ with multicast scouting off, so nothing is announced to or reached from outside 
 process joins by connecting to that endpoint (or to a zenoh router, e.g. rmw_zenoh's, with ?connect=).
 A source and a sink in one process share one session (the endpoints are given on the --source URL).
 
-Bounds: zenoh itself reassembles no message over twice the largest frame record (--max-frame-size); a sample
+Bounds: zenoh is told to reassemble no message over twice the largest frame record (--max-frame-size; it
+enforces that only for large messages: ones of 10 MB arrive under a 19 KB cap, see the README); a sample
 over the largest frame record, or malformed (wrong magic, cut short, trailing bytes, wrong dtype or shape,
 too large), is logged naming its key, counted as rejected and skipped, and serving goes on. At most
 `queue_size` samples wait between zenoh's thread and the stream; when they are full zenoh's thread waits
@@ -46,6 +47,9 @@ __all__ = ["DEFAULT_LISTEN", "ZenohPeer", "ZenohSink", "ZenohSource", "ZenohUrl"
 logger = logging.getLogger("vre_fast")
 
 DEFAULT_LISTEN = "tcp/127.0.0.1:7447"
+# a peer that joins others (?connect=) listens here, on loopback: a zenoh 1.x router passes no data between peers that
+# only connect, so peers that meet through one (its gossip) must be able to link to each other directly
+JOINING_LISTEN = "tcp/127.0.0.1:0"
 
 
 def _zenoh():  # noqa: ANN202 - the module, imported on first use
@@ -85,16 +89,24 @@ class ZenohUrl:
             raise VreError(f"{option} {spec}: {key!r} is not a zenoh key expression ({_message(exc)})") from None
 
         def endpoints(name: str) -> tuple[str, ...]:
-            return tuple(e for value in query.get(name, []) for e in value.split(",") if e)
+            found = tuple(e for value in query.get(name, []) for e in value.split(",") if e)
+            for endpoint in found:  # zenoh's own parser, here, so that the error names the URL
+                try:
+                    _zenoh().Config().insert_json5(f"{name}/endpoints", json.dumps([endpoint]))
+                except _zenoh().ZError:
+                    raise VreError(f"{option} {spec}: {endpoint!r} is not a zenoh endpoint (PROTOCOL/ADDRESS, e.g. "
+                                   f"{DEFAULT_LISTEN})") from None
+            return found
 
         return cls(key, endpoints("listen"), endpoints("connect"))
 
 
 def peer_config(url: ZenohUrl, limits: Limits) -> zenoh.Config:
-    """A peer that listens where the URL says (by default only on DEFAULT_LISTEN, loopback), connects where it
-    says, scouts nothing by multicast, and reassembles no message over twice the largest frame record."""
+    """A peer that listens where the URL says (by default only on DEFAULT_LISTEN, loopback; with ?connect= on an
+    ephemeral loopback port, JOINING_LISTEN), connects where it says, scouts nothing by multicast, and is told
+    to reassemble no message over twice the largest frame record."""
     config = _zenoh().Config()
-    listen = list(url.listen) or ([] if url.connect else [DEFAULT_LISTEN])
+    listen = list(url.listen) or ([JOINING_LISTEN] if url.connect else [DEFAULT_LISTEN])
     for key, value in (("mode", "peer"), ("listen/endpoints", listen), ("connect/endpoints", list(url.connect)),
                        ("scouting/multicast/enabled", False),
                        ("transport/link/rx/max_message_size", 2 * limits.max_frame_record)):
@@ -103,11 +115,11 @@ def peer_config(url: ZenohUrl, limits: Limits) -> zenoh.Config:
 
 
 def wait_for_subscriber(session: zenoh.Session, publisher: zenoh.Publisher, timeout: float) -> None:
-    """For a program that publishes frames to a stream: returns once `session` is linked to a peer and `publisher`
-    has a subscriber; TimeoutError after `timeout` seconds. (Before a link is up zenoh may report a match that no
-    put reaches yet, so the link is waited for first.)"""
+    """For a program that publishes frames to a stream: returns once `session` is linked to a peer or a router
+    and `publisher` has a subscriber; TimeoutError after `timeout` seconds. (Before a link is up zenoh may report
+    a match that no put reaches yet, so the link is waited for first.)"""
     deadline = time.monotonic() + timeout
-    while not (session.info.peers_zid() and publisher.matching_status):
+    while not ((session.info.peers_zid() or session.info.routers_zid()) and publisher.matching_status.matching):
         if time.monotonic() > deadline:
             raise TimeoutError(f"no subscriber of {publisher.key_expr} within {timeout:g} s")
         time.sleep(0.01)
