@@ -9,9 +9,14 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .frame_range import parse_frame_list, parse_frames
+
+if TYPE_CHECKING:
+    from ._cfg import RunCfg
+    from .runner import RunOptions
 
 __all__ = ["main"]
 
@@ -27,11 +32,29 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", parents=[plugins],
                        help="compute a representation graph over a video into an output directory")
-    p.add_argument("video", type=_path, help="a video file, a folder of png/jpg pictures or npy/npz arrays, or a "
-                                             "ROS bag (.bag, .mcap, .db3, a rosbag2 directory)")
+    p.add_argument("video", type=_path, nargs="*",
+                   help="a video file, a folder of png/jpg pictures or npy/npz arrays, or a ROS bag (.bag, .mcap, "
+                        ".db3, a rosbag2 directory); several: each into OUT/<its name>, by one pool of workers")
     p.add_argument("--config", "-c", type=_path, required=True, help="YAML graph config")
     _config_format_arg(p)
-    p.add_argument("--output", "-o", type=_path, required=True, help="output directory (created, resumable)")
+    p.add_argument("--output", "-o", type=_path,
+                   help="output directory (created, resumable); with several videos, the folder of their directories")
+    p.add_argument("--manifest", type=_path, metavar="FILE",
+                   help="the videos to run, a list of `video, output, frames` rows: text (one `video [output "
+                        "[frames]]` a line), .csv (header video,output,frames) or .json (a list of objects)")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="N worker processes (per group, with `groups:`), each with its own decoder and its experts "
+                        "loaded once, taking small frame chunks from one queue (default: one process, no workers; "
+                        "1 with several videos or groups)")
+    p.add_argument("--devices", type=_device_list, metavar="LIST",
+                   help="the workers' devices, round robin: cuda:0,cuda:1 or cpu; every representation of a worker "
+                        "runs there (a group's own device wins)")
+    p.add_argument("--chunk-size", type=_positive_int, metavar="FRAMES",
+                   help="frames per unit of work, taken by the workers from one queue (default: about 6 units per "
+                        "worker, 4..64 frames, a multiple of the batch size)")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="kernel threads per worker, or of the one process without workers (default: the worker's "
+                        "share of the cores less one, at least 1)")
     p.add_argument("--frames", nargs="+", action=_FramesAction, default=(None, None), metavar="FRAMES",
                    help="A..B (B excluded), A.., ..B or N; or a list: 5 8 22 (items N or A..B)")
     p.set_defaults(frame_list=None)
@@ -248,22 +271,63 @@ def _warnings_on_stderr() -> Iterator[None]:
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from ._config_loader import load_config, parse_output_formats
+    from .errors import ConfigError
     from .runner import RunOptions, run
 
     overrides = {"batch_size": args.batch_size, "compress": args.compress, "device": args.device}
     if args.output_formats is not None:
         overrides["output_formats"] = list(parse_output_formats(args.output_formats, "--output-formats"))
     cfg = load_config(args.config, overrides=overrides, config_format=args.config_format)
-    chosen = tuple(n for item in args.representations for n in item.split(",") if n) if args.representations else None
+    chosen = tuple(n.strip() for item in args.representations for n in item.split(",") if n.strip()) \
+        if args.representations else None  # "a, b" too: a name has no spaces
     options = RunOptions(frames=args.frames, frame_list=args.frame_list, representations=chosen,
                          exists=args.exists, fps=args.fps, on_error=args.on_error, write_workers=args.write_workers,
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
-                         durability=args.durability, topic=args.topic,
+                         durability=args.durability, topic=args.topic, kernel_threads=args.threads,
                          argv=("vre-fast", *argv))
-    result = run(args.video, cfg, args.output, options)
+    if args.workers is None and args.devices is None and args.manifest is None and args.chunk_size is None \
+            and len(args.video) == 1 and not cfg.groups:
+        if args.output is None:
+            raise ConfigError("-o/--output: required (the output directory)")
+        result = run(args.video[0], cfg, args.output, options)
+        print(result.report(), file=sys.stderr)
+        if args.collage:
+            _collage_after_run(args.output, result.source.fps)
+        return 0
+    return _run_workers(args, cfg, options)
+
+
+def _run_workers(args: argparse.Namespace, cfg: RunCfg, options: RunOptions) -> int:
+    """Several videos, a manifest, groups or --workers: a pool of worker processes (vre_fast.scale)."""
+    from dataclasses import replace
+
+    from .errors import ConfigError
+    from .scale import ScaleOptions, jobs_for_videos, read_manifest, run_many
+
+    if args.manifest is not None:
+        if args.video:
+            raise ConfigError(f"--manifest {args.manifest}: give the videos in the manifest or on the command line, "
+                              f"not both")
+        jobs = [j if j.frames != (None, None) or j.frame_list is not None
+                else replace(j, frames=args.frames, frame_list=args.frame_list)
+                for j in read_manifest(args.manifest, args.output)]
+    elif not args.video:
+        raise ConfigError("no video: give one or more, or --manifest FILE")
+    elif args.output is None:
+        raise ConfigError("-o/--output: required (the output directory; with several videos, their parent)")
+    else:
+        jobs = jobs_for_videos(args.video, args.output, args.frames, args.frame_list)
+    scale = ScaleOptions(workers=args.workers or 1, devices=args.devices, chunk_size=args.chunk_size,
+                         threads=args.threads, plugins=tuple(str(p) for p in args.plugin))
+    result = run_many(jobs, cfg, replace(options, frames=(None, None), frame_list=None), scale)
     print(result.report(), file=sys.stderr)
     if args.collage:
-        _collage_after_run(args.output, result.source.fps)
+        from .sources import open_input
+
+        for job in jobs:
+            with open_input(job.video, args.topic, args.fps) as source:
+                fps = str(source.fps)
+            _collage_after_run(job.out_dir, fps)
     return 0
 
 
@@ -319,6 +383,15 @@ def _picture_size(what: str) -> Callable[[str], tuple[int, int]]:
         return height, width
 
     return parse
+
+
+def _device_list(text: str) -> tuple[str, ...]:
+    """`cuda:0,cuda:1` or `cpu`: the workers' devices."""
+    devices = tuple(d.strip() for d in text.split(",") if d.strip())
+    bad = [d for d in devices if d != "cpu" and not (d == "cuda" or (d.startswith("cuda:") and d[5:].isdigit()))]
+    if not devices or bad:
+        raise argparse.ArgumentTypeError(f"expected devices such as cuda:0,cuda:1 or cpu, got {text!r}")
+    return devices
 
 
 def _positive_int(text: str) -> int:
@@ -448,9 +521,17 @@ def _convert_config(args: argparse.Namespace) -> int:
     if args.target is None:
         print(text, end="")
         return 0
+    from .errors import ConfigError
     from .store import atomic_write_bytes
 
-    atomic_write_bytes(args.target, text.encode())
+    target = Path(args.target)
+    if target.is_dir() or not target.parent.is_dir():
+        raise ConfigError(f"convert-config -o {target}: " + ("a directory; give the YAML file to write" if
+                                                            target.is_dir() else f"no folder {target.parent}"))
+    if target.exists() and target.resolve() == Path(args.config).resolve():
+        raise ConfigError(f"convert-config -o {target}: that is the VRE config itself; write the vre-fast config "
+                          f"to another file")
+    atomic_write_bytes(target, text.encode())
     print(f"{args.config} -> {args.target}: {len(mapped['representations'])} representations")
     return 0
 
