@@ -132,6 +132,24 @@ def test_an_actor_asks_for_a_gpu_and_a_fraction_of_a_cpu():
     assert isinstance(pool.specs[0], WorkerSpec)
 
 
+def test_an_address_where_no_head_answers_is_one_line_at_once(tmp_path: Path):
+    """Not Ray's minutes of retries: one ConfigError (`vre-fast: error: --ray ...`) before any actor starts."""
+    import socket
+    import time
+
+    from vre_fast.errors import ConfigError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    video = make_video(tmp_path / "clip.mp4", num_frames=4)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=rf"--ray 127.0.0.1:{port}: no Ray head answers there"):
+        run_many([Job(video, tmp_path / "out")], parse_config(CONFIG), RunOptions(),
+                 ScaleOptions(ray=f"127.0.0.1:{port}"))
+    assert time.monotonic() - started < 5
+
+
 @pytest.mark.slow
 def test_two_videos_on_ray_equal_one_process_bit_for_bit(cluster, tmp_path: Path):
     videos = [make_video(tmp_path / f"{name}.mp4", num_frames=16, gop=6) for name in ("a", "b")]

@@ -22,6 +22,7 @@ Ray is imported only here, and only when the pool runs (the `ray` extra).
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,7 @@ CPU_ACTOR_CPUS = 0.9  # what an actor without a GPU asks of Ray: a fraction, so 
 GPU_ACTOR_CPUS = 0.5  # and one with a GPU (its decode and writer threads)
 LOCAL_OBJECT_STORE = 100 * 1024 * 1024  # `--ray auto`: units and results are small; Ray's default takes 30% of RAM
 STOP_SECONDS = 30.0
+CONNECT_SECONDS = 5.0
 
 
 @dataclass
@@ -71,6 +73,8 @@ def connect(address: str, num_cpus: int | None = None) -> Callable[[], None]:
         import ray
     except ImportError:
         raise ConfigError("--ray: Ray is not installed; pip install 'vre-fast[ray]' (or pip install ray)") from None
+    if address != "auto":
+        _check_reachable(address)
     if ray.is_initialized():
         return lambda: None
     if address == "auto":
@@ -95,6 +99,18 @@ def actor_request(spec: WorkerSpec) -> tuple[dict[str, Any], WorkerSpec]:
     request = {"num_cpus": GPU_ACTOR_CPUS if gpu else CPU_ACTOR_CPUS, "num_gpus": 1 if gpu else 0,
                "max_restarts": 0, "max_task_retries": 0}
     return request, replace(spec, device="cuda:0") if gpu else spec
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT where nothing answers is one line at once; ray.init would retry it for minutes."""
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return  # ray://..., or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ConfigError(f"--ray {address}: no Ray head answers there ({exc.strerror or exc}); start one with "
+                          f"`ray start --head` and give the address it prints") from None
 
 
 class _Actor:
