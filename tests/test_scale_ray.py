@@ -23,7 +23,7 @@ from vre_fast.scale.ray_pool import CPU_ACTOR_CPUS, GPU_ACTOR_CPUS, MAX_ATTEMPTS
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'vre-fast[ray]'): the Ray backend is untested")
 
 # a copy of the frame that raises on `fail_on` while the file `broken` exists, and whose process exits (as if
-# killed) on `die_on` once, the first time (it removes `dies` before it goes)
+# killed) on `die_on` once, the first time (it removes `dies` before it goes), and on `always_dies_on` every time
 PLUGIN = '''
 import os
 from dataclasses import dataclass
@@ -39,6 +39,7 @@ class Params:
     broken: str = ""
     die_on: int = -1
     dies: str = ""
+    always_dies_on: int = -1
 
 
 @register_representation("flaky_copy")
@@ -51,6 +52,8 @@ class FlakyCopy(Representation):
             raise ValueError("this frame is bad")
         if self.params.die_on in batch.indices and os.path.exists(self.params.dies):
             os.remove(self.params.dies)
+            os._exit(1)
+        if self.params.always_dies_on in batch.indices:
             os._exit(1)
         return batch.frames.copy()
 
@@ -211,3 +214,30 @@ def test_a_failing_unit_is_retried_then_recorded_and_a_rerun_completes_it(cluste
     assert again.rows["rgb"]["computed"] == 0
     metadata = json.loads((out / "copy" / ".metadata.json").read_text())
     assert not metadata["failed"] and len(metadata["frames"]) == 16
+
+
+@pytest.mark.slow
+def test_a_unit_that_kills_every_attempt_is_named_and_the_command_exits_1(cluster, registry, tmp_path: Path,
+                                                                            capsys):
+    """Through the command line (in this process, on the module's cluster): the other units are done, the
+    summary names the unit, then one error line and exit code 1; the unit's frames are left for a rerun."""
+    from vre_fast.cli import main
+
+    video = make_video(tmp_path / "clip.mp4", num_frames=12, gop=6)
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(PLUGIN)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(json.dumps({"plugins": [str(plugin)], "batch_size": 2, "representations": {
+        "copy": {"type": "flaky_copy", "parameters": {"always_dies_on": 5}}}}))
+    out = tmp_path / "out"
+    code = main(["run", str(video), "-c", str(cfg), "-o", str(out), "--ray", "auto", "--workers", "2",
+                 "--chunk-size", "4", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    line = f"{video}: the worker on frames 4..8 died (ActorDiedError) (after {MAX_ATTEMPTS} attempts; see {out}/.logs)"
+    assert f"failed: {line}" in err  # the summary
+    assert err.rstrip().splitlines()[-1] == \
+        f"vre-fast: error: 1 unit(s) failed after their retries; the first: {line}"
+    assert "Traceback" not in err
+    stored = sorted(int(p.stem) for p in (out / "copy" / "npz").glob("*.npz"))
+    assert [f for f in stored if not 4 <= f < 8] == [0, 1, 2, 3, 8, 9, 10, 11] and 5 not in stored
