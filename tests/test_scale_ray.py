@@ -241,3 +241,18 @@ def test_a_unit_that_kills_every_attempt_is_named_and_the_command_exits_1(cluste
     assert "Traceback" not in err
     stored = sorted(int(p.stem) for p in (out / "copy" / "npz").glob("*.npz"))
     assert [f for f in stored if not 4 <= f < 8] == [0, 1, 2, 3, 8, 9, 10, 11] and 5 not in stored
+
+
+@pytest.mark.slow
+def test_an_actor_that_cannot_start_is_one_error(cluster, registry, tmp_path: Path):
+    """A --plugin that fails to load in the actors: the plugin's one line, as a local worker's, not Ray's
+    traceback."""
+    from vre_fast.errors import VreError
+
+    video = make_video(tmp_path / "clip.mp4", num_frames=4)
+    plugin = tmp_path / "broken.py"
+    plugin.write_text("raise RuntimeError('no such weights')\n")
+    with pytest.raises(VreError, match=r"broken\.py.*no such weights") as error:
+        run_many([Job(video, tmp_path / "out")], parse_config(CONFIG), RunOptions(),
+                 ScaleOptions(ray="auto", plugins=(str(plugin),)))
+    assert "Traceback" not in str(error.value)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, VreError
 from .pool import PoolStats
 from .units import UnitQueue, UnitResult, WorkUnit
 from .worker import WorkerSession, WorkerSpec, describe_failure
@@ -81,7 +81,9 @@ def connect(address: str, num_cpus: int | None = None) -> Callable[[], None]:
         from ray._private import ray_constants
 
         ray_constants.ENABLE_RAY_CLUSTER = False  # ray was imported before the environment was set
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
+        # "local": a new cluster even where RAY_ADDRESS names another one
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+                 _node_ip_address="127.0.0.1",
                  object_store_memory=LOCAL_OBJECT_STORE, log_to_driver=False, configure_logging=False)
         return ray.shutdown
     try:
@@ -119,10 +121,15 @@ class _Actor:
 
     def __init__(self, spec: WorkerSpec):
         os.environ.setdefault("OMP_NUM_THREADS", str(spec.kernel_threads))
-        self.session = WorkerSession(spec)
+        self.session, self.fatal = None, None
+        try:
+            self.session = WorkerSession(spec)
+        except Exception as exc:  # a plugin that does not load: said by `ready`, as a local worker's "fatal"
+            self.fatal = str(exc) if isinstance(exc, VreError) else f"{type(exc).__name__}: {exc}"
 
-    def ready(self) -> int:
-        return self.session.spec.index
+    def ready(self) -> str | None:
+        """None, or why the worker could not start."""
+        return self.fatal
 
     def execute(self, unit: dict[str, Any], skip_failures: bool) -> tuple[str, Any]:
         """("done", a UnitResult's dict) or ("error", the one line naming the video and frame)."""
@@ -134,7 +141,8 @@ class _Actor:
         return "done", result.to_dict()
 
     def close(self) -> None:
-        self.session.close()
+        if self.session is not None:
+            self.session.close()
 
 
 @dataclass
@@ -170,7 +178,9 @@ class RayPool:
         remote = ray.remote(_Actor)
         try:
             self._slots = [self._start(remote, spec, lane) for spec, lane in zip(self.specs, self.lanes)]
-            ray.get([s.actor.ready.remote() for s in self._slots])
+            for fatal in ray.get([s.actor.ready.remote() for s in self._slots]):
+                if fatal is not None:
+                    raise VreError(fatal)
             now = time.perf_counter()
             self.stats.start_seconds = now - first
             self.stats.ready_seconds = [now - s.started for s in self._slots]
