@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_video
-from test_scale import CONFIG, assert_same
+from test_scale import CONFIG, GROUPS, NEAR_EDGES, assert_same
 
 from vre_fast import parse_config
 from vre_fast.runner import RunOptions, run
@@ -168,6 +168,18 @@ def test_two_videos_on_ray_equal_one_process_bit_for_bit(cluster, tmp_path: Path
     assert len(result.pool.round_trip_seconds) == 8 and result.pool.overhead_seconds < 1.0
     again = run_many(jobs, cfg, RunOptions(), ScaleOptions(workers=2, chunk_size=4, ray="auto"))
     assert again.rows["rgb"]["computed"] == 0 and again.rows["rgb"]["already_done"] == 32
+
+
+@pytest.mark.slow
+def test_groups_on_ray_wait_for_the_chunks_they_read(cluster, tmp_path: Path):
+    """One actor per group; 'second' reads the edges 'first' stored, chunk by chunk (the same queue as locally)."""
+    video = make_video(tmp_path / "clip.mp4", num_frames=16, gop=6)
+    raw = {**CONFIG, "representations": {**CONFIG["representations"], "near_edges": NEAR_EDGES}}
+    run(video, parse_config(raw), tmp_path / "single")
+    result = run_many([Job(video, tmp_path / "out")], parse_config({**raw, "groups": GROUPS}), RunOptions(),
+                      ScaleOptions(chunk_size=4, ray="auto"))
+    assert_same(tmp_path / "single", tmp_path / "out")
+    assert [g.name for g in result.groups] == ["first", "second"] and result.units_by_worker == {0: 4, 1: 4}
 
 
 @pytest.mark.slow
