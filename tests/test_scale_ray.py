@@ -153,6 +153,17 @@ def test_an_address_where_no_head_answers_is_one_line_at_once(tmp_path: Path):
     assert time.monotonic() - started < 5
 
 
+def test_a_local_ray_cluster_on_loopback_runs_units_into_the_same_outputs(cluster, tmp_path: Path):
+    """The default run's one Ray test (Ray's start-up, about 3 s, is paid once for the module): two chunks of a
+    short video on one actor, equal to one process; the cluster listens on 127.0.0.1 only (the fixture)."""
+    video = make_video(tmp_path / "clip.mp4", num_frames=8, gop=4)
+    cfg = parse_config({"representations": {"rgb": {"type": "rgb"}, "flow": CONFIG["representations"]["flow"]}})
+    run(video, cfg, tmp_path / "single")
+    result = run_many([Job(video, tmp_path / "out")], cfg, RunOptions(), ScaleOptions(chunk_size=4, ray="auto"))
+    assert_same(tmp_path / "single", tmp_path / "out")
+    assert result.units == 2 and type(result.pool).__name__ == "RayPoolStats" and not result.failed_units
+
+
 @pytest.mark.slow
 def test_two_videos_on_ray_equal_one_process_bit_for_bit(cluster, tmp_path: Path):
     videos = [make_video(tmp_path / f"{name}.mp4", num_frames=16, gop=6) for name in ("a", "b")]
