@@ -2,8 +2,8 @@
 pool of workers into one output directory per video, one progress bar, one summary.
 
 What a unit is and how a worker runs it are `units.py` and `worker.py`; the pool that runs them on this
-machine is `pool.py`. `run_many` takes any pool with `run(queue, on_result, on_event)`: a cluster's (Ray) is
-meant to slot in there (`make_pool`).
+machine is `pool.py`, the one on a Ray cluster `ray_pool.py`: `run_many` takes any pool with
+`run(queue, on_result, on_event)`, chosen by `make_pool`.
 """
 
 from __future__ import annotations
@@ -126,8 +126,8 @@ def plan_units(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOp
 
 def make_pool(cfg: RunCfg, options: RunOptions, groups: tuple[Group, ...], scale: ScaleOptions
               ) -> LocalPool | RayPool:
-    """`scale.workers` local processes per group, on the group's device or the next of `scale.devices`. The
-    place where a cluster pool (Ray actors running `WorkerSession`) is to be chosen instead."""
+    """`scale.workers` local processes per group, on the group's device or the next of `scale.devices`; with
+    `scale.ray`, the same workers as Ray actors (`ray_pool.RayPool`, each running a `WorkerSession`)."""
     count = scale.workers * len(groups)
     threads = scale.threads or threads_per_worker(count, available_cores())
     specs, lanes = [], []
