@@ -2,7 +2,7 @@
 chunk of frames) costs besides its frames; the figures the README's scaling model is built from.
 
     python bench/scaling.py [--frames 160] [--size 640x360] [--json out.json]
-    python bench/scaling.py --ray     # the same through Ray: left to the Ray backend (`run_through_ray`)
+    python bench/scaling.py --ray     # the same 1 vs 2 workers as Ray actors, and Ray's per-unit overhead
 
 1. one process (`vre-fast run`, no workers): the baseline, and its decode rate and write bandwidth;
 2. the pool with 1 worker, then 2 workers (chunks of --chunk-size frames from one queue): wall time (each
@@ -10,6 +10,11 @@ chunk of frames) costs besides its frames; the figures the README's scaling mode
    apart), speed-up over 1 worker, efficiency = speed-up / workers;
 3. the per-unit cost: 1 worker with chunks of 8 frames against one chunk of all; a unit whose frames are all on
    disk (the resume check alone); the experts' set-up per worker.
+With --ray: a private Ray cluster of this machine (`--ray auto`: loopback only), its start-up; 1 and 2 workers
+as local processes and as Ray actors on the same chunks; Ray's per-unit overhead, the median of (the driver's
+submit-to-result time - the unit's own time in the actor) over every unit, and the round trip of an empty actor
+call (Ray's dispatch alone); the cores Ray's own processes keep busy while the cluster idles (after its start,
+before the runs).
 Pool rows are the best of 2 runs; `machine_busy_cores` is the whole machine's (other processes' too).
 On 2 cores with other work on the machine the 2-worker figure is a lower bound of what 2 free cores give.
 """
@@ -17,10 +22,10 @@ On 2 cores with other work on the machine the 2-worker figure is a lower bound o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -91,20 +96,27 @@ def busy_cores() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
-def pooled(video: Path, cfg, out: Path, workers: int, chunk: int | None, repeats: int = 2) -> dict:
-    """The best of `repeats` pool runs into a fresh `out`: wall, units, the machine's busy cores meanwhile."""
+def pooled(video: Path, cfg, out: Path, workers: int, chunk: int | None, repeats: int = 2,
+           ray: str | None = None) -> dict:
+    """The best of `repeats` pool runs into a fresh `out`: wall, units, the machine's busy cores meanwhile
+    (`ray`: the pool's workers are Ray actors on that cluster)."""
     best = None
     for _ in range(repeats):
         cpu = busy_cores()
-        result = run_many([Job(video, out)], cfg, RunOptions(), ScaleOptions(workers=workers, chunk_size=chunk))
+        result = run_many([Job(video, out)], cfg, RunOptions(),
+                          ScaleOptions(workers=workers, chunk_size=chunk, ray=ray))
         cores = (busy_cores() - cpu) / result.wall
         shutil.rmtree(out)
         if best is None or result.wall < best[0].wall:
             best = result, cores
     result, cores = best
-    return {"workers": workers, "wall_s": round(result.wall, 3), "frames_per_s": round(result.frames / result.wall, 1),
-            "units": result.units, "chunk_frames": max(result.chunk_sizes), "units_by_worker": result.units_by_worker,
-            "setup_s_all_workers": round(result.setup_seconds, 3), "machine_busy_cores": round(cores, 2)}
+    row = {"workers": workers, "wall_s": round(result.wall, 3), "frames_per_s": round(result.frames / result.wall, 1),
+           "units": result.units, "chunk_frames": max(result.chunk_sizes), "units_by_worker": result.units_by_worker,
+           "setup_s_all_workers": round(result.setup_seconds, 3), "machine_busy_cores": round(cores, 2)}
+    if ray is not None:
+        row["actors_start_s"] = round(result.pool.start_seconds, 3)
+        row["ray_overhead_per_unit_s"] = round(result.pool.overhead_seconds, 4)
+    return row
 
 
 def pool_rows(video: Path, cfg, root: Path, chunk: int | None, single: dict) -> list[dict]:
@@ -143,11 +155,72 @@ def per_unit_cost(video: Path, cfg, root: Path, frames: int) -> dict:
             "unit_already_done_s": round(done_unit, 4)}
 
 
-def run_through_ray(video: Path, cfg, root: Path, chunk: int) -> dict:
-    """The same 1-vs-N figures with the units run by Ray actors (each a `WorkerSession`): for the Ray backend
-    to implement; there is none yet."""
-    sys.exit("bench/scaling.py --ray: no Ray backend yet (vre_fast.scale has the local pool only)")
+def run_through_ray(video: Path, cfg, root: Path, chunk: int | None) -> dict:
+    """1 vs 2 workers as local processes and as Ray actors (each a `WorkerSession`) on the same chunks, on a
+    private Ray cluster of this machine started once (its start-up reported apart); Ray's per-unit overhead."""
+    from vre_fast.scale.ray_pool import connect
 
+    with VideoSource(video) as source:
+        frames = source.num_frames
+    chunk = chunk or chunk_size(frames, 2, GRAPH["batch_size"])
+    figures = {"machine": {"cores": available_cores(), "load_before": os.getloadavg()[0]},
+               "video": {"frames": frames}, "graph": list(GRAPH["representations"]), "chunk_frames": chunk}
+    local = [pooled(video, cfg, root / f"local{w}", w, chunk) for w in (1, 2)]
+    start = time.perf_counter()
+    leave = connect("auto")
+    figures["ray_start_s"] = round(time.perf_counter() - start, 3)
+    try:
+        import ray
+
+        cpu, t = _children_cpu(), time.perf_counter()
+        time.sleep(3.0)  # Ray's own processes settle (it starts idle workers ahead); what they cost meanwhile
+        figures["ray_processes_busy_cores_idle_3s"] = round((_children_cpu() - cpu) / (time.perf_counter() - t), 2)
+        rows = [pooled(video, cfg, root / f"ray{w}", w, chunk, ray="auto") for w in (1, 2)]
+        figures["empty_actor_call_round_trip_s"] = round(_empty_call(ray), 5)
+    finally:
+        leave()
+    for row in (*local, *rows):
+        row["speedup_vs_1_worker"] = round((local if row in local else rows)[0]["wall_s"] / row["wall_s"], 3)
+    figures["local"], figures["ray"] = local, rows
+    figures["ray_vs_local_wall"] = [round(r["wall_s"] / lo["wall_s"], 3) for r, lo in zip(rows, local)]
+    figures["machine"]["load_after"] = os.getloadavg()[0]
+    return figures
+
+
+def _children_cpu() -> float:
+    """CPU seconds used so far by this process's descendants (a private Ray cluster's GCS, raylet, workers)."""
+    total, todo = 0.0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        if pid != os.getpid():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            except (OSError, IndexError):
+                pass
+    return total
+
+
+def _empty_call(ray, calls: int = 200) -> float:
+    """The median round trip of an actor method that does nothing: Ray's dispatch, submit to result."""
+
+    @ray.remote(num_cpus=0.1)
+    class Empty:
+        def call(self) -> None:
+            return None
+
+    actor = Empty.remote()
+    ray.get(actor.call.remote())
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        ray.get(actor.call.remote())
+        times.append(time.perf_counter() - t)
+    ray.kill(actor)
+    return sorted(times)[calls // 2]
 
 if __name__ == "__main__":
     main()

@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=_positive_int, metavar="FRAMES",
                    help="frames per unit of work, taken by the workers from one queue (default: about 6 units per "
                         "worker, 4..64 frames, a multiple of the batch size)")
+    p.add_argument("--ray", metavar="auto|ADDRESS",
+                   help="run the workers as Ray actors: auto, a private Ray cluster of this machine (127.0.0.1 "
+                        "only, torn down at the end); ADDRESS, an existing cluster's head (HOST:PORT), whose "
+                        "nodes all see the output directory (the `ray` extra)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="kernel threads per worker, or of the one process without workers (default: the worker's "
                         "share of the cores less one, at least 1)")
@@ -287,7 +291,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                          durability=args.durability, topic=args.topic, kernel_threads=args.threads,
                          argv=("vre-fast", *argv))
     if args.workers is None and args.devices is None and args.manifest is None and args.chunk_size is None \
-            and len(args.video) == 1 and not cfg.groups:
+            and args.ray is None and len(args.video) == 1 and not cfg.groups:
         if args.output is None:
             raise ConfigError("-o/--output: required (the output directory)")
         result = run(args.video[0], cfg, args.output, options)
@@ -299,7 +303,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _run_workers(args: argparse.Namespace, cfg: RunCfg, options: RunOptions) -> int:
-    """Several videos, a manifest, groups or --workers: a pool of worker processes (vre_fast.scale)."""
+    """Several videos, a manifest, groups, --workers or --ray: a pool of workers (vre_fast.scale), local
+    processes or Ray actors."""
     from dataclasses import replace
 
     from .errors import ConfigError
@@ -319,9 +324,13 @@ def _run_workers(args: argparse.Namespace, cfg: RunCfg, options: RunOptions) -> 
     else:
         jobs = jobs_for_videos(args.video, args.output, args.frames, args.frame_list)
     scale = ScaleOptions(workers=args.workers or 1, devices=args.devices, chunk_size=args.chunk_size,
-                         threads=args.threads, plugins=tuple(str(p) for p in args.plugin))
+                         threads=args.threads, plugins=tuple(str(p) for p in args.plugin), ray=args.ray)
     result = run_many(jobs, cfg, replace(options, frames=(None, None), frame_list=None), scale)
     print(result.report(), file=sys.stderr)
+    if result.failed_units:  # recorded and reported; the other units are done, a rerun retries these
+        print(f"vre-fast: error: {len(result.failed_units)} unit(s) failed after their retries; the first: "
+              f"{result.failed_units[0]}", file=sys.stderr)
+        return 1
     if args.collage:
         from .sources import open_input
 

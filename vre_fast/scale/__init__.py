@@ -1,7 +1,7 @@
 """Scaling out on one machine: units (video x frame chunk x group), worker sessions that keep their experts
 loaded across units, a local process pool fed from a dependency-aware queue, representation groups, manifests
-of many videos. A cluster backend (Ray) is meant to reuse `WorkUnit`, `UnitQueue` and `WorkerSession` as they
-are and replace only the pool (`coordinator.make_pool`)."""
+of many videos. The cluster backend (`ray_pool.py`, Ray actors; imported only with `--ray`) reuses `WorkUnit`,
+`UnitQueue` and `WorkerSession` as they are and replaces only the pool (`coordinator.make_pool`)."""
 
 from .coordinator import ScaleOptions, ScaleResult, make_pool, plan_units, run_many
 from .groups import Group, resolve_groups

@@ -2,8 +2,8 @@
 pool of workers into one output directory per video, one progress bar, one summary.
 
 What a unit is and how a worker runs it are `units.py` and `worker.py`; the pool that runs them on this
-machine is `pool.py`. `run_many` takes any pool with `run(queue, on_result, on_event)`: a cluster's (Ray) is
-meant to slot in there (`make_pool`).
+machine is `pool.py`, the one on a Ray cluster `ray_pool.py`: `run_many` takes any pool with
+`run(queue, on_result, on_event)`, chosen by `make_pool`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -35,6 +36,9 @@ from .pool import LocalPool, PoolStats
 from .units import UnitQueue, UnitResult, WorkUnit, make_units
 from .worker import WorkerSpec
 
+if TYPE_CHECKING:
+    from .ray_pool import RayPool
+
 __all__ = ["ScaleOptions", "ScaleResult", "make_pool", "plan_units", "run_many"]
 
 logger = logging.getLogger("vre_fast")
@@ -49,6 +53,7 @@ class ScaleOptions:
     chunk_size: int | None = None  # frames per unit; None: policies.chunk_size
     threads: int | None = None  # kernel threads per worker; None: policies.threads_per_worker
     plugins: tuple[str, ...] = ()  # --plugin files, loaded by every worker
+    ray: str | None = None  # a Ray cluster's address (`auto`: a private one on this machine); None: local processes
 
     def __post_init__(self) -> None:
         if self.workers < 1 or (self.chunk_size is not None and self.chunk_size < 1) or \
@@ -80,7 +85,15 @@ class ScaleResult:
         return (f"{summary_table(self.rows)}\n{len(self.jobs)} video(s), {self.frames} frames: {self.units} units of "
                 f"<= {max(self.chunk_sizes, default=0)} frames on {self.workers} worker(s){groups} in "
                 f"{self.wall:.2f} s ({self.frames / self.wall:.1f} frames/s); set-up {self.setup_seconds:.2f} s in "
-                f"all, worker start {self.pool.start_seconds:.2f} s" + lost)
+                f"all, worker start {self.pool.start_seconds:.2f} s" + lost + self._failed())
+
+    @property
+    def failed_units(self) -> list[str]:
+        """Units a cluster pool gave up on after its retries (ray_pool.MAX_ATTEMPTS), one line each."""
+        return list(getattr(self.pool, "failed_units", []))
+
+    def _failed(self) -> str:
+        return "".join(f"\nfailed: {line}" for line in self.failed_units)
 
 
 def plan_units(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOptions
@@ -113,9 +126,10 @@ def plan_units(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOp
     return units, groups, sizes
 
 
-def make_pool(cfg: RunCfg, options: RunOptions, groups: tuple[Group, ...], scale: ScaleOptions) -> LocalPool:
-    """`scale.workers` local processes per group, on the group's device or the next of `scale.devices`. The
-    place where a cluster pool (Ray actors running `WorkerSession`) is to be chosen instead."""
+def make_pool(cfg: RunCfg, options: RunOptions, groups: tuple[Group, ...], scale: ScaleOptions
+              ) -> LocalPool | RayPool:
+    """`scale.workers` local processes per group, on the group's device or the next of `scale.devices`; with
+    `scale.ray`, the same workers as Ray actors (`ray_pool.RayPool`, each running a `WorkerSession`)."""
     count = scale.workers * len(groups)
     threads = scale.threads or threads_per_worker(count, available_cores())
     specs, lanes = [], []
@@ -126,6 +140,10 @@ def make_pool(cfg: RunCfg, options: RunOptions, groups: tuple[Group, ...], scale
             specs.append(WorkerSpec(cfg=cfg, options=options, groups=groups, device=device, plugins=scale.plugins,
                                     kernel_threads=threads, index=index))
             lanes.append(group.name)
+    if scale.ray is not None:
+        from .ray_pool import RayPool
+
+        return RayPool(specs, lanes, scale.ray)
     return LocalPool(specs, lanes)
 
 

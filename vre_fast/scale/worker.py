@@ -53,11 +53,13 @@ class WorkerSession:
 
             load_plugins(spec.plugins)
 
-    def execute(self, unit: WorkUnit) -> UnitResult:
+    def execute(self, unit: WorkUnit, on_error: str | None = None) -> UnitResult:
         """One unit: a run of its group's representations over its frames into its output directory (the
-        frames already there are skipped; another group's outputs are read back, never computed)."""
+        frames already there are skipped; another group's outputs are read back, never computed). `on_error`:
+        the run's unless given (a cluster's last attempt at a unit skips and records its failing frames)."""
         group = self._groups[unit.group]
         options = replace(self.spec.options, frames=(None, None), frame_list=unit.frames,
+                          on_error=on_error or self.spec.options.on_error,
                           representations=group.representations, read_only=group.read_only, exists="skip",
                           progress=False, kernel_threads=self.spec.kernel_threads)
         started = time.perf_counter()
