@@ -414,3 +414,17 @@ def test_several_videos_go_to_one_directory_each(tmp_path: Path):
     assert jobs_for_videos([a], tmp_path / "out", (2, 9), None)[0].out_dir == tmp_path / "out"  # one: OUT itself
     with pytest.raises(ConfigError, match="several videos of that name would share OUT/a"):
         jobs_for_videos([a, b], tmp_path / "out", (None, None), None)
+
+
+def test_on_error_skip_with_groups_records_a_failed_frame_for_its_dependants_and_completes(slow, registry,
+                                                                                           tmp_path: Path):
+    """A frame 'first' skipped (it failed) is missing for 'second', which reads it back: with `--on-error skip`
+    the frame fails for the dependant too (recorded, counted once), not the whole run."""
+    video, _, plugin = slow
+    cfg = parse_config({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"fail_on": 13}},
+        "edges": {"type": "generalized_boundaries", "dependencies": {"maps": "copy"}}},
+        "groups": {"first": {"representations": ["copy"]}, "second": {"representations": ["edges"]}}})
+    result = run_many([Job(video, tmp_path / "out")], cfg, RunOptions(on_error="skip"), ScaleOptions(chunk_size=8))
+    assert result.rows["copy"]["failed"] == 1 and result.rows["edges"]["failed"] == 1
+    assert {f for name, f in stored(tmp_path / "out") if name == "edges"} == set(range(NUM_FRAMES)) - {13}
