@@ -428,3 +428,24 @@ def test_on_error_skip_with_groups_records_a_failed_frame_for_its_dependants_and
     result = run_many([Job(video, tmp_path / "out")], cfg, RunOptions(on_error="skip"), ScaleOptions(chunk_size=8))
     assert result.rows["copy"]["failed"] == 1 and result.rows["edges"]["failed"] == 1
     assert {f for name, f in stored(tmp_path / "out") if name == "edges"} == set(range(NUM_FRAMES)) - {13}
+
+
+def test_sigterm_stops_every_worker_as_ctrl_c_does(slow, tmp_path: Path):
+    """`kill`, `timeout` or a batch scheduler's preemption: the workers are interrupted (their runs recorded as
+    such), not left running on after the command is gone."""
+    video, cfg, _ = slow
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cli(video, cfg, out, "--workers", "2", "--chunk-size", "12"), stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for(lambda: frames_in(out, "copy") >= 2 and len(workers_of(proc.pid)) == 2)
+        family = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, (proc.returncode, err)
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() and "zombie" not in _state(p) for p in family), 10)
+    records = [yaml.safe_load(p.read_text()) for p in (out / ".logs").glob("run-*.json")]
+    statuses = {r["status"] for r in records}
+    assert "interrupted" in statuses and statuses <= {"interrupted", "completed"}, statuses
