@@ -171,6 +171,12 @@ def test_manifest_errors_name_the_file_and_line(tmp_path: Path):
     manifest.write_text("a.mp4 outa 5..x\n")
     with pytest.raises(ConfigError, match=r"videos.txt line 1: frames '5..x'"):
         read_manifest(manifest)
+    manifest.write_text('a.mp4 outa\n"my video.mp4 outb\n')  # an unclosed quote: one line, not shlex's traceback
+    with pytest.raises(ConfigError, match=r"videos.txt line 2: No closing quotation"):
+        read_manifest(manifest)
+    (tmp_path / "videos.json").write_text('[{"video": 3}]')
+    with pytest.raises(ConfigError, match=r"videos.json line 1: the video 3 is not a path"):
+        read_manifest(tmp_path / "videos.json")
 
 
 # -- real processes through the command line ------------------------------------------------------------------

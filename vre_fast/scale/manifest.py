@@ -63,7 +63,11 @@ def read_manifest(path: Path, default_out: Path | None = None) -> list[Job]:
     else:
         items = []
         for i, line in enumerate(text.splitlines()):
-            fields = shlex.split(line, comments=True)
+            try:
+                fields = shlex.split(line, comments=True)
+            except ValueError as exc:  # an unclosed quote
+                raise ConfigError(f"--manifest {path} line {i + 1}: {exc} (quote a path with spaces: "
+                                  f"\"my video.mp4\")") from None
             if fields:
                 items.append((i + 1, fields[0], fields[1] if len(fields) > 1 else None,
                               " ".join(fields[2:]) or None))
@@ -81,7 +85,8 @@ def read_manifest(path: Path, default_out: Path | None = None) -> list[Job]:
 def _job(manifest: Path, line: int, video: object, out: object, frames: object, default_out: Path | None) -> Job:
     where = f"--manifest {manifest} line {line}"
     if not isinstance(video, str) or not video.strip():
-        raise ConfigError(f"{where}: an empty video path")
+        raise ConfigError(f"{where}: an empty video path" if isinstance(video, str) or video is None
+                          else f"{where}: the video {video!r} is not a path (text)")
     video_path = manifest.parent / video
     if out is None:
         if default_out is None:
