@@ -49,6 +49,7 @@ from vre_fast import ComputeBatch, Representation, register_representation
 class Params:
     seconds: float = 0.0
     fail_on: int = -1
+    die_on: int = -1  # the process is SIGKILLed (as the kernel's out-of-memory killer does)
 
 
 @register_representation("slow_copy")
@@ -59,6 +60,10 @@ class SlowCopy(Representation):
     def compute(self, batch: ComputeBatch) -> np.ndarray:
         if self.params.fail_on in batch.indices:
             raise ValueError("this frame is bad")
+        if self.params.die_on in batch.indices:
+            import os
+            import signal
+            os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(self.params.seconds * len(batch.indices))
         return batch.frames.copy()
 
@@ -455,3 +460,17 @@ def test_sigterm_stops_every_worker_as_ctrl_c_does(slow, tmp_path: Path):
     records = [yaml.safe_load(p.read_text()) for p in (out / ".logs").glob("run-*.json")]
     statuses = {r["status"] for r in records}
     assert "interrupted" in statuses and statuses <= {"interrupted", "completed"}, statuses
+
+
+def test_a_unit_that_kills_every_worker_stops_the_run_or_with_skip_is_given_up_alone(slow, registry,
+                                                                                     tmp_path: Path):
+    video, _, plugin = slow
+    cfg = parse_config({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"die_on": 13}}}})
+    with pytest.raises(VreError, match=r"frames 12..16 \(all\): 3 workers died on these frames"):
+        run_many([Job(video, tmp_path / "stop")], cfg, RunOptions(), ScaleOptions(chunk_size=4))
+    result = run_many([Job(video, tmp_path / "skip")], cfg, RunOptions(on_error="skip"), ScaleOptions(chunk_size=4))
+    assert len(result.failed_units) == 1 and "frames 12..16 (all): 3 workers died" in result.failed_units[0]
+    kept = {f for _, f in stored(tmp_path / "skip")}  # every other unit done; of this one, what was written
+    assert 13 not in kept and set(range(NUM_FRAMES)) - set(range(12, 16)) <= kept
+    assert not workers_of(os.getpid())

@@ -93,7 +93,8 @@ class ScaleResult:
 
     @property
     def failed_units(self) -> list[str]:
-        """Units a cluster pool gave up on after its retries (ray_pool.MAX_ATTEMPTS), one line each."""
+        """Units a pool gave up on after its retries (ray_pool.MAX_ATTEMPTS; the local pool's with on_error
+        "skip", pool.MAX_ATTEMPTS), one line each."""
         return list(getattr(self.pool, "failed_units", []))
 
     def _failed(self) -> str:
