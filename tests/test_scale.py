@@ -474,3 +474,15 @@ def test_a_unit_that_kills_every_worker_stops_the_run_or_with_skip_is_given_up_a
     kept = {f for _, f in stored(tmp_path / "skip")}  # every other unit done; of this one, what was written
     assert 13 not in kept and set(range(NUM_FRAMES)) - set(range(12, 16)) <= kept
     assert not workers_of(os.getpid())
+
+
+def test_a_killed_worker_leaves_one_error_line_on_the_terminal(slow, tmp_path: Path):
+    """No "leaked semaphore objects" warning of multiprocessing's resource tracker after the error line."""
+    video, _, plugin = slow
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"die_on": 5}}}}))
+    done = subprocess.run(cli(video, cfg, tmp_path / "out", "--workers", "1", "--chunk-size", "4"),
+                          capture_output=True, text=True, timeout=60)
+    lines = [line for line in done.stderr.splitlines() if not line.startswith(("vre-fast: worker", "run "))]
+    assert done.returncode == 1 and lines[-1].startswith("vre-fast: error: ") and len(lines) == 1, done.stderr

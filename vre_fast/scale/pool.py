@@ -61,6 +61,7 @@ class LocalPool:
         self.specs, self.lanes = specs, lanes
         self.stats = PoolStats()
         self._context = multiprocessing.get_context("forkserver")
+        _quiet_resource_tracker()
         self._context.set_forkserver_preload(PRELOAD)
         self._workers: list[_Worker] = []
 
@@ -183,3 +184,14 @@ class LocalPool:
                 w.process.join()
             w.conn.close()
         self._workers = []
+
+
+def _quiet_resource_tracker() -> None:
+    """A worker's locks (tqdm's, numba's) are named semaphores of the forkserver context, registered with this
+    process's resource tracker; a worker SIGKILLed leaves them to the tracker, which unlinks them and warns of
+    "leaked semaphore objects" on the terminal as the command ends: noise after the one error line. The tracker
+    starts with this process's environment, so its warning is filtered there (and only that one)."""
+    quiet = "ignore:resource_tracker:UserWarning:multiprocessing.resource_tracker"
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if quiet not in current.split(","):
+        os.environ["PYTHONWARNINGS"] = f"{current},{quiet}" if current else quiet
