@@ -222,7 +222,9 @@ def test_a_failing_unit_is_retried_then_recorded_and_a_rerun_completes_it(cluste
     assert result.rows["copy"]["failed"] == 1  # (rows count the attempts that returned: not frames stored before)
     assert len(list((out / "rgb" / "npz").glob("*.npz"))) == 16
     assert sum("attempt" in e and "frame 13" in e for e in events) == MAX_ATTEMPTS - 1
-    assert not result.failed_units  # the last attempt stored what it could
+    # the last attempt stored what it could; the unit is still named (the command exits 1: not asked to skip)
+    assert result.failed_units == [f"{video} frames 12..16 (all): copy failed on 1 frame(s) on all {MAX_ATTEMPTS} "
+                                   f"attempts, recorded as failed (see {out}/.logs)"]
     metadata = json.loads((out / "copy" / ".metadata.json").read_text())
     assert list(metadata["failed"]) == ["13"] and "this frame is bad" in metadata["failed"]["13"]["error"]
     assert sorted(map(int, metadata["frames"])) == [f for f in range(16) if f != 13]

@@ -12,9 +12,10 @@ for every CPU deadlocks on a small node (ray#44687); an actor here asks for a fr
 Failures: a unit that raises, or whose actor dies (a lost node, out of memory), is tried again, up to
 MAX_ATTEMPTS times in all (a dead actor is replaced); the last attempt runs with `on_error="skip"`, so a frame
 that fails every time is recorded as failed in the representation's metadata and in the unit's run record
-(OUT/.logs/run-*.json) and the rest of the unit is stored. A unit that fails even so is recorded in
-`RayPoolStats.failed_units`, one line each, which the summary prints; the run goes on with the other units and a
-rerun computes only what the metadata lacks.
+(OUT/.logs/run-*.json) and the rest of the unit is stored; unless the run's on_error is "skip", the unit is named
+in `failed_units` too (the command exits 1, as a local worker's failing frame does). A unit that fails even so
+is recorded in `RayPoolStats.failed_units`, one line each, which the summary prints; the run goes on with the
+other units and a rerun computes only what the metadata lacks.
 
 Ray is imported only here, and only when the pool runs (the `ray` extra).
 """
@@ -234,6 +235,11 @@ class RayPool:
             self.stats.unit_seconds.append(result.seconds)
             queue.done(unit)
             on_result(result)
+            failed = {name: row["failed"] for name, row in result.representations.items() if row.get("failed")}
+            if failed and slot.spec.options.on_error != "skip":  # skipped on the last attempt, not by the user's
+                self.stats.failed_units.append(  # choice: stored what it could, and the command still exits 1
+                    f"{unit.describe()}: {', '.join(f'{n} failed on {k} frame(s)' for n, k in failed.items())} "
+                    f"on all {MAX_ATTEMPTS} attempts, recorded as failed (see {unit.out_dir}/.logs)")
             return
         self.stats.attempts_failed += 1
         attempts[unit.key] = attempts.get(unit.key, 0) + 1
