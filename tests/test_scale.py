@@ -486,3 +486,19 @@ def test_a_killed_worker_leaves_one_error_line_on_the_terminal(slow, tmp_path: P
                           capture_output=True, text=True, timeout=60)
     lines = [line for line in done.stderr.splitlines() if not line.startswith(("vre-fast: worker", "run "))]
     assert done.returncode == 1 and lines[-1].startswith("vre-fast: error: ") and len(lines) == 1, done.stderr
+
+
+def test_info_after_a_pool_run_sums_its_many_runs():
+    """A pool makes a run per unit: `vre-fast info` says how many, by status, not a line (and an id) for each."""
+    from vre_fast.reader.info import format_info
+
+    runs = [{"run_id": f"r{i}", "status": "completed" if i else "abandoned", "started_iso": f"T{i:02d}",
+             "ended_iso": f"E{i:02d}" if i else None, "frames_done": 4 if i else 0, "frames_failed": 0}
+            for i in range(40)]
+    info = {"path": "out", "kind": "vre-fast", "frames": 156, "sources": [], "runs": runs, "representations": {
+        "rgb": {"type": "rgb", "complete": 156, "failed": 0, "missing": 0, "formats": {"npz": 156}, "bytes": 0,
+                "dtype": "uint8", "shape": [4, 4], "runs": {f"r{i}": 4 for i in range(1, 40)}}}}
+    text = format_info(info)
+    assert len(text.splitlines()) == 5 and "39 runs" in text and "r7" not in text, text
+    assert "  1 runs abandoned T00 ..  frames done 0" in text
+    assert "  39 runs completed T01 .. E39 frames done 156, failed 0" in text
