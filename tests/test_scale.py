@@ -502,3 +502,24 @@ def test_info_after_a_pool_run_sums_its_many_runs():
     assert len(text.splitlines()) == 5 and "39 runs" in text and "r7" not in text, text
     assert "  1 runs abandoned T00 ..  frames done 0" in text
     assert "  39 runs completed T01 .. E39 frames done 156, failed 0" in text
+
+
+def test_a_sigkilled_command_leaves_no_worker_running_on(slow, tmp_path: Path):
+    """`kill -9` (or the OOM killer) of the command: its workers are interrupted at once (their runs folded), not
+    left computing their unit, here 12 s long, with no one to report to."""
+    video, _, plugin = slow
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"seconds": 0.5}}}}))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cli(video, cfg, out, "--workers", "1", "--chunk-size", "24"), stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: frames_in(out, "copy") >= 1 and len(workers_of(proc.pid)) == 1)
+        family = descendants(proc.pid)
+        proc.kill()
+        proc.wait(10)
+        wait_for(lambda: not any(Path(f"/proc/{p}").exists() and "zombie" not in _state(p) for p in family), 5)
+    finally:
+        proc.kill()
+    records = [yaml.safe_load(p.read_text()) for p in (out / ".logs").glob("run-*.json")]
+    assert [r["status"] for r in records] == ["interrupted"]

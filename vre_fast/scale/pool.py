@@ -89,8 +89,8 @@ class LocalPool:
 
     def _start(self, spec: WorkerSpec, lane: str | None) -> _Worker:
         mine, theirs = self._context.Pipe()
-        process = self._context.Process(target=serve, args=(theirs, spec), name=f"vre-fast-worker-{spec.index}",
-                                        daemon=True)
+        process = self._context.Process(target=serve, args=(theirs, spec, os.getpid()),
+                                        name=f"vre-fast-worker-{spec.index}", daemon=True)
         process.start()
         theirs.close()
         self.stats.workers_started += 1
