@@ -141,6 +141,26 @@ def test_unit_queue_hands_out_a_dependant_only_after_its_inputs():
     second = queue.take("a")
     queue.give_back(second)  # its worker died: first in line again
     assert queue.take("a") is second
+    assert queue.pending("b") == 2 and queue.pending() == 3
+
+
+def test_unit_queue_costs_no_walk_over_every_waiting_unit():
+    """Many videos, 'b' waiting for 'a': an idle 'b' worker asks at every message of the pool; each ask used to
+    walk all 20,000 waiting units (5 ms; 2,000 asks: 10 s). And the order is kept, for any group or one."""
+    from vre_fast.scale import make_units
+
+    groups = (Group("a", ("x",), None), Group("b", ("y",), None, after=("a",)))
+    units = [u for job in range(100) for u in make_units(job, "v.mp4", "out", [[i] for i in range(100)], groups)]
+    queue = UnitQueue(units, groups)
+    started = time.perf_counter()
+    assert all(queue.take("b") is None for _ in range(2000))
+    assert time.perf_counter() - started < 1.0
+    first, second = queue.take(), queue.take()
+    assert (first.key, second.key) == ((0, 0, "a"), (0, 1, "a"))
+    queue.done(first)
+    assert queue.take().key == (0, 0, "b")  # before (0, 2, "a"): its place in line
+    queue.give_back(second)
+    assert queue.take() is second and queue.take("b") is None and queue.take("a").key == (0, 2, "a")
 
 
 def test_a_cycle_between_groups_is_one_error_naming_them(clip, tmp_path: Path):
