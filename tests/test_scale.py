@@ -199,6 +199,10 @@ def test_manifest_errors_name_the_file_and_line(tmp_path: Path):
     manifest.write_text('a.mp4 outa\n"my video.mp4 outb\n')  # an unclosed quote: one line, not shlex's traceback
     with pytest.raises(ConfigError, match=r"videos.txt line 2: No closing quotation"):
         read_manifest(manifest)
+    (tmp_path / "videos.csv").write_text("\ufeffvideo,output\na.mp4,outa\n")  # a spreadsheet's, with a BOM
+    assert [j.out_dir.name for j in read_manifest(tmp_path / "videos.csv")] == ["outa"]
+    (tmp_path / "videos.json").write_text('[{"video": "a.mp4", "output": "o", "frames": [5, 8]}]')
+    assert read_manifest(tmp_path / "videos.json")[0].frame_list == (5, 8)
     (tmp_path / "videos.json").write_text('[{"video": 3}]')
     with pytest.raises(ConfigError, match=r"videos.json line 1: the video 3 is not a path"):
         read_manifest(tmp_path / "videos.json")

@@ -42,7 +42,7 @@ def jobs_for_videos(videos: list[Path], out_dir: Path, frames: tuple[int | None,
 def read_manifest(path: Path, default_out: Path | None = None) -> list[Job]:
     """The manifest's rows as jobs; a row without an output goes to `default_out`/<video name>."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV starts with a byte-order mark
     except OSError as exc:
         raise ConfigError(f"--manifest {path}: {exc.strerror or exc}") from None
     if path.suffix == ".json":
@@ -96,6 +96,8 @@ def _job(manifest: Path, line: int, video: object, out: object, frames: object, 
         out_path = manifest.parent / str(out)
     if frames is None:
         return Job(video_path, out_path)
+    if isinstance(frames, list):  # JSON: [5, 8, 22] as well as "5 8 22"
+        frames = " ".join(map(str, frames))
     items = str(frames).replace(",", " ").split()
     try:
         if len(items) == 1:
