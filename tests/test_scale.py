@@ -547,3 +547,29 @@ def test_a_sigkilled_command_leaves_no_worker_running_on(slow, tmp_path: Path):
         proc.kill()
     records = [yaml.safe_load(p.read_text()) for p in (out / ".logs").glob("run-*.json")]
     assert [r["status"] for r in records] == ["interrupted"]
+
+
+def test_a_worker_session_keeps_a_few_inputs_open_not_every_video_it_went_through(tmp_path: Path, monkeypatch):
+    """A worker of a long manifest goes through thousands of videos: kept open, they ran it out of file
+    descriptors. The least recently used input is closed; its identity (a fingerprint that decodes) is kept."""
+    import vre_fast.runner as runner
+    from vre_fast.runner import RunSession
+
+    videos = [make_video(tmp_path / f"v{i}.mp4", num_frames=4, height=16, width=16) for i in range(7)]
+    fingerprints = []
+    identify = runner._identify
+    monkeypatch.setattr(runner, "_identify", lambda source: fingerprints.append(source) or identify(source))
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    with RunSession() as session:
+        before = open_fds()
+        session.source(videos[0], None, None)
+        one = open_fds() - before
+        first = session.source(videos[0], None, None)[1]
+        for video in videos[1:]:
+            session.source(video, None, None)
+        assert one >= 1 and open_fds() - before <= 4 * one  # RunSession.MAX_OPEN_SOURCES of 7
+        assert session.source(videos[0], None, None)[1] == first and len(fingerprints) == len(videos)
+    assert open_fds() == before

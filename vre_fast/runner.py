@@ -113,10 +113,13 @@ class RunSession:
     and its identity (a fingerprint decodes frames spread over the video). A worker (`vre_fast.scale`) keeps
     one for all its units; `run` without one makes a session for the one run and closes it."""
 
+    MAX_OPEN_SOURCES = 4  # inputs kept open; a worker of a many-video run goes through thousands of videos
+
     def __init__(self) -> None:
         self.residency = Residency()
         self._graphs: dict[tuple, RepresentationGraph] = {}
-        self._sources: dict[tuple, tuple[FramesSource, SourceIdentity]] = {}
+        self._sources: dict[tuple, FramesSource] = {}  # the most recently used last
+        self._identities: dict[tuple, SourceIdentity] = {}  # kept after their input is closed: small, and costly
 
     def graph(self, cfg: RunCfg) -> RepresentationGraph:
         """The graph of `cfg`, built once (the devices are part of the key: a worker moves nodes to its own)."""
@@ -126,16 +129,24 @@ class RunSession:
         return self._graphs[key]
 
     def source(self, video: str | Path, topic: str | None, fps: float | None) -> tuple[FramesSource, SourceIdentity]:
-        """The open input and its identity, opened on first use."""
+        """The open input and its identity, opened on first use; past MAX_OPEN_SOURCES inputs the least recently
+        used is closed (each holds a file and a decoder: a worker that kept every video of a long manifest open
+        would run out of file descriptors), its identity kept."""
         key = (str(video), topic, fps)
-        if key not in self._sources:
+        if key in self._sources:
+            self._sources[key] = self._sources.pop(key)  # the most recently used
+        else:
             source = open_input(video, topic, fps)
             try:
-                self._sources[key] = source, _identify(source)
+                if key not in self._identities:
+                    self._identities[key] = _identify(source)
             except BaseException:
                 source.close()
                 raise
-        return self._sources[key]
+            self._sources[key] = source
+            while len(self._sources) > self.MAX_OPEN_SOURCES:
+                self._sources.pop(next(iter(self._sources))).close()
+        return self._sources[key], self._identities[key]
 
     def close(self) -> None:
         """Tears the representations down and closes the inputs."""
@@ -143,7 +154,7 @@ class RunSession:
             self.residency.release()
         finally:
             sources, self._sources = list(self._sources.values()), {}
-            for source, _ in sources:
+            for source in sources:
                 source.close()
 
     def __enter__(self) -> RunSession:
