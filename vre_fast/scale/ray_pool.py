@@ -23,7 +23,9 @@ Ray is imported only here, and only when the pool runs (the `ray` extra).
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -171,7 +173,12 @@ class RayPool:
             on_event: Callable[[str], None] = lambda line: None) -> None:
         """Executes every unit of `queue`; `on_result` sees each result, `on_event` a line per retry or lost
         actor. Returns once every unit is done or recorded as failed."""
+        ours = signal.getsignal(signal.SIGTERM)
         leave = connect(self.address)
+        if callable(ours) and threading.current_thread() is threading.main_thread():
+            # ray.init puts its own in place (an exit at once, after its core worker's crash dump on the
+            # terminal): the caller's stands, SIGTERM stopping the actors as Ctrl-C does (coordinator.py)
+            signal.signal(signal.SIGTERM, ours)
         import ray
 
         first = time.perf_counter()
