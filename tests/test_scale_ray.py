@@ -222,7 +222,9 @@ def test_a_failing_unit_is_retried_then_recorded_and_a_rerun_completes_it(cluste
     assert result.rows["copy"]["failed"] == 1  # (rows count the attempts that returned: not frames stored before)
     assert len(list((out / "rgb" / "npz").glob("*.npz"))) == 16
     assert sum("attempt" in e and "frame 13" in e for e in events) == MAX_ATTEMPTS - 1
-    assert not result.failed_units  # the last attempt stored what it could
+    # the last attempt stored what it could; the unit is still named (the command exits 1: not asked to skip)
+    assert result.failed_units == [f"{video} frames 12..16 (all): copy failed on 1 frame(s) on all {MAX_ATTEMPTS} "
+                                   f"attempts, recorded as failed (see {out}/.logs)"]
     metadata = json.loads((out / "copy" / ".metadata.json").read_text())
     assert list(metadata["failed"]) == ["13"] and "this frame is bad" in metadata["failed"]["13"]["error"]
     assert sorted(map(int, metadata["frames"])) == [f for f in range(16) if f != 13]
@@ -279,3 +281,37 @@ def test_an_actor_that_cannot_start_is_one_error(cluster, registry, tmp_path: Pa
         run_many([Job(video, tmp_path / "out")], parse_config(CONFIG), RunOptions(),
                  ScaleOptions(ray="auto", plugins=(str(plugin),)))
     assert "Traceback" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_sigterm_on_ray_stops_the_actors_as_ctrl_c_does(tmp_path: Path):
+    """`ray.init` puts its own SIGTERM handler in place (an exit at once, after its core worker's crash dump on
+    the terminal); the command keeps its own: exit 130, one line, the private cluster gone, no process left."""
+    import signal
+    import subprocess
+    import sys
+
+    from test_scale import PLUGIN as SLOW_PLUGIN
+    from test_scale import descendants, frames_in, wait_for
+
+    video = make_video(tmp_path / "clip.mp4", num_frames=24, gop=6)
+    plugin = tmp_path / "slow_copy.py"
+    plugin.write_text(SLOW_PLUGIN)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(json.dumps({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"seconds": 0.3}}}}))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "vre_fast", "run", str(video), "-c", str(cfg), "-o", str(out),
+                             "--ray", "auto", "--chunk-size", "12", "--no-progress"], stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        wait_for(lambda: frames_in(out, "copy") >= 1, 120)
+        family = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
+    assert "SIGTERM received" not in err and "Traceback" not in err, err
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in family), 30)

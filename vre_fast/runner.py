@@ -113,10 +113,13 @@ class RunSession:
     and its identity (a fingerprint decodes frames spread over the video). A worker (`vre_fast.scale`) keeps
     one for all its units; `run` without one makes a session for the one run and closes it."""
 
+    MAX_OPEN_SOURCES = 4  # inputs kept open; a worker of a many-video run goes through thousands of videos
+
     def __init__(self) -> None:
         self.residency = Residency()
         self._graphs: dict[tuple, RepresentationGraph] = {}
-        self._sources: dict[tuple, tuple[FramesSource, SourceIdentity]] = {}
+        self._sources: dict[tuple, FramesSource] = {}  # the most recently used last
+        self._identities: dict[tuple, SourceIdentity] = {}  # kept after their input is closed: small, and costly
 
     def graph(self, cfg: RunCfg) -> RepresentationGraph:
         """The graph of `cfg`, built once (the devices are part of the key: a worker moves nodes to its own)."""
@@ -126,16 +129,24 @@ class RunSession:
         return self._graphs[key]
 
     def source(self, video: str | Path, topic: str | None, fps: float | None) -> tuple[FramesSource, SourceIdentity]:
-        """The open input and its identity, opened on first use."""
+        """The open input and its identity, opened on first use; past MAX_OPEN_SOURCES inputs the least recently
+        used is closed (each holds a file and a decoder: a worker that kept every video of a long manifest open
+        would run out of file descriptors), its identity kept."""
         key = (str(video), topic, fps)
-        if key not in self._sources:
+        if key in self._sources:
+            self._sources[key] = self._sources.pop(key)  # the most recently used
+        else:
             source = open_input(video, topic, fps)
             try:
-                self._sources[key] = source, _identify(source)
+                if key not in self._identities:
+                    self._identities[key] = _identify(source)
             except BaseException:
                 source.close()
                 raise
-        return self._sources[key]
+            self._sources[key] = source
+            while len(self._sources) > self.MAX_OPEN_SOURCES:
+                self._sources.pop(next(iter(self._sources))).close()
+        return self._sources[key], self._identities[key]
 
     def close(self) -> None:
         """Tears the representations down and closes the inputs."""
@@ -143,7 +154,7 @@ class RunSession:
             self.residency.release()
         finally:
             sources, self._sources = list(self._sources.values()), {}
-            for source, _ in sources:
+            for source in sources:
                 source.close()
 
     def __enter__(self) -> RunSession:
@@ -197,7 +208,8 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
     frame_list = tuple(requested) if options.frame_list is not None else None
     if not plan.frames:
         return _nothing_to_compute(start, stop, out_dir, bindings, frame_list, identity)
-    _refuse_read_only(plan, options.read_only, source)
+    if options.on_error == "stop":
+        _refuse_read_only(plan, options.read_only, source)
     require_cuda([b.name for b in bindings if plan.compute[b.name] and b.node.cfg.device != "cpu"])
     sources.record(identity, options.allow_other_source)
     opened: list[RepresentationMetadata] = []
@@ -215,7 +227,8 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                            frame_list=None if frame_list is None else list(frame_list), source=asdict(identity))
         with held_while_running(record, out_dir):
             record.save(out_dir)
-            stages = _execute(bindings, plan, source, options, record, out_dir, session.residency)
+            stages = _execute(bindings, plan, source, options, record, out_dir, session.residency,
+                              {name: plan.compute.get(name, frozenset()) for name in options.read_only})
     finally:
         _close_all(opened)
     return RunResult(run_id=run_id, computed_frames=len(plan.frames), record=record, bindings=bindings,
@@ -238,7 +251,8 @@ def bind_nodes(graph: RepresentationGraph, chosen: set[str], out_dir: Path, fram
 
 def _refuse_read_only(plan: Plan, read_only: tuple[str, ...], source: FramesSource) -> None:
     """`read_only` nodes (another group's outputs) are read from disk, never computed: a frame of theirs that
-    is not there (it failed, or the files were removed) stops the run by name."""
+    is not there (it failed, or the files were removed) stops the run by name (on_error "stop"; with "skip" the
+    frame fails for its dependants and is recorded, BatchExecutor's `unavailable`)."""
     for name in read_only:
         missing = sorted(plan.compute.get(name, ()))
         if missing:
@@ -373,7 +387,7 @@ def _close_all(opened: list[RepresentationMetadata]) -> None:
 
 
 def _execute(bindings: list[NodeBinding], plan: Plan, source: FramesSource, options: RunOptions, record: RunRecord,
-             out_dir: Path, residency: Residency) -> StageStats:
+             out_dir: Path, residency: Residency, unavailable: dict[str, frozenset[int]]) -> StageStats:
     log_handler = logging.FileHandler(out_dir / ".logs" / f"run-{record.run_id}.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
     logger.addHandler(log_handler)
@@ -389,7 +403,8 @@ def _execute(bindings: list[NodeBinding], plan: Plan, source: FramesSource, opti
 
     executor = BatchExecutor(bindings, plan, source, on_error=options.on_error,
                              write_workers=options.write_workers, prefetch=options.prefetch_chunks,
-                             on_chunk=on_chunk, kernel_threads=options.kernel_threads, residency=residency)
+                             on_chunk=on_chunk, kernel_threads=options.kernel_threads, residency=residency,
+                             unavailable=unavailable)
     try:
         executor.run()
         record.status = "completed"

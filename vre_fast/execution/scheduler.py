@@ -63,9 +63,12 @@ class StageStats:
 class BatchExecutor:
     def __init__(self, bindings: list[NodeBinding], plan: Plan, source: FramesSource, on_error: str = "stop",
                  write_workers: int = 2, prefetch: int = 2, on_chunk: Callable[[int], None] | None = None,
-                 kernel_threads: int | None = None, residency: Residency | None = None):
+                 kernel_threads: int | None = None, residency: Residency | None = None,
+                 unavailable: dict[str, frozenset[int]] | None = None):
         """`residency`: where set-up representations are kept; None: this run's own, released when it ends (a
-        worker session passes its own, so its experts stay loaded across runs)."""
+        worker session passes its own, so its experts stay loaded across runs). `unavailable`: frames of nodes
+        that are read back, never computed (another group's outputs), that are not on disk: each fails (for
+        it and its dependants, as `on_error` says) instead of being computed."""
         self.bindings, self.plan, self.source = bindings, plan, source
         self._owns_residency = residency is None
         self.residency = Residency() if residency is None else residency
@@ -81,6 +84,7 @@ class BatchExecutor:
         self._kernel_threads = kernel_threads or default_kernel_threads()
         self._sample_batch: ComputeBatch | None = None
         self.executions = {b.name: self._execution(b) for b in bindings}
+        self._unavailable = unavailable or {}
 
     def _execution(self, binding: NodeBinding) -> NodeExecution:
         """Decides, once per run, what each node's output is needed for."""
@@ -162,7 +166,11 @@ class BatchExecutor:
             ready = []
             for f in (f for f in chunk if f in self.plan.compute[b.name]):
                 bad = [dep for dep in b.node.inputs.values() if f in failed[dep]]
-                if bad:
+                if f in self._unavailable.get(b.name, ()):
+                    self._fail(b, f, StoreError(f"'{b.name}' (another group's output) is not stored for this "
+                                                f"frame; it is read from disk, never recomputed here"), failed,
+                               counted=False)
+                elif bad:
                     self._fail(b, f, RuntimeError(f"dependency '{bad[0]}' failed on this frame"), failed)
                 else:
                     ready.append(f)
@@ -225,13 +233,17 @@ class BatchExecutor:
                 self._sample_batch = sample_batch(source.head(SAMPLE_FRAMES + 1))
         return self._sample_batch
 
-    def _fail(self, b: NodeBinding, frame: int, exc: BaseException, failed: dict[str, set[int]]) -> None:
+    def _fail(self, b: NodeBinding, frame: int, exc: BaseException, failed: dict[str, set[int]],
+              counted: bool = True) -> None:
+        """`counted`: False for another group's frame that is missing (its own run counted its failure)."""
         if isinstance(self.errors.decide(b.name, frame, exc), Stop):
             if isinstance(exc, StoreError):
                 raise exc
             raise RepresentationError(b.name, frame, exc) from exc
         logger.warning("representation '%s' failed on frame %d: %s: %s", b.name, frame, type(exc).__name__, exc)
         failed[b.name].add(frame)
+        if not counted:
+            return
         b.stats.failed_frames.add(frame)
         if b.metadata is not None:
             b.metadata.record_failure(frame, f"{type(exc).__name__}: {exc}")

@@ -16,6 +16,10 @@ from ._stores import DatasetStore, open_store
 
 __all__ = ["dataset_info", "format_info"]
 
+# a pool (`--workers`, `--ray`) makes a run per unit: past these, the table says how many, not which
+MAX_RUNS_SHOWN = 3  # run ids in a representation's "runs" cell
+MAX_RUNS_LISTED = 10  # runs listed one a line; more are summed by status
+
 
 def dataset_info(path: Path | str) -> dict[str, Any]:
     """A JSON-able description of the dataset at `path` (a vre-fast or VRE 1.18.6 output directory)."""
@@ -60,10 +64,22 @@ def format_info(info: dict[str, Any]) -> str:
     for name, r in info["representations"].items():
         rows.append((name, str(r["type"]), str(r["complete"]), str(r["failed"]), str(r["missing"]),
                      ",".join(f"{k}:{v}" for k, v in r["formats"].items()), f"{r['bytes'] / 2**20:.2f}",
-                     str(r["dtype"]), "x".join(map(str, r["shape"] or [])), ",".join(r["runs"])))
+                     str(r["dtype"]), "x".join(map(str, r["shape"] or [])),
+                     ",".join(r["runs"]) if len(r["runs"]) <= MAX_RUNS_SHOWN else f"{len(r['runs'])} runs"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    for run in info["runs"]:
+    runs = info["runs"]
+    if len(runs) > MAX_RUNS_LISTED:  # a pool's run: a run per unit; summed by status (--json lists each)
+        for status in sorted({str(run.get("status")) for run in runs}):
+            these = [run for run in runs if str(run.get("status")) == status]
+            starts = sorted(run["started_iso"] for run in these if run.get("started_iso"))
+            ends = sorted(run["ended_iso"] for run in these if run.get("ended_iso"))
+            when = f" {starts[0]} .. {ends[-1] if ends else ''}" if starts else ""
+            lines.append(f"  {len(these)} runs {status}{when} frames done "
+                         f"{sum(run.get('frames_done') or 0 for run in these)}, failed "
+                         f"{sum(run.get('frames_failed') or 0 for run in these)}")
+        return "\n".join(lines)
+    for run in runs:
         when = f" {run['started_iso']} .. {run.get('ended_iso') or ''}" if run.get("started_iso") else ""
         status = f" {run['status']}" if run.get("status") else ""
         lines.append(f"  run {run['run_id']}:{status}{when} frames done {run.get('frames_done')}, failed "

@@ -8,8 +8,12 @@ machine is `pool.py`, the one on a Ray cluster `ray_pool.py`: `run_many` takes a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -89,7 +93,8 @@ class ScaleResult:
 
     @property
     def failed_units(self) -> list[str]:
-        """Units a cluster pool gave up on after its retries (ray_pool.MAX_ATTEMPTS), one line each."""
+        """Units a pool gave up on after its retries (ray_pool.MAX_ATTEMPTS; the local pool's with on_error
+        "skip", pool.MAX_ATTEMPTS), one line each."""
         return list(getattr(self.pool, "failed_units", []))
 
     def _failed(self) -> str:
@@ -173,7 +178,8 @@ def run_many(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOpti
 
     pool = make_pool(cfg, options, groups, scale)
     try:
-        pool.run(UnitQueue(units, groups), on_result, on_event=logger.warning)
+        with _sigterm_interrupts():
+            pool.run(UnitQueue(units, groups), on_result, on_event=logger.warning)
     finally:
         bar.close()
         result.pool = pool.stats
@@ -181,3 +187,22 @@ def run_many(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOpti
     order = [n.name for n in build_graph(cfg).nodes]
     result.rows = dict(sorted(result.rows.items(), key=lambda kv: order.index(kv[0])))
     return result
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (`kill`, `timeout`, a batch scheduler's preemption) stops the pool as Ctrl-C does: every worker
+    folds its journals and ends. Left at its default, it ends this process alone and the workers run on,
+    writing, until their units end. Only the main thread may set a handler; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

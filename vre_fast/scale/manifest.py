@@ -42,7 +42,7 @@ def jobs_for_videos(videos: list[Path], out_dir: Path, frames: tuple[int | None,
 def read_manifest(path: Path, default_out: Path | None = None) -> list[Job]:
     """The manifest's rows as jobs; a row without an output goes to `default_out`/<video name>."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV starts with a byte-order mark
     except OSError as exc:
         raise ConfigError(f"--manifest {path}: {exc.strerror or exc}") from None
     if path.suffix == ".json":
@@ -63,7 +63,11 @@ def read_manifest(path: Path, default_out: Path | None = None) -> list[Job]:
     else:
         items = []
         for i, line in enumerate(text.splitlines()):
-            fields = shlex.split(line, comments=True)
+            try:
+                fields = shlex.split(line, comments=True)
+            except ValueError as exc:  # an unclosed quote
+                raise ConfigError(f"--manifest {path} line {i + 1}: {exc} (quote a path with spaces: "
+                                  f"\"my video.mp4\")") from None
             if fields:
                 items.append((i + 1, fields[0], fields[1] if len(fields) > 1 else None,
                               " ".join(fields[2:]) or None))
@@ -81,7 +85,8 @@ def read_manifest(path: Path, default_out: Path | None = None) -> list[Job]:
 def _job(manifest: Path, line: int, video: object, out: object, frames: object, default_out: Path | None) -> Job:
     where = f"--manifest {manifest} line {line}"
     if not isinstance(video, str) or not video.strip():
-        raise ConfigError(f"{where}: an empty video path")
+        raise ConfigError(f"{where}: an empty video path" if isinstance(video, str) or video is None
+                          else f"{where}: the video {video!r} is not a path (text)")
     video_path = manifest.parent / video
     if out is None:
         if default_out is None:
@@ -91,6 +96,8 @@ def _job(manifest: Path, line: int, video: object, out: object, frames: object, 
         out_path = manifest.parent / str(out)
     if frames is None:
         return Job(video_path, out_path)
+    if isinstance(frames, list):  # JSON: [5, 8, 22] as well as "5 8 22"
+        frames = " ".join(map(str, frames))
     items = str(frames).replace(",", " ").split()
     try:
         if len(items) == 1:

@@ -7,9 +7,10 @@ numba's OpenMP kernels aborts inside them; the reader's workers do the same, rea
 runtime imported once in the server so each starts in a fraction of a second.
 
 A worker that dies (SIGKILL, out of memory) has its unit given back to the queue and is replaced; a unit that
-kills MAX_ATTEMPTS workers stops the run by name. A unit's error (a bad frame, a full disk) stops every worker
-and is raised as a VreError, one line. Ctrl-C (SIGINT to this process) is passed to every worker, which folds
-its journals and exits; stragglers are killed after STOP_SECONDS.
+kills MAX_ATTEMPTS workers stops the run by name (with on_error "skip": is recorded in `PoolStats.failed_units`,
+the run goes on with the other units, as the Ray pool's does). A unit's error (a bad frame, a full disk) stops
+every worker and is raised as a VreError, one line. Ctrl-C (SIGINT to this process) is passed to every worker,
+which folds its journals and exits; stragglers are killed after STOP_SECONDS.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class PoolStats:
     units_requeued: int = 0
     start_seconds: float = 0.0  # from the first start to the first worker's "ready" (forkserver and imports)
     ready_seconds: list[float] = field(default_factory=list)  # each worker's start-to-ready seconds
+    failed_units: list[str] = field(default_factory=list)  # with on_error "skip": units that killed MAX_ATTEMPTS
 
 
 @dataclass
@@ -59,6 +61,7 @@ class LocalPool:
         self.specs, self.lanes = specs, lanes
         self.stats = PoolStats()
         self._context = multiprocessing.get_context("forkserver")
+        _quiet_resource_tracker()
         self._context.set_forkserver_preload(PRELOAD)
         self._workers: list[_Worker] = []
 
@@ -86,8 +89,8 @@ class LocalPool:
 
     def _start(self, spec: WorkerSpec, lane: str | None) -> _Worker:
         mine, theirs = self._context.Pipe()
-        process = self._context.Process(target=serve, args=(theirs, spec), name=f"vre-fast-worker-{spec.index}",
-                                        daemon=True)
+        process = self._context.Process(target=serve, args=(theirs, spec, os.getpid()),
+                                        name=f"vre-fast-worker-{spec.index}", daemon=True)
         process.start()
         theirs.close()
         self.stats.workers_started += 1
@@ -144,12 +147,19 @@ class LocalPool:
         if unit is not None:
             attempts[unit.key] = attempts.get(unit.key, 0) + 1
             if attempts[unit.key] >= MAX_ATTEMPTS:
-                raise VreError(f"{unit.describe()}: {MAX_ATTEMPTS} workers died on these frames (the last by {how}); "
-                               f"see {unit.out_dir}/.logs")
-            queue.give_back(unit)
-            self.stats.units_requeued += 1
-        on_event(f"worker {worker.spec.index} died ({how})"
-                 + (f"; {unit.describe()} re-queued" if unit is not None else ""))
+                line = (f"{unit.describe()}: {MAX_ATTEMPTS} workers died on these frames (the last by {how}); "
+                        f"see {unit.out_dir}/.logs")
+                if worker.spec.options.on_error != "skip":
+                    raise VreError(line)
+                self.stats.failed_units.append(line)  # the other units go on; the summary names this one
+                queue.done(unit)  # a unit of a group reading these frames records them as failed
+                on_event(f"worker {worker.spec.index} died ({how}); {unit.describe()} given up")
+            else:
+                queue.give_back(unit)
+                self.stats.units_requeued += 1
+                on_event(f"worker {worker.spec.index} died ({how}); {unit.describe()} re-queued")
+        else:
+            on_event(f"worker {worker.spec.index} died ({how})")
         if queue.pending(worker.lane):
             self._workers.append(self._start(worker.spec, worker.lane))
 
@@ -174,3 +184,14 @@ class LocalPool:
                 w.process.join()
             w.conn.close()
         self._workers = []
+
+
+def _quiet_resource_tracker() -> None:
+    """A worker's locks (tqdm's, numba's) are named semaphores of the forkserver context, registered with this
+    process's resource tracker; a worker SIGKILLed leaves them to the tracker, which unlinks them and warns of
+    "leaked semaphore objects" on the terminal as the command ends: noise after the one error line. The tracker
+    starts with this process's environment, so its warning is filtered there (and only that one)."""
+    quiet = "ignore:resource_tracker:UserWarning:multiprocessing.resource_tracker"
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if quiet not in current.split(","):
+        os.environ["PYTHONWARNINGS"] = f"{current},{quiet}" if current else quiet

@@ -12,9 +12,10 @@ for every CPU deadlocks on a small node (ray#44687); an actor here asks for a fr
 Failures: a unit that raises, or whose actor dies (a lost node, out of memory), is tried again, up to
 MAX_ATTEMPTS times in all (a dead actor is replaced); the last attempt runs with `on_error="skip"`, so a frame
 that fails every time is recorded as failed in the representation's metadata and in the unit's run record
-(OUT/.logs/run-*.json) and the rest of the unit is stored. A unit that fails even so is recorded in
-`RayPoolStats.failed_units`, one line each, which the summary prints; the run goes on with the other units and a
-rerun computes only what the metadata lacks.
+(OUT/.logs/run-*.json) and the rest of the unit is stored; unless the run's on_error is "skip", the unit is named
+in `failed_units` too (the command exits 1, as a local worker's failing frame does). A unit that fails even so
+is recorded in `RayPoolStats.failed_units`, one line each, which the summary prints; the run goes on with the
+other units and a rerun computes only what the metadata lacks.
 
 Ray is imported only here, and only when the pool runs (the `ray` extra).
 """
@@ -22,7 +23,9 @@ Ray is imported only here, and only when the pool runs (the `ray` extra).
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -170,7 +173,12 @@ class RayPool:
             on_event: Callable[[str], None] = lambda line: None) -> None:
         """Executes every unit of `queue`; `on_result` sees each result, `on_event` a line per retry or lost
         actor. Returns once every unit is done or recorded as failed."""
+        ours = signal.getsignal(signal.SIGTERM)
         leave = connect(self.address)
+        if callable(ours) and threading.current_thread() is threading.main_thread():
+            # ray.init puts its own in place (an exit at once, after its core worker's crash dump on the
+            # terminal): the caller's stands, SIGTERM stopping the actors as Ctrl-C does (coordinator.py)
+            signal.signal(signal.SIGTERM, ours)
         import ray
 
         first = time.perf_counter()
@@ -234,6 +242,11 @@ class RayPool:
             self.stats.unit_seconds.append(result.seconds)
             queue.done(unit)
             on_result(result)
+            failed = {name: row["failed"] for name, row in result.representations.items() if row.get("failed")}
+            if failed and slot.spec.options.on_error != "skip":  # skipped on the last attempt, not by the user's
+                self.stats.failed_units.append(  # choice: stored what it could, and the command still exits 1
+                    f"{unit.describe()}: {', '.join(f'{n} failed on {k} frame(s)' for n, k in failed.items())} "
+                    f"on all {MAX_ATTEMPTS} attempts, recorded as failed (see {unit.out_dir}/.logs)")
             return
         self.stats.attempts_failed += 1
         attempts[unit.key] = attempts.get(unit.key, 0) + 1

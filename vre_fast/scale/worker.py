@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
@@ -106,16 +108,47 @@ def describe_failure(unit: WorkUnit, exc: BaseException, log_dir: Path | None = 
     return text if unit.video in text else f"{unit.video}: {text}"
 
 
-def serve(conn: Connection, spec: WorkerSpec) -> None:
+def _interrupt_when_gone(coordinator: int) -> None:
+    """SIGINT to this worker as soon as `coordinator` (the process that started it) ends: a coordinator that is
+    SIGKILLed (the OOM killer, `kill -9`) cannot stop its workers, and they would otherwise run their unit to its
+    end with no one to report to (the forkserver, their parent, lives on while they do). A daemon thread waits on
+    the coordinator's pidfd (Linux); elsewhere the closed pipe ends the worker after its unit."""
+    try:
+        pidfd = os.pidfd_open(coordinator)
+    except (AttributeError, OSError):  # not Linux >= 5.3, or the coordinator is gone already
+        if not _alive(coordinator):
+            raise KeyboardInterrupt from None
+        return
+
+    def watch() -> None:
+        select.select([pidfd], [], [])
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="vre-fast-coordinator-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def serve(conn: Connection, spec: WorkerSpec, coordinator: int | None = None) -> None:
     """A local worker process's loop: receive a unit (a dict; None: stop), execute it, send ("done", result)
     or ("error", key, line). SIGINT (from the coordinator, or the terminal's Ctrl-C) interrupts the unit: its
-    run folds its journals and the process exits with 130, quietly; a closed pipe (the coordinator is gone)
-    ends it too."""
+    run folds its journals and the process exits with 130, quietly; so does the end of `coordinator` (its pid:
+    a coordinator killed by SIGKILL), and a closed pipe ends it too."""
     os.environ.setdefault("OMP_NUM_THREADS", str(spec.kernel_threads))
     signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     session = None
     try:
+        if coordinator is not None:
+            _interrupt_when_gone(coordinator)
         session = WorkerSession(spec)
         conn.send(("ready", spec.index))
         while True:
