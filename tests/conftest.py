@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -61,3 +64,39 @@ def rep_of(type_name: str, **params):  # noqa: ANN201 - a Representation
 
     graph = build_graph(parse_config({"representations": {"x": {"type": type_name, "parameters": params}}}))
     return graph["x"].representation
+
+
+@pytest.fixture
+def registry():
+    """Each test's plugin types are taken out again afterwards (as if each test were its own process); yields
+    the function that does it, for a test that needs a fresh registry half-way."""
+    from vre_fast import _registry, plugins
+
+    _registry.list_representations()  # the built-ins are in
+    before, loaded = dict(_registry.registered_types()), dict(plugins._loaded)
+
+    def forget() -> None:
+        types = _registry.registered_types()
+        types.clear()
+        types.update(before)
+        plugins._loaded.clear()
+        plugins._loaded.update(loaded)
+
+    yield forget
+    forget()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Polls `condition` every 10 ms; a test fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

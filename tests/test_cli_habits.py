@@ -55,25 +55,6 @@ class Gray(Representation):
 '''
 
 
-@pytest.fixture
-def registry():
-    """Each test's plugin types are taken out again afterwards (as if each test were its own process)."""
-    from vre_fast import _registry, plugins
-
-    _registry.list_representations()  # the built-ins are in
-    before, loaded = dict(_registry.registered_types()), dict(plugins._loaded)
-
-    def forget() -> None:
-        types = _registry.registered_types()
-        types.clear()
-        types.update(before)
-        plugins._loaded.clear()
-        plugins._loaded.update(loaded)
-
-    yield forget
-    forget()
-
-
 def write_plugin(folder: Path, tag: str) -> tuple[Path, str, str]:
     invert, gray = f"test_invert_{tag}", f"test_gray_{tag}"
     path = folder / "my_types.py"

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 import yaml
-from conftest import make_video
+from conftest import free_port, make_video
 
 rr = pytest.importorskip("rerun", reason="the Rerun SDK (rerun-sdk, the `rerun` extra; Python >= 3.11)")
 from rerun.chunk import RrdReader  # noqa: E402
@@ -187,12 +187,6 @@ def check_streamed(recording: Path, frames: list[np.ndarray]) -> None:
 def test_stream_sink_writes_an_rrd_of_the_streamed_frames(tmp_path: Path):
     _, frames = stream_to(str(tmp_path / "live.rrd"), tmp_path)
     check_streamed(tmp_path / "live.rrd", frames)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_stream_sink_sends_to_a_rerun_viewer_over_grpc(tmp_path: Path):

@@ -209,21 +209,6 @@ def test_manifest_errors_name_the_file_and_line(tmp_path: Path):
 
 
 # -- real processes through the command line ------------------------------------------------------------------
-@pytest.fixture
-def registry():
-    """The plugin's types are taken out again afterwards (as test_cli_habits does)."""
-    from vre_fast import _registry, plugins
-
-    _registry.list_representations()
-    before, loaded = dict(_registry.registered_types()), dict(plugins._loaded)
-    yield
-    types = _registry.registered_types()
-    types.clear()
-    types.update(before)
-    plugins._loaded.clear()
-    plugins._loaded.update(loaded)
-
-
 def cli(video: Path, cfg: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "vre_fast", "run", str(video), "-c", str(cfg), "-o", str(out), "--no-progress",
             *extra]

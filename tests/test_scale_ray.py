@@ -109,20 +109,6 @@ def listening_addresses(pid: int) -> list[str]:
     return found
 
 
-@pytest.fixture
-def registry():
-    from vre_fast import _registry, plugins
-
-    _registry.list_representations()
-    before, loaded = dict(_registry.registered_types()), dict(plugins._loaded)
-    yield
-    types = _registry.registered_types()
-    types.clear()
-    types.update(before)
-    plugins._loaded.clear()
-    plugins._loaded.update(loaded)
-
-
 def test_an_actor_asks_for_a_gpu_and_a_fraction_of_a_cpu():
     """No Ray started: what each actor declares (a cuda device is one GPU, seen as cuda:0 inside the actor)."""
     cfg = parse_config(CONFIG)

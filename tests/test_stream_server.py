@@ -13,14 +13,14 @@ import socket
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import yaml
-from conftest import make_video
+from conftest import make_video, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,14 +33,6 @@ from vre_fast.streaming.sources import SourceFrame, TcpServerSource
 
 WAIT = 10.0  # the longest any wait in this file may take before the test fails
 RGB_GRAPH = {"representations": {"rgb": {"type": "rgb"}}}
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def connect(port: int) -> socket.socket:

@@ -11,7 +11,6 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 import zenoh
+from conftest import free_port, wait_until
 
 from vre_fast import RunOptions, parse_config, register_representation, run
 from vre_fast.cli import main
@@ -31,20 +31,6 @@ GRAPH = {"representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"},
                              "edges": {"type": "edges_canny", "parameters": {"threshold1": 60}}}}
 WAIT = 10.0
 LIMITS = Limits(max_height=64, max_width=64)  # small, so that an oversized sample is cheap to make
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def frames_of(video: Path) -> list[np.ndarray]:
