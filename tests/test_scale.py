@@ -50,6 +50,7 @@ class Params:
     seconds: float = 0.0
     fail_on: int = -1
     die_on: int = -1  # the process is SIGKILLed (as the kernel's out-of-memory killer does)
+    hang_on: int = -1  # the process hangs there for ever (a stuck decoder, CUDA call or lock)
 
 
 @register_representation("slow_copy")
@@ -64,6 +65,8 @@ class SlowCopy(Representation):
             import os
             import signal
             os.kill(os.getpid(), signal.SIGKILL)
+        while self.params.hang_on in batch.indices:
+            time.sleep(3600)
         time.sleep(self.params.seconds * len(batch.indices))
         return batch.frames.copy()
 
@@ -558,3 +561,84 @@ def test_a_worker_session_keeps_a_few_inputs_open_not_every_video_it_went_throug
         assert one >= 1 and open_fds() - before <= 4 * one  # RunSession.MAX_OPEN_SOURCES of 7
         assert session.source(videos[0], None, None)[1] == first and len(fingerprints) == len(videos)
     assert open_fds() == before
+
+
+# -- a unit's deadline (policies.UnitDeadline, enforced by the pool) --------------------------------------------
+def test_the_unit_deadline_policy_derives_a_generous_limit_and_gives_set_up_its_own():
+    from vre_fast.scale.policies import UnitDeadline
+
+    derived = UnitDeadline()
+    assert derived.seconds(64, first_on_worker=False) == 64 * 30.0  # nothing measured yet: 30 s a frame
+    assert derived.seconds(1, first_on_worker=True) == 60.0 + 600.0  # the minimum, and the set-up's allowance
+    derived.observe(seconds=12.0, setup_seconds=10.0, computed_frames=4)  # 0.5 s a frame once set up
+    derived.observe(seconds=0.1, setup_seconds=0.0, computed_frames=0)  # all on disk: measures nothing
+    derived.observe(seconds=0.4, setup_seconds=0.0, computed_frames=4)  # faster: the slowest stays
+    assert derived.seconds(64, first_on_worker=False) == 20 * 0.5 * 64
+    assert derived.seconds(4, first_on_worker=False) == 60.0
+    assert UnitDeadline(fixed=5, setup=2).seconds(64, first_on_worker=True) == 7
+    assert UnitDeadline(fixed=0).seconds(64, first_on_worker=True) is None
+
+
+def test_a_hung_unit_is_killed_retried_and_given_up_while_the_others_complete(slow, registry, tmp_path: Path):
+    """The first unit hangs for ever on frame 1 (before any unit is measured, on a fresh worker): killed at its
+    deadline each time, 3 tries, then given up by name (on_error skip); every other unit is done, no worker
+    is left."""
+    video, _, plugin = slow
+    cfg = parse_config({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"hang_on": 1}}}})
+    events: list[str] = []
+    started = time.perf_counter()
+    from vre_fast.scale import coordinator
+
+    original = coordinator.logger.warning
+    coordinator.logger.warning = events.append
+    try:
+        result = run_many([Job(video, tmp_path / "out")], cfg, RunOptions(on_error="skip", frames=(0, 16)),
+                          ScaleOptions(workers=2, chunk_size=4, unit_timeout=1.5, setup_timeout=0))
+    finally:
+        coordinator.logger.warning = original
+    assert time.perf_counter() - started < 30
+    assert result.failed_units == [f"{video} frames 0..4 (all): 3 workers lost on these frames (the last timed out "
+                                   f"after 1.5 s); see {tmp_path / 'out'}/.logs"]
+    assert result.pool.units_timed_out == 3 and result.pool.units_requeued == 2
+    assert events[0] == f"worker {events[0].split()[1]} timed out after 1.5 s; {video} frames 0..4 (all) re-queued"
+    assert events[-1].endswith(f"timed out after 1.5 s; {video} frames 0..4 (all) given up")
+    kept = {f for _, f in stored(tmp_path / "out")}
+    assert set(range(4, 16)) <= kept and 1 not in kept
+    assert 0 in kept  # the hung unit's finished frame was kept: its run was interrupted and folded its journal
+    wait_for(lambda: not workers_of(os.getpid()), 10)
+
+
+def test_a_hung_unit_stops_the_command_with_one_line_and_no_worker_left(slow, tmp_path: Path):
+    video, _, plugin = slow
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"hang_on": 5}}}}))
+    proc = subprocess.Popen(cli(video, cfg, tmp_path / "out", "--chunk-size", "4", "--frames", "4..8",
+                                "--unit-timeout", "1", "--setup-timeout", "0"),
+                            stderr=subprocess.PIPE, text=True)
+    family: set[int] = set()
+    try:
+        while proc.poll() is None:
+            family |= descendants(proc.pid)
+            time.sleep(0.05)
+        stderr = proc.communicate(timeout=30)[1]
+    finally:
+        proc.kill()
+    lines = [line for line in stderr.splitlines() if not line.startswith(("vre-fast: worker", "run "))]
+    assert proc.returncode == 1 and len(lines) == 1, stderr
+    assert lines[0] == (f"vre-fast: error: {video} frames 4..8 (all): 3 workers lost on these frames (the last "
+                        f"timed out after 1 s); see {tmp_path / 'out'}/.logs"), stderr
+    assert stderr.count("timed out after 1 s") == 3, stderr  # two re-queued lines, and the error
+    assert len(family) >= 4  # the forkserver and the three workers were seen, and none is left
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() and "zombie" not in _state(p) for p in family), 10)
+
+
+def test_a_slow_unit_within_its_deadline_is_not_killed(slow, registry, tmp_path: Path):
+    video, _, plugin = slow
+    cfg = parse_config({"plugins": [str(plugin)], "representations": {
+        "copy": {"type": "slow_copy", "parameters": {"seconds": 0.25}}}})  # 1 s a unit of 4 frames
+    result = run_many([Job(video, tmp_path / "out")], cfg, RunOptions(frames=(0, 8)),
+                      ScaleOptions(workers=1, chunk_size=4, unit_timeout=4, setup_timeout=0))
+    assert result.pool.workers_lost == 0 and result.pool.units_timed_out == 0
+    assert min(result.unit_seconds) >= 1.0 and {f for _, f in stored(tmp_path / "out")} == set(range(8))

@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="run the workers as Ray actors: auto, a private Ray cluster of this machine (127.0.0.1 "
                         "only, torn down at the end); ADDRESS, an existing cluster's head (HOST:PORT), whose "
                         "nodes all see the output directory (the `ray` extra)")
+    p.add_argument("--unit-timeout", type=_seconds, metavar="SECONDS",
+                   help="a unit running longer is taken for hung: its worker is killed and replaced, the unit "
+                        "retried (3 tries); 0: no limit (default: max(60 s, 20 x the slowest time per frame of the "
+                        "units done so far x the unit's frames; 30 s a frame until one is done); given alone, it runs "
+                        "even one video in a worker process, which can be killed")
+    p.add_argument("--setup-timeout", type=_seconds, metavar="SECONDS", default=600.0,
+                   help="more seconds for a worker's first unit, which loads its experts (default: 600)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="kernel threads per worker, or of the one process without workers (default: the worker's "
                         "share of the cores less one, at least 1)")
@@ -291,7 +298,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                          durability=args.durability, topic=args.topic, kernel_threads=args.threads,
                          argv=("vre-fast", *argv))
     if args.workers is None and args.devices is None and args.manifest is None and args.chunk_size is None \
-            and args.ray is None and len(args.video) == 1 and not cfg.groups:
+            and args.ray is None and args.unit_timeout is None and len(args.video) == 1 and not cfg.groups:
         if args.output is None:
             raise ConfigError("-o/--output: required (the output directory)")
         result = run(args.video[0], cfg, args.output, options)
@@ -324,7 +331,8 @@ def _run_workers(args: argparse.Namespace, cfg: RunCfg, options: RunOptions) -> 
     else:
         jobs = jobs_for_videos(args.video, args.output, args.frames, args.frame_list)
     scale = ScaleOptions(workers=args.workers or 1, devices=args.devices, chunk_size=args.chunk_size,
-                         threads=args.threads, plugins=tuple(str(p) for p in args.plugin), ray=args.ray)
+                         threads=args.threads, plugins=tuple(str(p) for p in args.plugin), ray=args.ray,
+                         unit_timeout=args.unit_timeout, setup_timeout=args.setup_timeout)
     result = run_many(jobs, cfg, replace(options, frames=(None, None), frame_list=None), scale)
     print(result.report(), file=sys.stderr)
     if result.failed_units:  # recorded and reported; the other units are done, a rerun retries these
@@ -402,6 +410,16 @@ def _device_list(text: str) -> tuple[str, ...]:
     if not devices or bad:
         raise argparse.ArgumentTypeError(f"expected devices such as cuda:0,cuda:1 or cpu, got {text!r}")
     return devices
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0), got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:

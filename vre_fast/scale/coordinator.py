@@ -35,7 +35,7 @@ from ..runner import (
 from ..sources import open_input
 from .groups import Group, resolve_groups
 from .manifest import Job
-from .policies import available_cores, chunk_frames, chunk_size, threads_per_worker
+from .policies import UnitDeadline, available_cores, chunk_frames, chunk_size, threads_per_worker
 from .pool import LocalPool, PoolStats
 from .units import UnitQueue, UnitResult, WorkUnit, make_units
 from .worker import WorkerSpec
@@ -58,12 +58,17 @@ class ScaleOptions:
     threads: int | None = None  # kernel threads per worker; None: policies.threads_per_worker
     plugins: tuple[str, ...] = ()  # --plugin files, loaded by every worker
     ray: str | None = None  # a Ray cluster's address (`auto`: a private one on this machine); None: local processes
+    unit_timeout: float | None = None  # seconds a unit may run (0: no limit); None: policies.UnitDeadline's
+    setup_timeout: float = UnitDeadline.setup  # more seconds for a worker's first unit (its set-up)
 
     def __post_init__(self) -> None:
         if self.workers < 1 or (self.chunk_size is not None and self.chunk_size < 1) or \
                 (self.threads is not None and self.threads < 1):
             raise ValueError(f"workers, chunk_size and threads must be >= 1, got {self.workers}, {self.chunk_size}, "
                              f"{self.threads}")
+        if (self.unit_timeout is not None and self.unit_timeout < 0) or self.setup_timeout < 0:
+            raise ValueError(f"unit_timeout and setup_timeout must be >= 0, got {self.unit_timeout}, "
+                             f"{self.setup_timeout}")
 
 
 @dataclass
@@ -82,8 +87,9 @@ class ScaleResult:
     setup_seconds: float = 0.0
 
     def report(self) -> str:
-        lost = (f"\n{self.pool.workers_lost} worker(s) lost; {self.pool.units_requeued} unit(s) re-queued and redone"
-                if self.pool.workers_lost else "")
+        hung = f" ({self.pool.units_timed_out} past the unit deadline)" if self.pool.units_timed_out else ""
+        lost = (f"\n{self.pool.workers_lost} worker(s) lost{hung}; {self.pool.units_requeued} unit(s) re-queued and "
+                f"redone" if self.pool.workers_lost else "")
         names = ", ".join(g.name for g in self.groups)
         groups = "" if len(self.groups) == 1 else f" in {len(self.groups)} groups ({names})"
         return (f"{summary_table(self.rows)}\n{len(self.jobs)} video(s), {self.frames} frames: {self.units} units of "
@@ -145,11 +151,12 @@ def make_pool(cfg: RunCfg, options: RunOptions, groups: tuple[Group, ...], scale
             specs.append(WorkerSpec(cfg=cfg, options=options, groups=groups, device=device, plugins=scale.plugins,
                                     kernel_threads=threads, index=index))
             lanes.append(group.name)
+    deadline = UnitDeadline(fixed=scale.unit_timeout, setup=scale.setup_timeout)
     if scale.ray is not None:
         from .ray_pool import RayPool
 
-        return RayPool(specs, lanes, scale.ray)
-    return LocalPool(specs, lanes)
+        return RayPool(specs, lanes, scale.ray, deadline)
+    return LocalPool(specs, lanes, deadline)
 
 
 def run_many(jobs: list[Job], cfg: RunCfg, options: RunOptions, scale: ScaleOptions) -> ScaleResult:

@@ -6,8 +6,11 @@ Mechanism only: what the units are, how large, and how many threads a worker has
 numba's OpenMP kernels aborts inside them; the reader's workers do the same, reader/dataset.py), with the
 runtime imported once in the server so each starts in a fraction of a second.
 
-A worker that dies (SIGKILL, out of memory) has its unit given back to the queue and is replaced; a unit that
-kills MAX_ATTEMPTS workers stops the run by name (with on_error "skip": is recorded in `PoolStats.failed_units`,
+A worker that dies (SIGKILL, out of memory) has its unit given back to the queue and is replaced; so has one
+whose unit runs past its deadline (a hang: a stuck decoder, CUDA call or lock), which the pool interrupts
+(SIGINT: the unit's run folds its journals, keeping its finished frames), then kills after GRACE_SECONDS; how
+long a unit may take is a policy's (`policies.UnitDeadline`). A unit that loses MAX_ATTEMPTS workers stops the
+run by name (with on_error "skip": is recorded in `PoolStats.failed_units`,
 the run goes on with the other units, as the Ray pool's does). A unit's error (a bad frame, a full disk) stops
 every worker and is raised as a VreError, one line. Ctrl-C (SIGINT to this process) is passed to every worker,
 which folds its journals and exits; stragglers are killed after STOP_SECONDS.
@@ -15,6 +18,7 @@ which folds its journals and exits; stragglers are killed after STOP_SECONDS.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 from ..errors import VreError
+from .policies import UnitDeadline
 from .units import UnitQueue, UnitResult, WorkUnit
 from .worker import WorkerSpec, serve
 
@@ -31,6 +36,7 @@ __all__ = ["LocalPool", "PoolStats"]
 
 MAX_ATTEMPTS = 3  # a unit whose worker died this many times is not tried again
 STOP_SECONDS = 30.0  # how long a stopping worker may take to fold its journals before it is killed
+GRACE_SECONDS = 5.0  # how long a worker past its unit's deadline may take to fold its journals (SIGINT) before SIGKILL
 PRELOAD = ["vre_fast.scale.worker", "vre_fast.representations"]
 
 
@@ -39,6 +45,7 @@ class PoolStats:
     workers_started: int = 0
     workers_lost: int = 0  # died without being asked to (their units were re-queued)
     units_requeued: int = 0
+    units_timed_out: int = 0  # units whose worker was killed for running past the deadline (counted as lost too)
     start_seconds: float = 0.0  # from the first start to the first worker's "ready" (forkserver and imports)
     ready_seconds: list[float] = field(default_factory=list)  # each worker's start-to-ready seconds
     failed_units: list[str] = field(default_factory=list)  # with on_error "skip": units that killed MAX_ATTEMPTS
@@ -52,13 +59,18 @@ class _Worker:
     conn: Connection
     started: float
     unit: WorkUnit | None = None
+    ready: bool = False  # imported and set up its session: a unit's clock starts at the later of this and its sending
+    units_done: int = 0
+    limit: float | None = None  # the seconds the unit may take (the deadline policy's)
+    deadline: float | None = None  # time.monotonic() by which the unit must be done; None: not started or no limit
 
 
 class LocalPool:
     """Processes for `specs`, worker i serving `lanes[i]` (a group's name; None: any unit)."""
 
-    def __init__(self, specs: list[WorkerSpec], lanes: list[str | None]):
+    def __init__(self, specs: list[WorkerSpec], lanes: list[str | None], deadline: UnitDeadline | None = None):
         self.specs, self.lanes = specs, lanes
+        self.deadline = deadline or UnitDeadline()
         self.stats = PoolStats()
         self._context = multiprocessing.get_context("forkserver")
         _quiet_resource_tracker()
@@ -82,6 +94,8 @@ class LocalPool:
                     if self._receive(worker, queue, on_result, first):
                         continue
                     self._lost(worker, queue, attempts, on_event)
+                for worker in self._expired():
+                    self._time_out(worker, queue, attempts, on_result, on_event, first)
             self._stop(signal_first=False)
         except BaseException:
             self._stop(signal_first=True)
@@ -102,13 +116,22 @@ class LocalPool:
                 worker.unit = queue.take(worker.lane)
                 if worker.unit is not None:
                     worker.conn.send(worker.unit.to_dict())
+                    worker.limit = self.deadline.seconds(len(worker.unit.frames), worker.units_done == 0)
+                    self._start_clock(worker)
+
+    def _start_clock(self, worker: _Worker) -> None:
+        """The unit's deadline, once the worker is ready (its start, imports and plugins are not the unit's)."""
+        if worker.ready and worker.unit is not None and worker.limit is not None:
+            worker.deadline = time.monotonic() + worker.limit
 
     def _ready_workers(self) -> list[_Worker]:
         by_handle = {}
         for w in self._workers:
             by_handle[w.conn] = w
             by_handle[w.process.sentinel] = w
-        ready = wait(list(by_handle), timeout=1.0)
+        now = time.monotonic()
+        nearest = min((w.deadline - now for w in self._workers if w.deadline is not None), default=1.0)
+        ready = wait(list(by_handle), timeout=min(1.0, max(0.0, nearest)))
         return list({id(by_handle[r]): by_handle[r] for r in ready}.values())
 
     def _receive(self, worker: _Worker, queue: UnitQueue, on_result: Callable[[UnitResult], None],
@@ -124,22 +147,48 @@ class LocalPool:
                 self.stats.ready_seconds.append(now - worker.started)
                 if len(self.stats.ready_seconds) == 1:
                     self.stats.start_seconds = now - first
+                worker.ready = True
+                self._start_clock(worker)
             elif kind == "done":
                 result = UnitResult.from_dict(body[0])
                 assert worker.unit is not None and result.key == worker.unit.key
                 queue.done(worker.unit)
-                worker.unit = None
+                self.deadline.observe(result.seconds, result.setup_seconds, result.computed_frames)
+                worker.unit, worker.deadline = None, None
+                worker.units_done += 1
                 on_result(result)
             else:  # "error" (a unit's) or "fatal" (the worker could not start): the run stops
                 raise VreError(body[-1])
         return worker.process.is_alive() or worker.conn.poll()
 
+    def _expired(self) -> list[_Worker]:
+        now = time.monotonic()
+        return [w for w in self._workers if w.deadline is not None and w.deadline <= now]
+
+    def _time_out(self, worker: _Worker, queue: UnitQueue, attempts: dict[tuple, int],
+                  on_result: Callable[[UnitResult], None], on_event: Callable[[str], None], first: float) -> None:
+        """A unit past its deadline: its worker interrupted (its run folds its journals: the frames it finished
+        are kept), killed after GRACE_SECONDS, and then lost as a dead worker is (the unit re-queued, counted
+        toward MAX_ATTEMPTS); a result it sent just before is taken, not redone."""
+        with contextlib.suppress(OSError):
+            os.kill(worker.process.pid, signal.SIGINT)
+        worker.process.join(GRACE_SECONDS)
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join()
+        self._receive(worker, queue, on_result, first)  # a result sent as it was stopped: not redone
+        if worker.unit is not None:
+            self.stats.units_timed_out += 1
+        self._lost(worker, queue, attempts, on_event, f"timed out after {worker.limit or 0:g} s")
+
     def _lost(self, worker: _Worker, queue: UnitQueue, attempts: dict[tuple, int],
-              on_event: Callable[[str], None]) -> None:
-        """A worker died: its unit back to the queue (or the run stops after MAX_ATTEMPTS), a new one started."""
+              on_event: Callable[[str], None], why: str | None = None) -> None:
+        """A worker died (or, `why`, was killed): its unit back to the queue (or the run stops after
+        MAX_ATTEMPTS), a new one started."""
         worker.process.join()
         code = worker.process.exitcode
         how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+        what = why or f"died ({how})"
         self._workers.remove(worker)
         worker.conn.close()
         self.stats.workers_lost += 1
@@ -147,19 +196,20 @@ class LocalPool:
         if unit is not None:
             attempts[unit.key] = attempts.get(unit.key, 0) + 1
             if attempts[unit.key] >= MAX_ATTEMPTS:
-                line = (f"{unit.describe()}: {MAX_ATTEMPTS} workers died on these frames (the last by {how}); "
-                        f"see {unit.out_dir}/.logs")
+                last = why or f"by {how}"
+                line = (f"{unit.describe()}: {MAX_ATTEMPTS} workers {'lost' if why else 'died'} on these frames "
+                        f"(the last {last}); see {unit.out_dir}/.logs")
                 if worker.spec.options.on_error != "skip":
                     raise VreError(line)
                 self.stats.failed_units.append(line)  # the other units go on; the summary names this one
                 queue.done(unit)  # a unit of a group reading these frames records them as failed
-                on_event(f"worker {worker.spec.index} died ({how}); {unit.describe()} given up")
+                on_event(f"worker {worker.spec.index} {what}; {unit.describe()} given up")
             else:
                 queue.give_back(unit)
                 self.stats.units_requeued += 1
-                on_event(f"worker {worker.spec.index} died ({how}); {unit.describe()} re-queued")
+                on_event(f"worker {worker.spec.index} {what}; {unit.describe()} re-queued")
         else:
-            on_event(f"worker {worker.spec.index} died ({how})")
+            on_event(f"worker {worker.spec.index} {what}")
         if queue.pending(worker.lane):
             self._workers.append(self._start(worker.spec, worker.lane))
 

@@ -9,8 +9,9 @@ so nothing spills (ray#46810). Plain actors rather than Ray Data: the store resu
 Ray Data's checkpointing (its own readers and writers) knows nothing of, and an actor pool in Ray Data that asks
 for every CPU deadlocks on a small node (ray#44687); an actor here asks for a fraction of a CPU.
 
-Failures: a unit that raises, or whose actor dies (a lost node, out of memory), is tried again, up to
-MAX_ATTEMPTS times in all (a dead actor is replaced); the last attempt runs with `on_error="skip"`, so a frame
+Failures: a unit that raises, whose actor dies (a lost node, out of memory), or that runs past its deadline
+(`policies.UnitDeadline`: its task is cancelled, then its actor killed), is tried again, up to MAX_ATTEMPTS times
+in all (a dead or killed actor is replaced); the last attempt runs with `on_error="skip"`, so a frame
 that fails every time is recorded as failed in the representation's metadata and in the unit's run record
 (OUT/.logs/run-*.json) and the rest of the unit is stored; unless the run's on_error is "skip", the unit is named
 in `failed_units` too (the command exits 1, as a local worker's failing frame does). A unit that fails even so
@@ -22,6 +23,7 @@ Ray is imported only here, and only when the pool runs (the `ray` extra).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, VreError
+from .policies import UnitDeadline
 from .pool import PoolStats
 from .units import UnitQueue, UnitResult, WorkUnit
 from .worker import WorkerSession, WorkerSpec, describe_failure
@@ -44,6 +47,7 @@ CPU_ACTOR_CPUS = 0.9  # what an actor without a GPU asks of Ray: a fraction, so 
 GPU_ACTOR_CPUS = 0.5  # and one with a GPU (its decode and writer threads)
 LOCAL_OBJECT_STORE = 100 * 1024 * 1024  # `--ray auto`: units and results are small; Ray's default takes 30% of RAM
 STOP_SECONDS = 30.0
+GRACE_SECONDS = 5.0  # a unit past its deadline: how long its cancelled task may take to fold its journals
 CONNECT_SECONDS = 5.0
 
 
@@ -157,6 +161,8 @@ class _Slot:
     unit: WorkUnit | None = None
     ref: Any = None
     submitted: float = 0.0
+    units_done: int = 0
+    limit: float | None = None  # the seconds the unit may take (the deadline policy's); None: no limit
 
 
 class RayPool:
@@ -164,8 +170,10 @@ class RayPool:
     `address` (`connect`). A spec's cuda device becomes a request for one GPU: Ray chooses which, and sets the
     actor's CUDA_VISIBLE_DEVICES, so inside the actor it is cuda:0."""
 
-    def __init__(self, specs: list[WorkerSpec], lanes: list[str | None], address: str):
+    def __init__(self, specs: list[WorkerSpec], lanes: list[str | None], address: str,
+                 deadline: UnitDeadline | None = None):
         self.specs, self.lanes, self.address = specs, lanes, address
+        self.deadline = deadline or UnitDeadline()
         self.stats = RayPoolStats()
         self._slots: list[_Slot] = []
 
@@ -197,9 +205,16 @@ class RayPool:
                 busy = {s.ref: s for s in self._slots if s.ref is not None}
                 if not busy:
                     raise RuntimeError(f"{queue.pending()} units wait on units that are not running")
-                ready, _ = ray.wait(list(busy), num_returns=1, timeout=1.0)
+                now = time.perf_counter()
+                nearest = min((s.submitted + s.limit - now for s in busy.values() if s.limit is not None),
+                              default=1.0)
+                ready, _ = ray.wait(list(busy), num_returns=1, timeout=min(1.0, max(0.0, nearest)))
                 for ref in ready:
                     self._collect(busy[ref], remote, queue, attempts, on_result, on_event)
+                now = time.perf_counter()
+                for slot in [s for s in busy.values() if s.ref is not None and s.limit is not None
+                             and now >= s.submitted + s.limit]:
+                    self._time_out(slot, remote, queue, attempts, on_result, on_event)
             self._stop(ray, graceful=True)
         except BaseException:
             self._stop(ray, graceful=False)
@@ -220,7 +235,31 @@ class RayPool:
                 if slot.unit is not None:
                     last = attempts.get(slot.unit.key, 0) + 1 >= MAX_ATTEMPTS
                     slot.ref = slot.actor.execute.remote(slot.unit.to_dict(), last)
-                    slot.submitted = time.perf_counter()
+                    slot.submitted = time.perf_counter()  # the actor is ready (run waits on every `ready`)
+                    slot.limit = self.deadline.seconds(len(slot.unit.frames), slot.units_done == 0)
+
+    def _time_out(self, slot: _Slot, remote: Any, queue: UnitQueue, attempts: dict[tuple, int],
+                  on_result: Callable[[UnitResult], None], on_event: Callable[[str], None]) -> None:
+        """A unit past its deadline: its task cancelled (a KeyboardInterrupt in the actor: its run folds its
+        journals, keeping the frames it finished), the actor killed after GRACE_SECONDS and replaced, and the
+        attempt counted as failed, within MAX_ATTEMPTS; a result that came as it was cancelled is taken."""
+        import ray
+
+        ray.cancel(slot.ref)
+        done, _ = ray.wait([slot.ref], timeout=GRACE_SECONDS)
+        if done:
+            with contextlib.suppress(Exception):
+                if ray.get(slot.ref)[0] == "done":
+                    self._collect(slot, remote, queue, attempts, on_result, on_event)
+                    return
+        unit = slot.unit
+        assert unit is not None
+        ray.kill(slot.actor)
+        self.stats.units_timed_out += 1
+        self.stats.workers_lost += 1
+        self._slots[self._slots.index(slot)] = self._start(remote, slot.spec, slot.lane)
+        self._failed(unit, f"{unit.video}: frames {unit.frames[0]}..{unit.frames[-1] + 1} timed out after "
+                           f"{slot.limit:g} s", queue, attempts, on_event)
 
     def _collect(self, slot: _Slot, remote: Any, queue: UnitQueue, attempts: dict[tuple, int],
                  on_result: Callable[[UnitResult], None], on_event: Callable[[str], None]) -> None:
@@ -241,6 +280,8 @@ class RayPool:
             self.stats.round_trip_seconds.append(time.perf_counter() - slot.submitted)
             self.stats.unit_seconds.append(result.seconds)
             queue.done(unit)
+            self.deadline.observe(result.seconds, result.setup_seconds, result.computed_frames)
+            slot.units_done += 1
             on_result(result)
             failed = {name: row["failed"] for name, row in result.representations.items() if row.get("failed")}
             if failed and slot.spec.options.on_error != "skip":  # skipped on the last attempt, not by the user's
@@ -248,6 +289,12 @@ class RayPool:
                     f"{unit.describe()}: {', '.join(f'{n} failed on {k} frame(s)' for n, k in failed.items())} "
                     f"on all {MAX_ATTEMPTS} attempts, recorded as failed (see {unit.out_dir}/.logs)")
             return
+        self._failed(unit, body, queue, attempts, on_event)
+
+    def _failed(self, unit: WorkUnit, body: str, queue: UnitQueue, attempts: dict[tuple, int],
+                on_event: Callable[[str], None]) -> None:
+        """An attempt failed (`body`, one line naming the video): the unit re-queued, or after MAX_ATTEMPTS
+        recorded as failed."""
         self.stats.attempts_failed += 1
         attempts[unit.key] = attempts.get(unit.key, 0) + 1
         if attempts[unit.key] < MAX_ATTEMPTS:
