@@ -23,9 +23,11 @@ from vre_fast.scale.ray_pool import CPU_ACTOR_CPUS, GPU_ACTOR_CPUS, MAX_ATTEMPTS
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'vre-fast[ray]'): the Ray backend is untested")
 
 # a copy of the frame that raises on `fail_on` while the file `broken` exists, and whose process exits (as if
-# killed) on `die_on` once, the first time (it removes `dies` before it goes), and on `always_dies_on` every time
+# killed) on `die_on` once, the first time (it removes `dies` before it goes), on `always_dies_on` every time, and
+# that hangs for ever on `hang_on`
 PLUGIN = '''
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +42,7 @@ class Params:
     die_on: int = -1
     dies: str = ""
     always_dies_on: int = -1
+    hang_on: int = -1
 
 
 @register_representation("flaky_copy")
@@ -55,6 +58,8 @@ class FlakyCopy(Representation):
             os._exit(1)
         if self.params.always_dies_on in batch.indices:
             os._exit(1)
+        while self.params.hang_on in batch.indices:
+            time.sleep(3600)
         return batch.frames.copy()
 
     def make_image(self, decoded):
@@ -301,3 +306,21 @@ def test_sigterm_on_ray_stops_the_actors_as_ctrl_c_does(tmp_path: Path):
     assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
     assert "SIGTERM received" not in err and "Traceback" not in err, err
     wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in family), 30)
+
+
+@pytest.mark.slow
+def test_a_hung_unit_on_ray_is_cancelled_its_actor_replaced_and_retried_then_recorded(cluster, registry,
+                                                                                      tmp_path: Path):
+    video = make_video(tmp_path / "clip.mp4", num_frames=12, gop=6)
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(PLUGIN)
+    cfg = parse_config({"plugins": [str(plugin)], "batch_size": 1, "representations": {
+        "copy": {"type": "flaky_copy", "parameters": {"hang_on": 5}}}})
+    out = tmp_path / "out"
+    result = run_many([Job(video, out)], cfg, RunOptions(), ScaleOptions(
+        workers=2, chunk_size=4, ray="auto", unit_timeout=2, setup_timeout=0))
+    assert result.failed_units == [f"{video}: frames 4..8 timed out after 2 s (after {MAX_ATTEMPTS} attempts; "
+                                   f"see {out}/.logs)"]
+    assert result.pool.units_timed_out == MAX_ATTEMPTS and result.pool.units_requeued == MAX_ATTEMPTS - 1
+    stored = sorted(int(p.stem) for p in (out / "copy" / "npz").glob("*.npz"))
+    assert [f for f in stored if not 4 <= f < 8] == [0, 1, 2, 3, 8, 9, 10, 11] and 5 not in stored
