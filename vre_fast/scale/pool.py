@@ -59,7 +59,6 @@ class _Worker:
     conn: Connection
     started: float
     unit: WorkUnit | None = None
-    ready: bool = False  # imported and set up its session: a unit's clock starts at the later of this and its sending
     units_done: int = 0
     limit: float | None = None  # the seconds the unit may take (the deadline policy's)
     deadline: float | None = None  # time.monotonic() by which the unit must be done; None: not started or no limit
@@ -120,8 +119,10 @@ class LocalPool:
                     self._start_clock(worker)
 
     def _start_clock(self, worker: _Worker) -> None:
-        """The unit's deadline, once the worker is ready (its start, imports and plugins are not the unit's)."""
-        if worker.ready and worker.unit is not None and worker.limit is not None:
+        """The unit's deadline: from its sending, and again from the worker's "ready" when it was sent to a
+        worker still starting (its imports and plugins are not the unit's time; a start that hangs is caught
+        all the same)."""
+        if worker.unit is not None and worker.limit is not None:
             worker.deadline = time.monotonic() + worker.limit
 
     def _ready_workers(self) -> list[_Worker]:
@@ -147,7 +148,6 @@ class LocalPool:
                 self.stats.ready_seconds.append(now - worker.started)
                 if len(self.stats.ready_seconds) == 1:
                     self.stats.start_seconds = now - first
-                worker.ready = True
                 self._start_clock(worker)
             elif kind == "done":
                 result = UnitResult.from_dict(body[0])
