@@ -616,6 +616,7 @@ def test_a_hung_unit_is_killed_retried_and_given_up_while_the_others_complete(sl
     wait_for(lambda: not workers_of(os.getpid()), 10)
 
 
+@pytest.mark.slow  # 4.5 s, mostly waiting for three deadlines; the in-process test above covers the mechanism
 def test_a_hung_unit_stops_the_command_with_one_line_and_no_worker_left(slow, tmp_path: Path):
     video, _, plugin = slow
     cfg = tmp_path / "cfg.yaml"
