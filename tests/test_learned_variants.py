@@ -283,7 +283,8 @@ def test_mask2former_r50_from_vres_checkpoint_computes_what_vre_computes(tmp_pat
 def test_mask2former_vre_order_in_bands_equals_torchs_upsample_then_product(probabilities: bool,
                                                                              monkeypatch: pytest.MonkeyPatch):
     """VRE's order as VRE writes it (F.interpolate of the mask logits, align_corners=False, sigmoid, einsum)
-    against the banded numpy version, at a size that is no multiple of the logits' and in bands of 3 rows."""
+    against vre-fast's, at a size that is no multiple of the logits', in bands of 3 rows and (as for more queries
+    than cv2.resize takes channels) 4 queries at a time."""
     import torch
     import torch.nn.functional as F
 
@@ -295,6 +296,7 @@ def test_mask2former_vre_order_in_bands_equals_torchs_upsample_then_product(prob
     up = F.interpolate(masks, size=(37, 50), mode="bilinear", align_corners=False).sigmoid()
     ref = torch.einsum("bqc,bqhw->bhwc", classes, up).numpy()
     monkeypatch.setattr(semantic_mask2former, "_BAND_ELEMENTS", 6 * 50 * 3)
+    monkeypatch.setattr(semantic_mask2former, "_CV_CHANNELS", 4)
     rep = rep_of("semantic_mask2former", variant="test", postprocess="vre", probabilities=probabilities)
     got = rep._vre_postprocess(classes.numpy(), masks.numpy(), 37, 50)
     if probabilities:

@@ -44,6 +44,7 @@ _VRE_R50 = PretrainedCfg(
 
 _VRE_ORDER_DEFAULT = {"r50_mapillary"}  # the variants whose post-processing is VRE's unless told
 _BAND_ELEMENTS = 1 << 22  # mask logits (queries x rows x width) upsampled at once: 16 MB of float32
+_CV_CHANNELS = 512  # the most channels cv2.resize takes (CV_CN_MAX)
 
 
 @dataclass(frozen=True)
@@ -168,30 +169,32 @@ class SemanticMask2Former(ClassMapExpert, TransformersExpert):
 
     def _vre_postprocess(self, classes: np.ndarray, masks: np.ndarray, h: int, w: int) -> np.ndarray:
         """VRE's order (its MaskFormer.forward with semantic_inference): each query's mask logits upsampled
-        bilinearly to the input size (torch's align_corners=False), sigmoid, then summed over the queries
+        bilinearly to the input size (as torch's align_corners=False), sigmoid, then summed over the queries
         weighted by the class probabilities. VRE pads the input to a multiple of 32 and crops and resizes back;
         vre-fast resizes it to a multiple of 32, so the input size is that padded size and the crop is empty.
-        Done in bands of rows, so the upsampled logits never take more than _BAND_ELEMENTS floats (x ~4 for
+        Done in bands of rows, so the upsampled logits never take more than _BAND_ELEMENTS floats (x ~3 for
         the temporaries); a class map never holds the (h, w, classes) scores of the whole frame either."""
         n, queries, classes_n = classes.shape
         rows0, rows1, row_w = _bilinear_taps(masks.shape[2], h)
-        cols0, cols1, col_w = _bilinear_taps(masks.shape[3], w)
+        row_w = row_w[:, None, None]
         band = max(1, _BAND_ELEMENTS // (queries * w))
         out = np.empty((n, h, w) + ((classes_n,) if self.params.probabilities else ()),
                        np.float32 if self.params.probabilities else np.uint8)
         for i in range(n):
-            m, c = masks[i].astype(np.float32, copy=False), classes[i].astype(np.float32, copy=False)
+            m = np.ascontiguousarray(masks[i].transpose(1, 2, 0), np.float32)  # (h/4, w/4, Q): queries last
+            c = classes[i].astype(np.float32, copy=False)
             for top in range(0, h, band):
                 rows = slice(top, min(top + band, h))
-                rw = row_w[rows, None]
-                t = m[:, rows0[rows]] * (1 - rw) + m[:, rows1[rows]] * rw  # (Q, r, w/4)
-                u = t[..., cols0] * (1 - col_w) + t[..., cols1] * col_w  # (Q, r, w)
+                t = m[rows0[rows]] * (1 - row_w[rows]) + m[rows1[rows]] * row_w[rows]  # (r, w/4, Q)
+                u = np.concatenate([_resize_columns(t[..., k:k + _CV_CHANNELS], w)
+                                    for k in range(0, queries, _CV_CHANNELS)], -1) \
+                    if queries > _CV_CHANNELS else _resize_columns(t, w)  # (r, w, Q)
                 with np.errstate(over="ignore"):  # exp(-x) = inf for very negative logits: sigmoid 0
                     np.negative(u, out=u)
                     np.exp(u, out=u)
                 u += 1
                 np.reciprocal(u, out=u)
-                scores = (u.reshape(queries, -1).T @ c).reshape(rows.stop - top, w, classes_n)
+                scores = (u.reshape(-1, queries) @ c).reshape(rows.stop - top, w, classes_n)
                 out[i, rows] = scores if self.params.probabilities else self.class_output(scores)
         if self.params.probabilities:  # classes and masks are positive: the sum is too (VRE stores it unnormalised)
             out /= np.maximum(out.sum(-1, keepdims=True), np.finfo(np.float32).tiny)
@@ -205,6 +208,12 @@ def _bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nd
                      - np.float32(0.5), np.float32(0))
     i0 = np.minimum(src.astype(np.int64), n_in - 1)
     return i0, np.minimum(i0 + 1, n_in - 1), src - i0.astype(np.float32)
+
+
+def _resize_columns(band: np.ndarray, w: int) -> np.ndarray:
+    """(r, w/4, k) -> (r, w, k), bilinear along the rows only: OpenCV's INTER_LINEAR has torch's half-pixel
+    centres and clamped borders (equal to float rounding) and is 4x faster than numpy's gathers here."""
+    return cv2.resize(band, (w, band.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(band.shape[0], w, -1)
 
 
 def _class_probabilities(out: Any) -> Any:
