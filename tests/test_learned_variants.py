@@ -305,6 +305,23 @@ def test_mask2former_vre_order_in_bands_equals_torchs_upsample_then_product(prob
         assert got.dtype == np.uint8 and (got == ref.argmax(-1)).mean() >= 0.999
 
 
+def test_mask2former_postprocess_default_and_definition():
+    """VRE's order is r50_mapillary's default and recorded; transformers' (the only order before the parameter
+    existed) stays out of the definition, so class maps stored then still match."""
+    from vre_fast._builder import build_graph
+
+    def parameters(**p: object) -> dict:
+        return rep_of("semantic_mask2former", **p).definition()["parameters"]
+
+    assert parameters(variant="r50_mapillary")["postprocess"] == "vre"
+    assert "postprocess" not in parameters(variant="r50_mapillary", postprocess="transformers")
+    assert "postprocess" not in parameters(variant="test")
+    assert parameters(variant="swin_large_mapillary", postprocess="vre")["postprocess"] == "vre"
+    with pytest.raises(ConfigError, match=r"m2f\.parameters: postprocess must be 'vre' or 'transformers', got 'x'"):
+        build_graph(parse_config({"representations": {
+            "m2f": {"type": "semantic_mask2former", "parameters": {"variant": "test", "postprocess": "x"}}}}))
+
+
 def test_mask2former_r50_refuses_checkpoints_it_cannot_convert(tmp_path: Path):
     import torch
 

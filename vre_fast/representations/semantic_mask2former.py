@@ -2,11 +2,14 @@
 Dronescapes2 graph.
 
 The network gives per-query class scores and mask logits; their product summed over queries is the
-per-class probability map (transformers' semantic post-processing), at a quarter of the input size.
-That map is upsampled bilinearly and its argmax stored as a uint8 class map (or, with `probabilities: true`,
-the map divided by its sum over the classes, (H, W, C) float16; VRE's `disk_data_argmax: false` stores the map
-unnormalised); class names come from the checkpoint's config (`id2label`), so semantic_mapper and
-binary_mask can name classes. Weights: see _transformers (HuggingFace-format folder, offline).
+per-class probability map, whose argmax is stored as a uint8 class map (or, with `probabilities: true`, the map
+divided by its sum over the classes, (H, W, C) float16; VRE's `disk_data_argmax: false` stores the map
+unnormalised). `postprocess` picks where the quarter-size masks are upsampled: `transformers` (its semantic
+post-processing) takes the product at a quarter of the input size and upsamples the map; `vre` (VRE's
+detectron2 code, the default for r50_mapillary) upsamples the mask logits, then takes sigmoid and product at
+the input size: near class borders the argmax differs (6% of the pixels of the R50 test fixture). Class names
+come from the checkpoint's config (`id2label`), so semantic_mapper and binary_mask can name classes. Weights:
+see _transformers (HuggingFace-format folder, offline).
 
 `r50_mapillary` is VRE's model 49189528_1 (Mask2Former R50, Mapillary Vistas; no HuggingFace-format release
 exists): VRE's own checkpoint 49189528_1.ckpt, converted on load into transformers' Mask2Former with a ResNet
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
@@ -54,7 +57,7 @@ class Mask2FormerParams(LearnedParams):
     # vre: the mask logits upsampled to the input size, then sigmoid, then the class x mask product (VRE's
     # detectron2 order); transformers: the product at a quarter of the size, then upsampled. None: the
     # variant's default (vre for r50_mapillary, VRE's own model; transformers for the others)
-    postprocess: Literal["vre", "transformers"] | None = None
+    postprocess: str | None = None  # "vre" or "transformers"
 
     def __post_init__(self) -> None:
         if self.postprocess is None:
