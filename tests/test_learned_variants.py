@@ -254,7 +254,8 @@ def test_mask2former_r50_from_vres_checkpoint_computes_what_vre_computes(tmp_pat
 
     with np.load(FIXTURE) as fixture:
         ckpt = vre_checkpoint(tmp_path / "49189528_1.ckpt", fixture)
-        image, logits, masks, vre_map = (fixture[k] for k in ("image", "pred_logits", "pred_masks", "sem_seg_argmax"))
+        image, logits, masks, vre_map, vre_scores = (fixture[k] for k in (
+            "image", "pred_logits", "pred_masks", "sem_seg_argmax", "sem_seg_every8"))
     rep = rep_of("semantic_mask2former", variant="r50_mapillary", weights=str(ckpt), backend="torch")
     net = rep.load_model().net
     assert net.config.backbone_config.model_type == "resnet" and net.config.num_labels == 65
@@ -271,6 +272,8 @@ def test_mask2former_r50_from_vres_checkpoint_computes_what_vre_computes(tmp_pat
                            probabilities=True), image[None])[0]
     np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-5)
     assert (probs.argmax(-1) == got).all()
+    # VRE's disk_data_argmax: false scores, normalised over the classes (VRE stores them as they are)
+    np.testing.assert_allclose(probs[::8, ::8], (vre_scores / vre_scores.sum(0)).transpose(1, 2, 0), atol=1e-6)
     # transformers' order (the product at a quarter of the size, then upsampled) differs near class borders
     # (6% of this fixture's pixels: its 16x24 masks are sharp and its segments a few pixels wide)
     other = compute(rep_of("semantic_mask2former", variant="r50_mapillary", weights=str(ckpt), backend="torch",
