@@ -197,10 +197,11 @@ class SemanticMask2Former(ClassMapExpert, TransformersExpert):
                     np.exp(u, out=u)
                 u += 1
                 np.reciprocal(u, out=u)
-                scores = (u.reshape(-1, queries) @ c).reshape(rows.stop - top, w, classes_n)
-                out[i, rows] = scores if self.params.probabilities else self.class_output(scores)
-        if self.params.probabilities:  # classes and masks are positive: the sum is too (VRE stores it unnormalised)
-            out /= np.maximum(out.sum(-1, keepdims=True), np.finfo(np.float32).tiny)
+                if self.params.probabilities:  # the scores written in place, then normalised (VRE stores them so)
+                    scores = np.matmul(u.reshape(-1, queries), c, out=out[i, rows].reshape(-1, classes_n))
+                    scores /= np.maximum(scores.sum(-1, keepdims=True), np.finfo(np.float32).tiny)
+                else:
+                    out[i, rows] = self.class_output((u.reshape(-1, queries) @ c).reshape(-1, w, classes_n))
         return out
 
 
