@@ -254,7 +254,8 @@ def test_mask2former_r50_from_vres_checkpoint_computes_what_vre_computes(tmp_pat
 
     with np.load(FIXTURE) as fixture:
         ckpt = vre_checkpoint(tmp_path / "49189528_1.ckpt", fixture)
-        image, logits, masks, vre_map = (fixture[k] for k in ("image", "pred_logits", "pred_masks", "sem_seg_argmax"))
+        image, logits, masks, vre_map, vre_scores = (fixture[k] for k in (
+            "image", "pred_logits", "pred_masks", "sem_seg_argmax", "sem_seg_every8"))
     rep = rep_of("semantic_mask2former", variant="r50_mapillary", weights=str(ckpt), backend="torch")
     net = rep.load_model().net
     assert net.config.backbone_config.model_type == "resnet" and net.config.num_labels == 65
@@ -263,17 +264,69 @@ def test_mask2former_r50_from_vres_checkpoint_computes_what_vre_computes(tmp_pat
     np.testing.assert_allclose(out.class_queries_logits.numpy(), logits, atol=1e-4 * np.abs(logits).max())
     np.testing.assert_allclose(out.masks_queries_logits.numpy(), masks, atol=1e-4 * np.abs(masks).max())
     got = compute(rep, image[None])[0]
-    assert got.shape == (64, 96) and len(np.unique(vre_map)) > 1
-    # the class map from VRE's network outputs, post-processed as semantic_mask2former does (class x mask
-    # probability summed over queries at a quarter of the size, upsampled, argmax)
+    assert got.shape == (64, 96) and len(np.unique(vre_map)) > 1 and rep.params.postprocess == "vre"
+    # VRE's post-processing order (mask logits upsampled, sigmoid, class x mask product): VRE's class map
+    agreement = (got == vre_map).mean()
+    assert agreement >= 0.999, agreement
+    # the other settings post-process the same network outputs (VRE's, equal to ours)
+    batch = ComputeBatch([0], image[None], None, {})
     classes = torch.from_numpy(logits).softmax(-1)[..., :-1]
-    probs = torch.einsum("bqc,bqhw->bchw", classes, torch.from_numpy(masks).sigmoid())[0].numpy()
-    expected = rep.postprocess((probs[None],), ComputeBatch([0], image[None], None, {}))[0]
-    assert (got == expected).mean() >= 0.999
-    # VRE upsamples the mask logits before that product, vre-fast the product: near class borders they differ
+    probs = rep_of("semantic_mask2former", variant="r50_mapillary", probabilities=True).postprocess(
+        (classes.numpy(), masks), batch)[0]
+    np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-5)
+    assert (probs.argmax(-1) == got).all()
+    # VRE's disk_data_argmax: false scores, normalised over the classes (VRE stores them as they are)
+    np.testing.assert_allclose(probs[::8, ::8], (vre_scores / vre_scores.sum(0)).transpose(1, 2, 0), atol=1e-6)
+    # transformers' order (the product at a quarter of the size, then upsampled) differs near class borders
     # (6% of this fixture's pixels: its 16x24 masks are sharp and its segments a few pixels wide)
-    assert (got == vre_map).mean() >= 0.9
+    quarter = torch.einsum("bqc,bqhw->bchw", classes, torch.from_numpy(masks).sigmoid()).numpy()
+    other = rep_of("semantic_mask2former", variant="r50_mapillary", postprocess="transformers").postprocess(
+        (quarter,), batch)[0]
+    assert 0.9 <= (other == vre_map).mean() < 0.99
     assert rep.classes[27] == "Sky" and len(rep.classes) == 65
+
+
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_mask2former_vre_order_in_bands_equals_torchs_upsample_then_product(probabilities: bool,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    """VRE's order as VRE writes it (F.interpolate of the mask logits, align_corners=False, sigmoid, einsum)
+    against vre-fast's, at a size that is no multiple of the logits', in bands of 3 rows and (as for more queries
+    than cv2.resize takes channels) 4 queries at a time."""
+    import torch
+    import torch.nn.functional as F
+
+    from vre_fast.representations import semantic_mask2former
+
+    rng = np.random.default_rng(1)
+    classes = torch.from_numpy(rng.normal(0, 2, (2, 6, 5)).astype(np.float32)).softmax(-1)[..., :-1]
+    masks = torch.from_numpy(rng.normal(0, 20, (2, 6, 9, 13)).astype(np.float32))
+    up = F.interpolate(masks, size=(37, 50), mode="bilinear", align_corners=False).sigmoid()
+    ref = torch.einsum("bqc,bqhw->bhwc", classes, up).numpy()
+    monkeypatch.setattr(semantic_mask2former, "_BAND_ELEMENTS", 6 * 50 * 3)
+    monkeypatch.setattr(semantic_mask2former, "_CV_CHANNELS", 4)
+    rep = rep_of("semantic_mask2former", variant="test", postprocess="vre", probabilities=probabilities)
+    got = rep._vre_postprocess(classes.numpy(), masks.numpy(), 37, 50)
+    if probabilities:
+        np.testing.assert_allclose(got, ref / ref.sum(-1, keepdims=True), atol=1e-5)  # float32 rounding
+    else:
+        assert got.dtype == np.uint8 and (got == ref.argmax(-1)).mean() >= 0.999
+
+
+def test_mask2former_postprocess_default_and_definition():
+    """VRE's order is r50_mapillary's default and recorded; transformers' (the only order before the parameter
+    existed) stays out of the definition, so class maps stored then still match."""
+    from vre_fast._builder import build_graph
+
+    def parameters(**p: object) -> dict:
+        return rep_of("semantic_mask2former", **p).definition()["parameters"]
+
+    assert parameters(variant="r50_mapillary")["postprocess"] == "vre"
+    assert "postprocess" not in parameters(variant="r50_mapillary", postprocess="transformers")
+    assert "postprocess" not in parameters(variant="test")
+    assert parameters(variant="swin_large_mapillary", postprocess="vre")["postprocess"] == "vre"
+    with pytest.raises(ConfigError, match=r"m2f\.parameters: postprocess must be 'vre' or 'transformers', got 'x'"):
+        build_graph(parse_config({"representations": {
+            "m2f": {"type": "semantic_mask2former", "parameters": {"variant": "test", "postprocess": "x"}}}}))
 
 
 def test_mask2former_r50_refuses_checkpoints_it_cannot_convert(tmp_path: Path):

@@ -46,7 +46,7 @@ def normals(dtype: str) -> tuple:
 
 
 def m2f(variant: str) -> tuple:  # these configs say disk_data_argmax: True (VRE's default is False: probabilities)
-    return ("semantic_mask2former", {"probabilities": False, "variant": variant}, None)
+    return ("semantic_mask2former", {"probabilities": False, "variant": variant, "postprocess": "vre"}, None)
 
 
 DRONESCAPES = {"rgb": ("rgb", {}, None), "opticalflow_rife": FLOW, "depth_marigold": lcm(1),
@@ -152,6 +152,7 @@ def test_sections_parentheses_dependencies_and_interpolations_map(tmp_path: Path
             params["m2f"]["variant"]) == ("large_384", "hdv3", "430k", "swin_large_mapillary")
     assert params["safeuav"]["weights"] == "ckpts/safeuav_430k.ckpt"  # VRE's variant may be a checkpoint path
     assert (params["dexined"]["variant"], params["dexined"]["output"]) == ("biped", "vre")  # VRE's formula
+    assert params["m2f"]["postprocess"] == "vre"  # VRE's order: the mask logits upsampled before the product
     # VRE's DPT stores clip(1 / prediction, 0, 1): the depth its normals are computed from
     inverse = np.array([[[0.0, 0.5, 2.0, -1.0]]], np.float32)
     assert np.array_equal(nodes["depth_dpt"].representation.postprocess((inverse,), None), [[[1, 1, 0.5, 0]]])

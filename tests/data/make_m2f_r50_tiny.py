@@ -9,8 +9,9 @@ The architecture is VRE's 49189528_1 configuration (resources/49189528_1_cfg.jso
 initialisation with the norm layers' statistics, the class head and the mask scale randomised, rounded to float16 (stored as such; both sides
 compute in float32). Stored: every state-dict entry (`state/<name>`), the config as VRE's convert.py records it
 (`cfg`, JSON), a 64x96 input image, and VRE's outputs for it: the raw class logits (1, Q, C + 1) and mask logits
-(1, Q, 16, 24) of the last decoder layer, and the argmax of the semantic probabilities (64, 96) of its
-inference path.
+(1, Q, 16, 24) of the last decoder layer, the argmax of the semantic scores (64, 96) of its inference path
+(its `sem_seg`: what VRE stores with disk_data_argmax false, and its argmax with true) and those scores
+(65, 8, 12) at every 8th row and column (`sem_seg_every8`, kept small).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def main() -> None:
         semantic = model([{"image": x, "height": 64, "width": 96}])[0]["sem_seg"]
     np.savez_compressed(OUT, cfg=np.array(json.dumps(cfg)), image=image, pred_logits=raw["pred_logits"].numpy(),
                         pred_masks=raw["pred_masks"].numpy(), sem_seg_argmax=semantic.argmax(0).numpy().astype(np.uint8),
+                        sem_seg_every8=semantic[:, ::8, ::8].numpy(),
                         **state)
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {sum(v.size for v in state.values())} parameters)")
 

@@ -2,11 +2,14 @@
 Dronescapes2 graph.
 
 The network gives per-query class scores and mask logits; their product summed over queries is the
-per-class probability map (transformers' semantic post-processing), at a quarter of the input size.
-That map is upsampled bilinearly and its argmax stored as a uint8 class map (or, with `probabilities: true`,
-the map divided by its sum over the classes, (H, W, C) float16; VRE's `disk_data_argmax: false` stores the map
-unnormalised); class names come from the checkpoint's config (`id2label`), so semantic_mapper and
-binary_mask can name classes. Weights: see _transformers (HuggingFace-format folder, offline).
+per-class probability map, whose argmax is stored as a uint8 class map (or, with `probabilities: true`, the map
+divided by its sum over the classes, (H, W, C) float16; VRE's `disk_data_argmax: false` stores the map
+unnormalised). `postprocess` picks where the quarter-size masks are upsampled: `transformers` (its semantic
+post-processing) takes the product at a quarter of the input size and upsamples the map; `vre` (VRE's
+detectron2 code, the default for r50_mapillary) upsamples the mask logits, then takes sigmoid and product at
+the input size: near class borders the argmax differs (6% of the pixels of the R50 test fixture). Class names
+come from the checkpoint's config (`id2label`), so semantic_mapper and binary_mask can name classes. Weights:
+see _transformers (HuggingFace-format folder, offline).
 
 `r50_mapillary` is VRE's model 49189528_1 (Mask2Former R50, Mapillary Vistas; no HuggingFace-format release
 exists): VRE's own checkpoint 49189528_1.ckpt, converted on load into transformers' Mask2Former with a ResNet
@@ -42,10 +45,26 @@ _VRE_R50 = PretrainedCfg(
     source="VRE 1.18's Mask2Former R50 Mapillary Vistas semantic checkpoint, converted on load")
 
 
+_VRE_ORDER_DEFAULT = {"r50_mapillary"}  # the variants whose post-processing is VRE's unless told
+_BAND_ELEMENTS = 1 << 22  # mask logits (queries x rows x width) upsampled at once: 16 MB of float32
+_CV_CHANNELS = 512  # the most channels cv2.resize takes (CV_CN_MAX)
+
+
 @dataclass(frozen=True)
 class Mask2FormerParams(LearnedParams):
     variant: str = "swin_large_mapillary"
     probabilities: bool = False  # store the class probabilities, not their argmax
+    # vre: the mask logits upsampled to the input size, then sigmoid, then the class x mask product (VRE's
+    # detectron2 order); transformers: the product at a quarter of the size, then upsampled. None: the
+    # variant's default (vre for r50_mapillary, VRE's own model; transformers for the others)
+    postprocess: str | None = None  # "vre" or "transformers"
+
+    def __post_init__(self) -> None:
+        if self.postprocess is None:
+            object.__setattr__(self, "postprocess",
+                               "vre" if self.variant in _VRE_ORDER_DEFAULT else "transformers")
+        elif self.postprocess not in ("vre", "transformers"):
+            raise ValueError(f"postprocess must be 'vre' or 'transformers', got {self.postprocess!r}")
 
 
 def _m2f_cfg(tag: str, repo: str | None, **kw: Any) -> Any:
@@ -128,12 +147,20 @@ class SemanticMask2Former(ClassMapExpert, TransformersExpert):
 
         return Mask2FormerForUniversalSegmentation
 
+    @property
+    def later_parameters(self) -> dict[str, Any]:
+        """`postprocess` is recorded only when it is not transformers' order, the only one before it existed:
+        class maps stored then still match, and r50_mapillary's, now made in VRE's order, are remade."""
+        return {**super().later_parameters, "postprocess": "transformers"}
+
     def wrap(self, net: Any) -> Any:
-        return tensor_module(net, _class_probabilities)
+        return tensor_module(net, _class_probabilities if self.params.postprocess == "transformers" else _queries)
 
     def postprocess(self, outputs: tuple[np.ndarray, ...], batch: ComputeBatch) -> np.ndarray:
-        scores = outputs[0]  # (B, C, h/4, w/4)
         h, w = self.input_size(batch.frames.shape[1:3])
+        if self.params.postprocess == "vre":
+            return self._vre_postprocess(outputs[0], outputs[1], h, w)
+        scores = outputs[0]  # (B, C, h/4, w/4)
         up = np.empty((len(scores), h, w, scores.shape[1]), np.float32)
         for i, p in enumerate(scores):
             up[i] = cv2.resize(np.ascontiguousarray(p.transpose(1, 2, 0)), (w, h),
@@ -143,6 +170,55 @@ class SemanticMask2Former(ClassMapExpert, TransformersExpert):
             up = np.where(total > 0, up / np.maximum(total, np.finfo(np.float32).tiny), np.float32(1 / up.shape[-1]))
         return self.class_output(up)
 
+    def _vre_postprocess(self, classes: np.ndarray, masks: np.ndarray, h: int, w: int) -> np.ndarray:
+        """VRE's order (its MaskFormer.forward with semantic_inference): each query's mask logits upsampled
+        bilinearly to the input size (as torch's align_corners=False), sigmoid, then summed over the queries
+        weighted by the class probabilities. VRE pads the input to a multiple of 32 and crops and resizes back;
+        vre-fast resizes it to a multiple of 32, so the input size is that padded size and the crop is empty.
+        Done in bands of rows, so the upsampled logits never take more than _BAND_ELEMENTS floats (x ~3 for
+        the temporaries); a class map never holds the (h, w, classes) scores of the whole frame either."""
+        n, queries, classes_n = classes.shape
+        rows0, rows1, row_w = _bilinear_taps(masks.shape[2], h)
+        row_w = row_w[:, None, None]
+        band = max(1, _BAND_ELEMENTS // (queries * w))
+        out = np.empty((n, h, w) + ((classes_n,) if self.params.probabilities else ()),
+                       np.float32 if self.params.probabilities else np.uint8)
+        for i in range(n):
+            m = np.ascontiguousarray(masks[i].transpose(1, 2, 0), np.float32)  # (h/4, w/4, Q): queries last
+            c = classes[i].astype(np.float32, copy=False)
+            for top in range(0, h, band):
+                rows = slice(top, min(top + band, h))
+                t = m[rows0[rows]] * (1 - row_w[rows]) + m[rows1[rows]] * row_w[rows]  # (r, w/4, Q)
+                u = np.concatenate([_resize_columns(t[..., k:k + _CV_CHANNELS], w)
+                                    for k in range(0, queries, _CV_CHANNELS)], -1) \
+                    if queries > _CV_CHANNELS else _resize_columns(t, w)  # (r, w, Q)
+                with np.errstate(over="ignore"):  # exp(-x) = inf for very negative logits: sigmoid 0
+                    np.negative(u, out=u)
+                    np.exp(u, out=u)
+                u += 1
+                np.reciprocal(u, out=u)
+                if self.params.probabilities:  # the scores written in place, then normalised (VRE stores them so)
+                    scores = np.matmul(u.reshape(-1, queries), c, out=out[i, rows].reshape(-1, classes_n))
+                    scores /= np.maximum(scores.sum(-1, keepdims=True), np.finfo(np.float32).tiny)
+                else:
+                    out[i, rows] = self.class_output((u.reshape(-1, queries) @ c).reshape(-1, w, classes_n))
+        return out
+
+
+def _bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """torch's bilinear resize (align_corners=False) along one axis, in float32 as torch computes it: for each
+    output index the two input indices and the weight of the second."""
+    src = np.maximum((np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * np.float32(n_in / n_out)
+                     - np.float32(0.5), np.float32(0))
+    i0 = np.minimum(src.astype(np.int64), n_in - 1)
+    return i0, np.minimum(i0 + 1, n_in - 1), src - i0.astype(np.float32)
+
+
+def _resize_columns(band: np.ndarray, w: int) -> np.ndarray:
+    """(r, w/4, k) -> (r, w, k), bilinear along the rows only: OpenCV's INTER_LINEAR has torch's half-pixel
+    centres and clamped borders (equal to float rounding) and is 4x faster than numpy's gathers here."""
+    return cv2.resize(band, (w, band.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(band.shape[0], w, -1)
+
 
 def _class_probabilities(out: Any) -> Any:
     """transformers' semantic post-processing: sum over queries of class probability x mask probability."""
@@ -150,3 +226,9 @@ def _class_probabilities(out: Any) -> Any:
 
     classes = out.class_queries_logits.softmax(-1)[..., :-1]  # the last class is "no object"
     return torch.einsum("bqc,bqhw->bchw", classes, out.masks_queries_logits.sigmoid())
+
+
+def _queries(out: Any) -> Any:
+    """VRE's order needs the product after the upsampling: the class probabilities (B, Q, C) and the mask
+    logits (B, Q, h/4, w/4), multiplied in postprocess."""
+    return out.class_queries_logits.softmax(-1)[..., :-1], out.masks_queries_logits
