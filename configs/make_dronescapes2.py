@@ -104,8 +104,9 @@ def graph(external: bool) -> dict:
     hidden = {"output_formats": []}
     reps: dict[str, dict] = {"rgb": {"type": "rgb"}}
     for name, label_set in SOURCES.items():
-        variant = {"m2f_swin_mapillary": "swin_large_mapillary", "m2f_swin_coco": "swin_large_coco"}.get(name)
-        if external or variant is None:  # the R50 model exists only for detectron2: read its outputs
+        variant = {"m2f_swin_mapillary": "swin_large_mapillary", "m2f_swin_coco": "swin_large_coco",
+                   "m2f_r50_mapillary": "r50_mapillary"}[name]  # r50: VRE's own checkpoint, converted on load
+        if external:
             reps[name] = {"type": "external", "parameters": {"path": f"data/{name}", "classes": CLASSES[label_set]}}
         else:
             reps[name] = {"type": "semantic_mask2former", "parameters": {"variant": variant}}
@@ -154,7 +155,7 @@ if __name__ == "__main__":
     here = Path(__file__).parent
     for external, file, what in (
             (False, "dronescapes2.yaml", "The Dronescapes2 graph of the VRE paper with its experts (weights offline: "
-                                         "Mask2Former, Marigold; the R50 Mask2Former's outputs from data/)."),
+                                         "Mask2Former Swin-L, Mask2Former R50 from VRE's checkpoint, Marigold)."),
             (True, "dronescapes2_external.yaml", "The same graph on stored expert outputs: data/<name>/<frame>.npz "
                                                  "class maps and Marigold depth in [0, 1].")):
         text = HEADER.format(what=what, file=file) + yaml.safe_dump(graph(external), sort_keys=False, width=116,
