@@ -23,6 +23,12 @@ def make_video(path: Path, num_frames: int = 24, height: int = 48, width: int = 
     return write_video(path, frames, fps=fps, gop=gop)
 
 
+def frames_of(video: Path) -> list:
+    """Every frame of `video` decoded by PyAV as HxWx3 uint8 RGB (the reference the engine's frames are held to)."""
+    with av.open(str(video)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
 def remux(src: Path, dst: Path) -> Path:
     """The same compressed frames in another container (what `ffmpeg -c copy` does): the pixels are identical."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:

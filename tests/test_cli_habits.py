@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import frames_of
 
 from vre_fast import RunOptions, VideoError, parse_config, run
 from vre_fast.cli import main
@@ -60,11 +61,6 @@ def write_plugin(folder: Path, tag: str) -> tuple[Path, str, str]:
     path = folder / "my_types.py"
     path.write_text(PLUGIN.format(invert=invert, gray=gray))
     return path, invert, gray
-
-
-def frames_of(video: Path) -> list[np.ndarray]:
-    with av.open(str(video)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
 def stored(out: Path, name: str, frame: int) -> np.ndarray:

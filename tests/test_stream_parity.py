@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import frames_of
 
 from vre_fast import RunOptions, parse_config, run
 from vre_fast.cli import main
@@ -23,11 +24,6 @@ from vre_fast.streaming.sources import SourceFrame
 GRAPH = {"representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"},
                              "edges": {"type": "edges_canny", "parameters": {"threshold1": 60}}}}
 WAIT = 10.0
-
-
-def frames_of(video: Path) -> list[np.ndarray]:
-    with av.open(str(video)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
 def connect_when_listening(port: int) -> socket.socket:

@@ -13,12 +13,11 @@ import threading
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import yaml
 import zenoh
-from conftest import free_port, wait_until
+from conftest import frames_of, free_port, wait_until
 
 from vre_fast import RunOptions, parse_config, register_representation, run
 from vre_fast.cli import main
@@ -31,11 +30,6 @@ GRAPH = {"representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"},
                              "edges": {"type": "edges_canny", "parameters": {"threshold1": 60}}}}
 WAIT = 10.0
 LIMITS = Limits(max_height=64, max_width=64)  # small, so that an oversized sample is cheap to make
-
-
-def frames_of(video: Path) -> list[np.ndarray]:
-    with av.open(str(video)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
 class Peer:

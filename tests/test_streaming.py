@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import make_video
+from conftest import frames_of, make_video
 
 from vre_fast import ConfigError, RunOptions, VreError, parse_config, register_representation, run
 from vre_fast.cli import main
@@ -28,11 +28,6 @@ from vre_fast.streaming.stats import FrameTiming, LatencyStats
 GRAPH = {"representations": {"rgb": {"type": "rgb"}, "hsv": {"type": "hsv"},
                              "edges": {"type": "edges_canny", "parameters": {"threshold1": 60}}}}
 TIMEOUT = 60
-
-
-def frames_of(video: Path) -> list[np.ndarray]:
-    with av.open(str(video)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
 def read_all_results(data: bytes) -> list:
