@@ -220,11 +220,11 @@ def test_a_full_disk_stops_with_one_line_and_keeps_every_finished_frame(video: P
     cfg, out = write_cfg(tmp_path / "cfg.yaml", RGB_HSV, batch_size=2), tmp_path / "out"
     real_write, calls = frames_module.atomic_write, []
 
-    def filling_disk(path: Path, parts, durable: bool) -> None:
+    def filling_disk(path: Path, parts, durable: bool, direct: bool) -> None:
         calls.append(path)
         if len(calls) > 20:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real_write(path, parts, durable)
+        real_write(path, parts, durable, direct)
 
     monkeypatch.setattr(frames_module, "atomic_write", filling_disk)
     assert cli_run(video, cfg, out, "--write-workers", "1") == 1

@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--durability", choices=["kill", "power"], default="kill",
                    help="kill (default): every file is renamed into place whole, safe if the process is killed; "
                         "power: also fsync each file before it counts as done, safe against power loss (slower)")
+    p.add_argument("--write-io", choices=["direct", "buffered"], default="direct",
+                   help="direct (default): files of 1 MiB and more bypass the page cache (O_DIRECT, where the file "
+                        "system takes it; far less kernel time per byte); buffered: every file through the page cache")
     p.add_argument("--allow-other-source", action="store_true",
                    help="add frames to an output directory made from a different video (refused by default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -295,7 +298,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     options = RunOptions(frames=args.frames, frame_list=args.frame_list, representations=chosen,
                          exists=args.exists, fps=args.fps, on_error=args.on_error, write_workers=args.write_workers,
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
-                         durability=args.durability, topic=args.topic, kernel_threads=args.threads,
+                         durability=args.durability, write_io=args.write_io, topic=args.topic, kernel_threads=args.threads,
                          argv=("vre-fast", *argv))
     if args.workers is None and args.devices is None and args.manifest is None and args.chunk_size is None \
             and args.ray is None and args.unit_timeout is None and len(args.video) == 1 and not cfg.groups:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from ..errors import StoreError
 from .atomic import atomic_write
@@ -21,11 +22,12 @@ __all__ = ["FrameFiles"]
 
 class FrameFiles:
     """`durable`: fsync every file (and its directory) for power-loss safety; without it a write is still
-    atomic and safe against a killed process (see `atomic_write`)."""
+    atomic and safe against a killed process (see `atomic_write`). `direct`: large files past the page cache."""
 
-    def __init__(self, directory: Path, durable: bool = False):
+    def __init__(self, directory: Path, durable: bool = False, direct: bool = False):
         self.directory = directory
         self.durable = durable
+        self.direct = direct
 
     def path(self, fmt: str, frame: int) -> Path:
         return self.directory / fmt / f"{frame}.{fmt}"
@@ -44,15 +46,22 @@ class FrameFiles:
                 buf = io.BytesIO()
                 (np.savez_compressed if compress else np.savez)(buf, arr_0=stored)
                 parts = [buf.getbuffer()]
-            atomic_write(self.path("npz", frame), parts, self.durable)
+            atomic_write(self.path("npz", frame), parts, self.durable, self.direct)
         if "npy" in binary:
-            atomic_write(self.path("npy", frame), npy_parts(stored), self.durable)
+            atomic_write(self.path("npy", frame), npy_parts(stored), self.durable, self.direct)
         for fmt, picture in (image or {}).items():
-            params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if fmt == "jpg" else []
-            ok, encoded = cv2.imencode(f".{fmt}", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), params)
-            if not ok:
-                raise StoreError(f"cannot encode frame {frame} of {self.directory.name} as {fmt}")
-            atomic_write(self.path(fmt, frame), [encoded.data], self.durable)
+            atomic_write(self.path(fmt, frame), [self._encode(frame, fmt, picture, jpeg_quality)], self.durable,
+                         self.direct)
+
+    def _encode(self, frame: int, fmt: str, picture: np.ndarray, jpeg_quality: int) -> bytes | memoryview:
+        """JPEG through libjpeg-turbo straight from RGB (simplejpeg: no BGR copy, about 1.6x OpenCV's encode at
+        the same size and error, 4:2:0 as OpenCV's and Pillow's defaults); PNG through OpenCV."""
+        if fmt == "jpg":
+            return simplejpeg.encode_jpeg(np.ascontiguousarray(picture), jpeg_quality, "RGB", "420")
+        ok, encoded = cv2.imencode(f".{fmt}", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise StoreError(f"cannot encode frame {frame} of {self.directory.name} as {fmt}")
+        return encoded.data
 
     def read(self, frame: int) -> np.ndarray:
         """The stored array of `frame`, from its npz or else its npy."""
