@@ -298,7 +298,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     options = RunOptions(frames=args.frames, frame_list=args.frame_list, representations=chosen,
                          exists=args.exists, fps=args.fps, on_error=args.on_error, write_workers=args.write_workers,
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
-                         durability=args.durability, write_io=args.write_io, topic=args.topic, kernel_threads=args.threads,
+                         durability=args.durability, write_io=args.write_io, topic=args.topic,
+                         kernel_threads=args.threads,
                          argv=("vre-fast", *argv))
     if args.workers is None and args.devices is None and args.manifest is None and args.chunk_size is None \
             and args.ray is None and args.unit_timeout is None and len(args.video) == 1 and not cfg.groups:

@@ -252,7 +252,8 @@ def bind_nodes(graph: RepresentationGraph, chosen: set[str], out_dir: Path, fram
         return RepresentationMetadata(out_dir / node.name, node.name, node.representation.definition())
 
     return [NodeBinding(node=node, output_size=node.cfg.output_size or frame_size,
-                        files=FrameFiles(out_dir / node.name, durable=durability == "power", direct=write_io == "direct"),
+                        files=FrameFiles(out_dir / node.name, durable=durability == "power",
+                                         direct=write_io == "direct"),
                         metadata=metadata(node))
             for node in graph.nodes]
 
