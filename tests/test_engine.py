@@ -117,7 +117,7 @@ class _Failing(Operator[int, int]):
 def test_an_operator_reports_its_calls_frames_bytes_and_queue_even_when_it_fails():
     put, fetch = HostToDevice(HOST), DeviceToHost(HOST)
     batch = np.zeros((3, 4, 5, 3), np.uint8)
-    assert put(batch, queued=2) is batch and fetch(batch) is batch  # the host: nothing moves
+    assert put(batch, queued=2).array is batch and fetch(batch).host is batch  # the host: nothing moves
     assert (put.stats.calls, put.stats.frames, put.stats.bytes, put.stats.queue_max) == (1, 3, 180, 2)
     failing = _Failing()
     with pytest.raises(RuntimeError):
