@@ -289,3 +289,5 @@ def test_a_chain_of_two_cuda_representations_makes_no_host_copy_between_them():
     proc = subprocess.run([sys.executable, str(check)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "'mapped': (2, 0), 'mask': (0, 2)" in proc.stdout and "masks equal the CPU run's" in proc.stdout
+    # through the CUDA streams (vre_fast/execution/streams.py): every copy queued there, ordered by events
+    assert "streams: {'to_device': 4, 'to_host': 4, 'record': 12, 'wait': 8, 'launching': 6" in proc.stdout
