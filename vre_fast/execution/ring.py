@@ -76,6 +76,15 @@ class FrameSlot:
         with self._lock:
             self._reads.append(copied)
 
+    def wait_for_reads(self) -> None:
+        """Blocks until the copies registered with `after` have completed. The executor calls it on the
+        compute thread, which holds the device's context, before letting go; `release` calls it too, so
+        the slot never goes back early whoever lets go last."""
+        with self._lock:
+            reads, self._reads = self._reads, []
+        for copied in reads:
+            copied.synchronize()
+
     def retain(self) -> None:
         with self._lock:
             self._users += 1
@@ -84,10 +93,8 @@ class FrameSlot:
         with self._lock:
             self._users -= 1
             free = self._users == 0
-            reads, self._reads = (self._reads, []) if free else ([], self._reads)
         if free:
-            for copied in reads:
-                copied.synchronize()
+            self.wait_for_reads()
             on_free, self._on_free = self._on_free, None
             self._give_back(self)
             if on_free is not None:

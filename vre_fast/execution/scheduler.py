@@ -141,6 +141,7 @@ class BatchExecutor:
                 try:
                     self._step(chunk, slot, writes)
                 finally:
+                    slot.wait_for_reads()  # here, not in a writer thread that may let go of it last
                     slot.release()
                 writes.raise_errors()
                 self._on_chunk(len(chunk))
