@@ -325,3 +325,22 @@ def test_only_a_cuda_device_gets_cuda_streams():
 
     assert isinstance(streams_for(HOST), NullStreams) and streams_for(HOST).device is HOST
     assert isinstance(streams_for(FAKE), NullStreams) and streams_for(FAKE).device is FAKE
+
+
+def test_a_host_dependant_reads_its_input_as_copied_back_even_after_the_buffer_is_reused(
+        tmp_path: Path, fake_cuda: Recording):
+    """inverted (fake cuda, not stored) feeds halved on its device and halved_host on the host: its copy
+    back lies in a pooled buffer that halved's copy back reuses before halved_host reads its input."""
+    def cfg(device: str) -> dict:
+        return {"batch_size": BATCH, "device": device, "representations": {
+            "inverted": {"type": "test_overlap_invert", "output_formats": []},
+            "halved": {"type": "test_overlap_halve", "dependencies": ["inverted"]},
+            "halved_host": {"type": "test_overlap_halve", "dependencies": ["inverted"], "device": "cpu"}}}
+
+    video = make_video(tmp_path / "v.mp4", num_frames=FRAMES, height=HEIGHT, width=WIDTH)
+    run(video, parse_config(cfg("cuda")), tmp_path / "gpu", RunOptions(progress=False))
+    run(video, parse_config(cfg("cpu")), tmp_path / "cpu", RunOptions(progress=False))
+    assert len({id(op["buffer"]) for op in fake_cuda.d2h}) < len(fake_cuda.d2h)  # buffers were reused
+    for name in ("halved", "halved_host"):
+        for f in range(FRAMES):
+            assert np.array_equal(stored(tmp_path / "gpu", name, f), stored(tmp_path / "cpu", name, f)), (name, f)

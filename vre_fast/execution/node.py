@@ -122,9 +122,10 @@ class Launched:
                 if buffer is not None:
                     buffer.release()
                 raise
-            if ex.use.dependants:
+            if ex.use.dependants:  # read later in the chunk: never a view of a buffer the pool may hand out again
+                held = decoded.copy() if buffer is not None and buffer.holds(decoded) else decoded
                 for i, f in enumerate(self.indices):
-                    outputs.add_host(ex.node.name, f, decoded[i])
+                    outputs.add_host(ex.node.name, f, held[i])
         return NodeResult(list(self.indices), stored, decoded, self.seconds + time.perf_counter() - start, buffer)
 
 

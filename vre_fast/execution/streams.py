@@ -12,9 +12,11 @@ Per device there are two streams, `copy` and `compute`, and the runtime keeps th
    a mix of two chunks. Nothing on the CPU, nor numba's simulator, nor a copy from pageable memory (staged
    synchronously by the driver) shows this; a real GPU with a pinned ring does, intermittently.
 3. device -> host: an event is recorded on `compute` after the node, `copy` waits on it, and the output is
-   copied into a page-locked host buffer of the storage dtype (a pool per node, reused once a buffer's write
-   is done); an event is recorded after that copy, and the output is encoded and handed to the writers only
-   once it has completed (a write of a buffer still being filled would store whatever it held before).
+   copied into a page-locked host buffer of the output's dtype (the storage dtype for the CUDA kernels, which
+   compute in it; a pool per device, a buffer reused once its last write is done); an event is recorded after
+   that copy, and the output is encoded and handed to the writers only once it has completed (a write of a
+   buffer still being filled would store whatever it held before). Decoded values that dependants read
+   later in the chunk are copied out of the buffer first: the pool may hand it to the next copy back.
 4. outputs kept on the device for dependants on the same device (`ChunkOutputs.add_device`) are produced on
    that device's `compute` stream and read by the dependants' kernels on the same stream: stream order alone
    makes them safe, no event is needed.
@@ -162,7 +164,8 @@ class _HostBufferPool:
 
 class CudaStreams:
     """numba.cuda streams and events on the thread's current CUDA context (the primary context of the device
-    numba selected; numba and torch share it)."""
+    numba selected; numba and torch share it). Like `CudaDevice.put`, it does not select the N of "cuda:N":
+    every CUDA node of a run computes on the current device."""
 
     def __init__(self) -> None:
         from numba import config, cuda
