@@ -4,13 +4,15 @@ Per device there are two streams, `copy` and `compute`, and the runtime keeps th
 `NodeExecution` are their only users; tests/test_gpu_overlap.py checks them with a recording stand-in):
 
 1. host -> device: a batch is copied on `copy`, an event is recorded after the copy, and `compute` waits on
-   that event before the node's kernels are launched on it. The host thread never blocks here.
+   that event before the node's kernels are launched on it. The host does not wait for the copy (from
+   pageable memory the driver stages the source before the call returns; from pinned memory it does not).
 2. a frame slot of the (pinned) frame ring goes back to the decoder only once the events of the copies that
    read it have completed (`FrameSlot.after`). A copy from page-locked memory is asynchronous: the call
    returns when the copy is queued, and the DMA engine reads the host buffer later. Giving the slot back on
    return would let the decoder overwrite frames the device has not read yet, and the device would compute on
    a mix of two chunks. Nothing on the CPU, nor numba's simulator, nor a copy from pageable memory (staged
-   synchronously by the driver) shows this; a real GPU with a pinned ring does, intermittently.
+   synchronously by the driver) would show the bug; only a real GPU with a pinned ring (the ring is pinned
+   when torch sees CUDA, `can_pin_memory`), and then only when decode outruns the copy.
 3. device -> host: an event is recorded on `compute` after the node, `copy` waits on it, and the output is
    copied into a page-locked host buffer of the output's dtype (the storage dtype for the CUDA kernels, which
    compute in it; a pool per device, a buffer reused once its last write is done); an event is recorded after
@@ -22,7 +24,8 @@ Per device there are two streams, `copy` and `compute`, and the runtime keeps th
    makes them safe, no event is needed.
 
 `NullStreams` (the host, every CPU run) keeps the same calls with nothing behind them: streams are tokens,
-events are complete when recorded, "copies" hand the array over as it is. So CPU runs take the one code
+events are complete when recorded, "copies" hand the array over as it is (or go through the device,
+synchronously, for a device without streams). So CPU runs take the one code
 path a CUDA run takes, byte for byte the outputs they had before, and the ordering logic is tested on CPU.
 
 `CudaStreams` is numba.cuda (imported on the first CUDA run only): numba's device arrays are what the
