@@ -2,18 +2,20 @@
 
 numba.cuda costs a noticeable part of a second to import and is useless to a CPU run, so it is imported
 on first use: `cuda` stands for the module until then, and `cuda_kernel` compiles a kernel at its first
-launch.
+launch. Kernels launch on the stream the runtime names for the thread (`launch_stream`), so a kernel's code
+never mentions streams; outside such a block they go on the default stream.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-__all__ = ["as_device", "cuda", "cuda_kernel", "grid_2d", "to_host"]
+__all__ = ["as_device", "cuda", "cuda_kernel", "grid_2d", "launch_stream", "to_host"]
 
 
 class _NumbaCuda:
@@ -26,6 +28,18 @@ class _NumbaCuda:
 
 
 cuda: Any = _NumbaCuda()
+_launching = threading.local()  # .stream: where this thread's launches go (None: the default stream)
+
+
+@contextmanager
+def launch_stream(stream: Any) -> Iterator[None]:
+    """Kernels this thread launches as `kernel[blocks, threads](...)` inside the block go on `stream`."""
+    previous = getattr(_launching, "stream", None)
+    _launching.stream = stream
+    try:
+        yield
+    finally:
+        _launching.stream = previous
 
 
 class _LazyKernel:
@@ -50,6 +64,9 @@ class _LazyKernel:
                 from numba import cuda as module
 
                 self._compiled = module.jit(**self._options)(self.py_func)
+        stream = getattr(_launching, "stream", None)
+        if stream is not None and isinstance(launch, tuple) and len(launch) == 2:
+            launch = (*launch, stream)
         return self._compiled[launch]
 
 

@@ -117,7 +117,7 @@ class _Failing(Operator[int, int]):
 def test_an_operator_reports_its_calls_frames_bytes_and_queue_even_when_it_fails():
     put, fetch = HostToDevice(HOST), DeviceToHost(HOST)
     batch = np.zeros((3, 4, 5, 3), np.uint8)
-    assert put(batch, queued=2) is batch and fetch(batch) is batch  # the host: nothing moves
+    assert put(batch, queued=2).array is batch and fetch(batch).host is batch  # the host: nothing moves
     assert (put.stats.calls, put.stats.frames, put.stats.bytes, put.stats.queue_max) == (1, 3, 180, 2)
     failing = _Failing()
     with pytest.raises(RuntimeError):
@@ -289,3 +289,5 @@ def test_a_chain_of_two_cuda_representations_makes_no_host_copy_between_them():
     proc = subprocess.run([sys.executable, str(check)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "'mapped': (2, 0), 'mask': (0, 2)" in proc.stdout and "masks equal the CPU run's" in proc.stdout
+    # through the CUDA streams (vre_fast/execution/streams.py): every copy queued there, ordered by events
+    assert "streams: {'to_device': 4, 'to_host': 4, 'record': 12, 'wait': 8, 'launching': 6" in proc.stdout

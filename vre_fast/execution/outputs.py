@@ -38,12 +38,12 @@ class ChunkOutputs:
                     if held[start:start + len(indices)] == indices:
                         return array[start:start + len(indices)]
         batch = np.stack([self._host_frame(name, f) for f in indices])
-        return batch if device.kind == "cpu" else put(batch)
+        return batch if device.kind == "cpu" else put(batch).array  # pageable: safe to drop once queued
 
     def _host_frame(self, name: str, frame: int) -> np.ndarray:
         host = self.host[name]
         if frame not in host:
             held, array, _, fetch = next(p for p in self._device[name] if frame in p[0])
-            for f, value in zip(held, fetch(array)):
+            for f, value in zip(held, fetch(array).now()):
                 host[f] = value
         return host[frame]

@@ -4,7 +4,8 @@ its frames lets go (compute, then any write still holding a view of them).
 Batches handed to representations are views into a slot where the frames lie consecutively, so a chunk's
 frames are copied once, from the decoder into the slot. Slots are page-locked (pinned) when a CUDA device
 reads them: copies to the device then run asynchronously at full bandwidth, without pinning per tensor.
-The slot count bounds the frames in flight, whatever the video's length.
+The slot count bounds the frames in flight, whatever the video's length. A slot is given back only once the
+device copies that read it have completed (`after`; streams.py says why that ordering matters).
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import VideoError
+
+if TYPE_CHECKING:
+    from .streams import Event
 
 __all__ = ["FrameRing", "FrameSlot"]
 
@@ -29,6 +34,7 @@ class FrameSlot:
         self._users = 0
         self._lock = threading.Lock()
         self._on_free: Callable[[], None] | None = None  # set by each acquire: the admission to give back
+        self._reads: list[Event] = []  # completion events of device copies reading this slot
 
     @property
     def frame_bytes(self) -> int:
@@ -64,6 +70,21 @@ class FrameSlot:
         """Whether `array` may be a view of this slot's memory (then its user must `retain` the slot)."""
         return self.array is not None and np.may_share_memory(array, self.array)
 
+    def after(self, copied: Event) -> None:
+        """A host->device copy reading this slot was queued; `copied` completes when it has read it all. The
+        slot is not refilled before: an asynchronous copy from pinned memory reads it after its call returns."""
+        with self._lock:
+            self._reads.append(copied)
+
+    def wait_for_reads(self) -> None:
+        """Blocks until the copies registered with `after` have completed. The executor calls it on the
+        compute thread, which holds the device's context, before letting go; `release` calls it too, so
+        the slot never goes back early whoever lets go last."""
+        with self._lock:
+            reads, self._reads = self._reads, []
+        for copied in reads:
+            copied.synchronize()
+
     def retain(self) -> None:
         with self._lock:
             self._users += 1
@@ -73,6 +94,7 @@ class FrameSlot:
             self._users -= 1
             free = self._users == 0
         if free:
+            self.wait_for_reads()
             on_free, self._on_free = self._on_free, None
             self._give_back(self)
             if on_free is not None:

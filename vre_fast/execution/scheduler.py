@@ -5,6 +5,11 @@ Decoding runs in a thread ahead of compute, writes in a thread pool behind it; b
 each chunk and each write, so memory stays flat whatever the video's length. The OOM and error policies
 decide what a failing batch means; the scheduler carries it out. It knows nothing of any particular
 representation or device: nodes run through `NodeExecution`, the one path a stream uses too.
+
+On a CUDA device copies and kernels are queued on streams ordered by events (streams.py): a node none of whose
+dependants reads its outputs is finished (its copy back waited for, encoded, handed to the writers) at the
+end of the chunk, after every other node is launched, so the device is not left idle while the host encodes.
+On the host the streams are null and the same code runs, the order of writes aside.
 """
 
 from __future__ import annotations
@@ -20,15 +25,16 @@ from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
 from ..sources import FramesSource
 from .admission import Admission
 from .binding import NodeBinding
-from .devices import HOST, can_pin_memory
+from .devices import HOST, Device, can_pin_memory
 from .memory import free_memory
-from .node import NodeExecution, OutputUse, placement
+from .node import Launched, NodeExecution, NodeResult, OutputUse, placement
 from .operators import DecodeOperator, DecodeStage, WriteJob, WriteOperator, WritePool
 from .outputs import ChunkOutputs
 from .plan import Plan
 from .policies import ErrorPolicy, Fail, InFlightFrames, OomPolicy, PinnedBytes, RetryHalved, Stop, WriterQueueDepth
 from .residency import Residency
 from .ring import FrameRing, FrameSlot
+from .streams import Streams, streams_for
 from .threads import default_kernel_threads, kernel_threads
 
 __all__ = ["BatchExecutor", "StageStats"]
@@ -64,11 +70,13 @@ class BatchExecutor:
     def __init__(self, bindings: list[NodeBinding], plan: Plan, source: FramesSource, on_error: str = "stop",
                  write_workers: int = 2, prefetch: int = 2, on_chunk: Callable[[int], None] | None = None,
                  kernel_threads: int | None = None, residency: Residency | None = None,
-                 unavailable: dict[str, frozenset[int]] | None = None):
+                 unavailable: dict[str, frozenset[int]] | None = None,
+                 streams: Callable[[Device], Streams] | None = None):
         """`residency`: where set-up representations are kept; None: this run's own, released when it ends (a
         worker session passes its own, so its experts stay loaded across runs). `unavailable`: frames of nodes
         that are read back, never computed (another group's outputs), that are not on disk: each fails (for
-        it and its dependants, as `on_error` says) instead of being computed."""
+        it and its dependants, as `on_error` says) instead of being computed. `streams`: a device -> its
+        streams (by default `streams_for`: CUDA streams on a CUDA device, null ones on the host)."""
         self.bindings, self.plan, self.source = bindings, plan, source
         self._owns_residency = residency is None
         self.residency = Residency() if residency is None else residency
@@ -83,6 +91,8 @@ class BatchExecutor:
         self._on_chunk = on_chunk or (lambda n: None)
         self._kernel_threads = kernel_threads or default_kernel_threads()
         self._sample_batch: ComputeBatch | None = None
+        self._streams = streams or streams_for
+        self._unfinished: list[tuple[NodeBinding, list[int], Launched]] = []  # finished at the chunk's end
         self.executions = {b.name: self._execution(b) for b in bindings}
         self._unavailable = unavailable or {}
 
@@ -95,7 +105,7 @@ class BatchExecutor:
                         and any(f in IMAGE_FORMATS for f in binding.cfg.output_formats),
                         dependants_on_its_device=any(placement(b.node).name == device for b in computing),
                         dependants_elsewhere=any(placement(b.node).name != device for b in computing))
-        return NodeExecution(binding.node, binding.output_size, use)
+        return NodeExecution(binding.node, binding.output_size, use, self._streams)
 
     def run(self) -> None:
         try:
@@ -131,6 +141,7 @@ class BatchExecutor:
                 try:
                     self._step(chunk, slot, writes)
                 finally:
+                    slot.wait_for_reads()  # here, not in a writer thread that may let go of it last
                     slot.release()
                 writes.raise_errors()
                 self._on_chunk(len(chunk))
@@ -155,6 +166,7 @@ class BatchExecutor:
         where it says so, each computed frame handed to the writers."""
         outputs, failed = ChunkOutputs(), {b.name: set() for b in self.bindings}
         frames = _PlacedFrames(slot)
+        self._unfinished = []
         for b in self.bindings:
             for f in (f for f in chunk if f in self.plan.load[b.name]):
                 try:
@@ -175,6 +187,14 @@ class BatchExecutor:
                 else:
                     ready.append(f)
             self._compute_in_batches(b, ready, frames, outputs, failed, writes)
+        while self._unfinished:  # in launch order; a failed batch may add its frames again, one by one
+            b, indices, launched = self._unfinished.pop(0)
+            try:
+                result = launched.finish(outputs)
+            except Exception as exc:
+                self._recover(b, indices, exc, frames, outputs, failed, writes)
+                continue
+            self._submit(b, result, frames, writes)
 
     def _compute_in_batches(self, b: NodeBinding, indices: list[int], frames: _PlacedFrames, outputs: ChunkOutputs,
                             failed: dict[str, set[int]], writes: WritePool) -> None:
@@ -193,33 +213,53 @@ class BatchExecutor:
         execution = self.executions[b.name]
         following = [self._partner(f, b.representation.next_frame_delta) for f in indices]
         try:
-            result = execution(indices, frames.on(execution, indices), frames.on(execution, following), outputs)
+            launched = execution.launch(indices, frames.on(execution, indices), frames.on(execution, following),
+                                        outputs)
+            if not execution.use.dependants:  # nothing in this chunk waits for its outputs
+                self._unfinished.append((b, indices, launched))
+                return
+            result = launched.finish(outputs)
         except Exception as exc:
-            decision = self.oom.decide(exc, len(indices))
-            if isinstance(decision, RetryHalved):
-                free_memory()
-                b.stats.batch_size = min(b.stats.batch_size, decision.batch_size)
-                b.stats.oom_halvings += 1
-                logger.warning("representation '%s' ran out of memory on a batch of %d; batch size now %d",
-                               b.name, len(indices), b.stats.batch_size)
-                self._compute_in_batches(b, indices, frames, outputs, failed, writes)
-            elif isinstance(decision, Fail):
-                self._fail(b, indices[0], exc, failed)
-            else:
-                for f in indices:
-                    self._compute_batch(b, [f], frames, outputs, failed, writes)
+            self._recover(b, indices, exc, frames, outputs, failed, writes)
             return
-        b.stats.compute_seconds += result.seconds
-        b.stats.computed += len(indices)
-        for i, f in enumerate(indices):
-            if f in self.plan.write[b.name]:
-                assert result.stored is not None
-                stored, decoded = result.stored[i], None if result.decoded is None else result.decoded[i]
-                holder = frames.slot if frames.slot.holds(stored) or (decoded is not None and
-                                                                     frames.slot.holds(decoded)) else None
-                if holder is not None:  # the output is a view of the frames: keep them until it is written
-                    holder.retain()
-                writes.submit(WriteJob(b, f, stored, decoded, result.seconds / len(indices), holder))
+        self._submit(b, result, frames, writes)
+
+    def _recover(self, b: NodeBinding, indices: list[int], exc: Exception, frames: _PlacedFrames,
+                 outputs: ChunkOutputs, failed: dict[str, set[int]], writes: WritePool) -> None:
+        """A batch raised (computing, copying back or encoding): retried smaller, split or failed, as the
+        OOM policy decides."""
+        decision = self.oom.decide(exc, len(indices))
+        if isinstance(decision, RetryHalved):
+            free_memory()
+            b.stats.batch_size = min(b.stats.batch_size, decision.batch_size)
+            b.stats.oom_halvings += 1
+            logger.warning("representation '%s' ran out of memory on a batch of %d; batch size now %d",
+                           b.name, len(indices), b.stats.batch_size)
+            self._compute_in_batches(b, indices, frames, outputs, failed, writes)
+        elif isinstance(decision, Fail):
+            self._fail(b, indices[0], exc, failed)
+        else:
+            for f in indices:
+                self._compute_batch(b, [f], frames, outputs, failed, writes)
+
+    def _submit(self, b: NodeBinding, result: NodeResult, frames: _PlacedFrames, writes: WritePool) -> None:
+        """Hands each frame of a finished batch to write to the writers; a job whose output is a view of the
+        frames or of the copy's pinned buffer holds that until written."""
+        try:
+            b.stats.compute_seconds += result.seconds
+            b.stats.computed += len(result.indices)
+            for i, f in enumerate(result.indices):
+                if f in self.plan.write[b.name]:
+                    assert result.stored is not None
+                    stored, decoded = result.stored[i], None if result.decoded is None else result.decoded[i]
+                    holder = next((h for h in (frames.slot, result.buffer) if h is not None and (
+                        h.holds(stored) or (decoded is not None and h.holds(decoded)))), None)
+                    if holder is not None:  # the output is a view of it: kept until the frame is written
+                        holder.retain()
+                    writes.submit(WriteJob(b, f, stored, decoded, result.seconds / len(result.indices), holder))
+        finally:
+            if result.buffer is not None:
+                result.buffer.release()  # the result's own hold; write jobs viewing it hold theirs
 
     def _partner(self, frame: int, delta: int) -> int:
         """The frame a `needs_next_frame` node pairs `frame` with: frame + delta, clipped to the video (VRE's)."""
@@ -263,7 +303,9 @@ class _PlacedFrames:
                 return host
             key = (execution.device.name, tuple(indices))
             if key not in self._on_device:
-                self._on_device[key] = execution.put(host)
+                placed = execution.put(host)
+                self.slot.after(placed.copied)  # the slot is not refilled before the copy has read it
+                self._on_device[key] = placed.array
             return self._on_device[key]
 
         return place

@@ -118,7 +118,7 @@ class StreamGraph:
             def frames(execution: NodeExecution = execution) -> object:
                 where = execution.device.name
                 if where not in frames_on:
-                    frames_on[where] = execution.put(frame[None])
+                    frames_on[where] = execution.put(frame[None]).array
                 return frames_on[where]
 
             done = execution([frame_id], frames, None, outputs)

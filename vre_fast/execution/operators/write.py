@@ -15,6 +15,7 @@ from ..._cfg import BINARY_FORMATS, IMAGE_FORMATS
 from ..admission import Admission
 from ..contracts import Operator, Request
 from ..ring import FrameSlot
+from ..streams import HostBuffer
 
 if TYPE_CHECKING:
     from ..binding import NodeBinding
@@ -29,7 +30,9 @@ class WriteJob:
     stored: np.ndarray
     decoded: np.ndarray | None  # None when no picture is written
     seconds: float  # the frame's share of its batch's compute time, for the metadata
-    frames: FrameSlot | None  # the slot the output is a view of, released once written
+    # what the output is a view of (a frame slot, a pinned buffer copied back from a device), released once
+    # written
+    frames: FrameSlot | HostBuffer | None
 
 
 class WriteOperator(Operator[WriteJob, None]):
