@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._cfg import IMAGE_FORMATS
 from ..errors import RepresentationError, StoreError
 from ..representation import SAMPLE_FRAMES, ComputeBatch, sample_batch
 from ..sources import FramesSource
@@ -100,9 +99,9 @@ class BatchExecutor:
         """Decides, once per run, what each node's output is needed for."""
         computing = [b for b in self.bindings if self.plan.compute[b.name] and binding.name in b.node.inputs.values()]
         device = placement(binding.node).name
+        # pictures are drawn by the writers, which decode the stored frame themselves (in parallel, off the
+        # compute thread) when no dependant needs the decoded batch here: so `drawn` stays False
         use = OutputUse(stored=bool(self.plan.write[binding.name]),
-                        drawn=bool(self.plan.write[binding.name])
-                        and any(f in IMAGE_FORMATS for f in binding.cfg.output_formats),
                         dependants_on_its_device=any(placement(b.node).name == device for b in computing),
                         dependants_elsewhere=any(placement(b.node).name != device for b in computing))
         return NodeExecution(binding.node, binding.output_size, use, self._streams)

@@ -28,7 +28,7 @@ class WriteJob:
     node: NodeBinding
     frame: int
     stored: np.ndarray
-    decoded: np.ndarray | None  # None when no picture is written
+    decoded: np.ndarray | None  # None when no dependant needed it decoded (a picture decodes `stored` itself)
     seconds: float  # the frame's share of its batch's compute time, for the metadata
     # what the output is a view of (a frame slot, a pinned buffer copied back from a device), released once
     # written
@@ -42,7 +42,7 @@ class WriteOperator(Operator[WriteJob, None]):
         try:
             cfg = item.node.cfg
             images = [fmt for fmt in cfg.output_formats if fmt in IMAGE_FORMATS]
-            picture = item.node.representation.make_image(item.decoded[None])[0] if images else None
+            picture = self._picture(item) if images else None
             binary = tuple(fmt for fmt in cfg.output_formats if fmt in BINARY_FORMATS)
             item.node.files.write(item.frame, item.stored, binary, {fmt: picture for fmt in images}, cfg.compress,
                                   cfg.jpeg_quality)
@@ -51,6 +51,14 @@ class WriteOperator(Operator[WriteJob, None]):
         finally:
             if item.frames is not None:
                 item.frames.release()
+
+    @staticmethod
+    def _picture(item: WriteJob) -> np.ndarray:
+        """The frame drawn from its decoded value: the batch's when a dependant needed it decoded anyway, else
+        decoded here from the stored frame (the same values: decode is what a read from disk applies)."""
+        rep = item.node.representation
+        decoded = item.decoded[None] if item.decoded is not None else rep.decode(item.stored[None])
+        return rep.make_image(decoded)[0]
 
     def frames_of(self, item: WriteJob) -> int:
         return 1
