@@ -67,7 +67,8 @@ def frame_differences(test: dict[int, np.ndarray], reference: dict[int, np.ndarr
         if best != i:
             misplaced.append(i)
     return {"max_abs_levels": int(max(d.max() for d in diffs)),
-            "mean_abs_levels": float(np.mean([d.mean() for d in diffs])), "frames_compared": len(diffs), "misplaced_frames": misplaced}
+            "mean_abs_levels": float(np.mean([d.mean() for d in diffs])), "frames_compared": len(diffs),
+            "misplaced_frames": misplaced}
 
 
 def compare(video: Path, device: str = "cpu") -> dict[str, Any]:
