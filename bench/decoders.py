@@ -89,7 +89,7 @@ def compare(video: Path, device: str = "cpu") -> dict[str, Any]:
         if device.startswith("cuda"):
             seq_s, on_device, where = _timed_device_read(tc, everything)
             frames = {i: t.cpu().numpy() for i, t in on_device.items()}
-            row: dict[str, Any] = {"frames_on": where}
+            row: dict[str, Any] = {"frames_on": where, "cuda_backend": tc.cuda_backend}
         else:
             seq_s, frames = _timed_read(tc, everything)
             row = {"frames_on": "cpu"}

@@ -90,7 +90,8 @@ EXPERTS = [("depth_anything", "small_random", "depth"), ("semantic_safeuav", "43
            ("optical_flow_raft", "large_random", None), ("depth_dpt", "large_384_random", "depth"),
            ("semantic_mask2former", "swin_large_random", "segmentation")]
 DRY_EXPERTS = [("semantic_safeuav", "430k", "segmentation")]
-WHEELS = ["av==18.1.0", "torchcodec==0.17.0"]  # what the device image lacks and can travel (46 MB)
+WHEELS = ["av==18.1.0", "torchcodec==0.16.0"]  # what the device image lacks and can travel (46 MB); torchcodec
+# 0.16: documented for torch >= 2.11 (the device image has 2.11+cu130)
 FFMPEG_SONAMES = {"libavutil": 60, "libavcodec": 62, "libavformat": 62, "libavdevice": 62, "libavfilter": 11,
                   "libswscale": 9, "libswresample": 6}  # PyAV 18's FFmpeg 8
 
@@ -525,6 +526,18 @@ def verdicts(sections: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def link_ffmpeg(libs: Path, folder: Path) -> Path:
+    """Links to every library PyAV bundles (`libs`: auditwheel's names, libavcodec-5e6b81c2.so.62.28.102), and to
+    its FFmpeg ones under their plain sonames too (libavcodec.so.62), in `folder`. One file under two names is
+    loaded once: the loader knows a library by its file, whatever name found it."""
+    for lib in libs.iterdir():
+        (folder / lib.name).symlink_to(lib)
+        stem = lib.name.split("-")[0]
+        if stem in FFMPEG_SONAMES:
+            (folder / f"{stem}.so.{FFMPEG_SONAMES[stem]}").symlink_to(lib)
+    return folder
+
+
 def _ffmpeg_from_pyav() -> None:
     """Where torchcodec is installed but finds no FFmpeg, give it PyAV's bundled FFmpeg 8 under the plain
     sonames it asks for (symbolic links, beside the bundled files' own names, so their $ORIGIN references
@@ -537,15 +550,9 @@ def _ffmpeg_from_pyav() -> None:
 
     reason = torchcodec_unavailable()
     spec = importlib.util.find_spec("av")
-    if reason is None or spec is None or "libav" not in reason and "libsw" not in reason:
+    if reason is None or spec is None:
         return
-    libs = Path(spec.origin).parent.parent / "av.libs"
-    folder = Path(tempfile.mkdtemp(prefix="vre_ffmpeg_"))
-    for lib in libs.iterdir():
-        (folder / lib.name).symlink_to(lib)
-        stem = lib.name.split("-")[0]
-        if stem in FFMPEG_SONAMES:
-            (folder / f"{stem}.so.{FFMPEG_SONAMES[stem]}").symlink_to(lib)
+    folder = link_ffmpeg(Path(spec.origin).parent.parent / "av.libs", Path(tempfile.mkdtemp(prefix="vre_ffmpeg_")))
     print(f"torchcodec found no FFmpeg ({reason}); re-running with PyAV's FFmpeg 8 linked in {folder}", flush=True)
     env = {**os.environ, "VRE_FAST_FFMPEG_LINKED": "1",
            "LD_LIBRARY_PATH": ":".join(p for p in (str(folder), os.environ.get("LD_LIBRARY_PATH")) if p)}

@@ -68,6 +68,18 @@ def test_h2d_from_a_profiler_trace(tmp_path: Path):
     assert h2d["gb_s"] == pytest.approx(20.0) and len(h2d["kinds"]) == 2
 
 
+def test_pyav_ffmpeg_linked_under_plain_sonames(tmp_path: Path):
+    libs, folder = tmp_path / "av.libs", tmp_path / "linked"
+    libs.mkdir(), folder.mkdir()
+    for name in ("libavcodec-5e6b81c2.so.62.28.102", "libswscale-88e9f973.so.9.5.102", "libx264-d6533a8d.so.165"):
+        (libs / name).write_bytes(b"")
+    gpu_suite.link_ffmpeg(libs, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["libavcodec-5e6b81c2.so.62.28.102", "libavcodec.so.62",
+                                                         "libswscale-88e9f973.so.9.5.102", "libswscale.so.9",
+                                                         "libx264-d6533a8d.so.165"]
+    assert (folder / "libavcodec.so.62").resolve() == libs / "libavcodec-5e6b81c2.so.62.28.102"
+
+
 def test_the_realtime_config_keeps_its_graph():
     cfg = gpu_suite._realtime_cfg("cuda")
     assert cfg["batch_size"] == 8 and cfg["device"] == "cuda"

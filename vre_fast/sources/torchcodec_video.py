@@ -61,13 +61,31 @@ class TorchCodecSource(VideoSource):
         decoder_class = _decoder_class()
         super().__init__(path)
         self.device = device
+        self.cuda_backend: str | None = None  # on CUDA: torchcodec's "beta" interface (NVCUVID) or "ffmpeg"'s
         try:
-            self._tc = decoder_class(str(self.path), device=device, seek_mode="exact", dimension_order="NHWC",
-                                     num_ffmpeg_threads=0)
+            self._tc = self._open(decoder_class, device)
         except Exception as exc:  # torchcodec raises RuntimeError / ValueError from FFmpeg or the CUDA interface
             self.close()
             raise VideoError(f"{self.path}: torchcodec cannot open it on {device}: {exc}") from None
         self._tc_frames = int(self._tc.metadata.num_frames or 0)  # exact mode scanned every packet
+
+    def _open(self, decoder_class: Any, device: str) -> Any:
+        """On CUDA, torchcodec's "beta" interface first: it drives NVDEC through the driver's NVCUVID and needs no
+        FFmpeg built with NVDEC (PyAV's is not); FFmpeg's own CUDA decoding where that interface is missing."""
+        options = {"device": device, "seek_mode": "exact", "dimension_order": "NHWC", "num_ffmpeg_threads": 0}
+        if device.startswith("cuda"):
+            from torchcodec import decoders
+
+            if hasattr(decoders, "set_cuda_backend"):
+                try:
+                    with decoders.set_cuda_backend("beta"):
+                        decoder = decoder_class(str(self.path), **options)
+                    self.cuda_backend = "beta"
+                    return decoder
+                except RuntimeError:
+                    pass
+            self.cuda_backend = "ffmpeg"
+        return decoder_class(str(self.path), **options)
 
     def fingerprint(self) -> str:
         """PyAV's decode, as VideoSource's: the video's identity must not depend on the decoder (torchcodec's
