@@ -39,7 +39,7 @@ stores what it computed under "cpu_dry_run", never under "figures": no CUDA devi
 
 The device command. The device machine (one H200, Python 3.12 with a CUDA torch, numba-cuda, nvidia-ml-py, onnx
 and onnxruntime (CPU) installed; no TensorRT, no onnxruntime-gpu, no PyAV, no torchcodec, no network) gets
-PyAV and torchcodec as wheels carried from here (46 MB of the 64 MiB a call may carry; TensorRT's and
+PyAV and torchcodec as wheels carried from here (43 MiB of the 64 MiB a call may carry; TensorRT's and
 onnxruntime-gpu's wheels are GBs and cannot travel, so their rows say "not installed" unless the image has
 them). Once, here, in the repository root:
 
@@ -47,10 +47,13 @@ them). Once, here, in the repository root:
 
 then one device call, carrying [".whl"], timeout_s 600:
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && \\
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . && \\
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl; \\
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e .; \\
     PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 python3 bench/gpu_suite.py --out $OUT/gpu_suite.json \\
       --budget 450 2>&1 | tee $OUT/gpu_suite.log
+
+(`;`, not `&&`: where an install step fails the suite still runs and its environment section says what is missing;
+`pip install -e .` maps vre_fast.kernels and vre_fast.export onto kernels/ and export/, as on a developer's machine.)
 
 torchcodec loads FFmpeg's shared libraries by their plain names (libavcodec.so.62 ...); the image has none, so
 the suite links PyAV's bundled FFmpeg 8 under those names in a temporary folder and re-executes itself with
@@ -90,7 +93,7 @@ EXPERTS = [("depth_anything", "small_random", "depth"), ("semantic_safeuav", "43
            ("optical_flow_raft", "large_random", None), ("depth_dpt", "large_384_random", "depth"),
            ("semantic_mask2former", "swin_large_random", "segmentation")]
 DRY_EXPERTS = [("semantic_safeuav", "430k", "segmentation")]
-WHEELS = ["av==18.1.0", "torchcodec==0.16.0"]  # what the device image lacks and can travel (46 MB); torchcodec
+WHEELS = ["av==18.1.0", "torchcodec==0.16.0"]  # what the device image lacks and can travel (43 MiB); torchcodec
 # 0.16: documented for torch >= 2.11 (the device image has 2.11+cu130)
 FFMPEG_SONAMES = {"libavutil": 60, "libavcodec": 62, "libavformat": 62, "libavdevice": 62, "libavfilter": 11,
                   "libswscale": 9, "libswresample": 6}  # PyAV 18's FFmpeg 8
