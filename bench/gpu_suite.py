@@ -39,7 +39,7 @@ stores what it computed under "cpu_dry_run", never under "figures": no CUDA devi
 
 The device command. The device machine (one H200, Python 3.12 with a CUDA torch, numba-cuda, nvidia-ml-py, onnx
 and onnxruntime (CPU) installed; no TensorRT, no onnxruntime-gpu, no PyAV, no torchcodec, no network) gets
-PyAV and torchcodec as wheels carried from here (43 MiB of the 64 MiB a call may carry; TensorRT's and
+PyAV, torchcodec and diffusers as wheels carried from here (about 48 MiB of the 64 MiB a call may carry; TensorRT's and
 onnxruntime-gpu's wheels are GBs and cannot travel, so their rows say "not installed" unless the image has
 them). Once, here, in the repository root:
 
@@ -89,12 +89,15 @@ TARGETS = {"tensorrt_speedup_depth_segmentation": ">= 3", "gpu_busy_fraction": "
 # (type, variant, target group); the realtime graph's two first, then the other exporting experts, heaviest last
 EXPERTS = [("depth_anything", "small_random", "depth"), ("semantic_safeuav", "430k", "segmentation"),
            ("semantic_safeuav", "4M", "segmentation"), ("edges_hed", "random", None),
+           ("depth_marigold", "lcm_test", None),  # the 7-channel engine (RGB + latent noise), on a tiny random
+           # configuration: its weights cannot reach the device machine, so its speed is not Marigold's
            ("edges_dexined", "random", None), ("optical_flow_rife", "random", None),
            ("optical_flow_raft", "large_random", None), ("depth_dpt", "large_384_random", "depth"),
            ("semantic_mask2former", "swin_large_random", "segmentation")]
 DRY_EXPERTS = [("semantic_safeuav", "430k", "segmentation")]
-WHEELS = ["av==18.1.0", "torchcodec==0.16.0"]  # what the device image lacks and can travel (43 MiB); torchcodec
-# 0.16: documented for torch >= 2.11 (the device image has 2.11+cu130)
+# what the device image lacks and can travel (about 48 MiB); torchcodec 0.16: documented for torch >= 2.11 (the
+# device image has 2.11+cu130); diffusers (and its importlib_metadata) for Marigold
+WHEELS = ["av==18.1.0", "torchcodec==0.16.0", "diffusers==0.42.1", "importlib-metadata==10.2.0"]
 FFMPEG_SONAMES = {"libavutil": 60, "libavcodec": 62, "libavformat": 62, "libavdevice": 62, "libavfilter": 11,
                   "libswscale": 9, "libswresample": 6}  # PyAV 18's FFmpeg 8
 
