@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="at the end, draw every representation side by side into OUT/collage.mp4")
     p.add_argument("--fps", type=_positive_float, help="frame rate of a folder of frames (default 1, as VRE's)")
     p.add_argument("--topic", help="ROS bag input: the image topic (default: the bag's only one)")
+    p.add_argument("--decoder", choices=["pyav", "torchcodec"], default="pyav",
+                   help="a video's decoder: pyav (default) or torchcodec (NVDEC on the graph's first CUDA device, "
+                        "else FFmpeg on the CPU; needs the [torchcodec] extra and FFmpeg's shared libraries)")
     p.add_argument("--batch-size", type=int, help="default batch size (a representation's own wins)")
     p.add_argument("--output-formats", help="default formats, comma separated: npz,png,jpg")
     p.add_argument("--compress", nargs="?", type=int, const=True, default=None, choices=range(1, 10),
@@ -299,8 +302,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                          exists=args.exists, fps=args.fps, on_error=args.on_error, write_workers=args.write_workers,
                          progress=not args.no_progress, allow_other_source=args.allow_other_source,
                          durability=args.durability, write_io=args.write_io, topic=args.topic,
-                         kernel_threads=args.threads,
-                         argv=("vre-fast", *argv))
+                         kernel_threads=args.threads, decoder=args.decoder, argv=("vre-fast", *argv))
     if args.workers is None and args.devices is None and args.manifest is None and args.chunk_size is None \
             and args.ray is None and args.unit_timeout is None and len(args.video) == 1 and not cfg.groups:
         if args.output is None:

@@ -63,6 +63,9 @@ class RunOptions:
     kernel_threads: int | None = None  # threads of a parallel kernel; None: all cores but one (decode and writers)
     topic: str | None = None  # a ROS bag input's image topic; None: its only one (an error for a video)
     read_only: tuple[str, ...] = ()  # nodes read back from disk, never computed (another group's outputs)
+    # a video's decoder: "pyav", or "torchcodec" (on the first CUDA device the graph computes on: NVDEC; else
+    # FFmpeg on the CPU)
+    decoder: str = "pyav"
 
     def __post_init__(self) -> None:
         if self.on_error not in ("stop", "skip"):
@@ -134,15 +137,16 @@ class RunSession:
             self._graphs[key] = build_graph(cfg)
         return self._graphs[key]
 
-    def source(self, video: str | Path, topic: str | None, fps: float | None) -> tuple[FramesSource, SourceIdentity]:
+    def source(self, video: str | Path, topic: str | None, fps: float | None, decoder: str = "pyav",
+               device: str = "cpu") -> tuple[FramesSource, SourceIdentity]:
         """The open input and its identity, opened on first use; past MAX_OPEN_SOURCES inputs the least recently
         used is closed (each holds a file and a decoder: a worker that kept every video of a long manifest open
         would run out of file descriptors), its identity kept."""
-        key = (str(video), topic, fps)
+        key = (str(video), topic, fps, decoder, device)
         if key in self._sources:
             self._sources[key] = self._sources.pop(key)  # the most recently used
         else:
-            source = open_input(video, topic, fps)
+            source = open_input(video, topic, fps, decoder, device)
             try:
                 if key not in self._identities:
                     self._identities[key] = _identify(source)
@@ -190,7 +194,9 @@ def run(video: str | Path, cfg: RunCfg, out_dir: str | Path, options: RunOptions
                 raise StoreError(f"-o {out_dir}: {'it' if folder == out_dir else folder} is a file; the output must "
                                  f"be a directory (created if missing)")
             break
-    source, identity = session.source(video, options.topic, options.fps)
+    cuda_devices = [n.cfg.device for n in graph.nodes if n.cfg.device.startswith("cuda")]
+    source, identity = session.source(video, options.topic, options.fps, options.decoder,
+                                      cuda_devices[0] if options.decoder == "torchcodec" and cuda_devices else "cpu")
     requested = requested_frames(source, options)
     start, stop = requested[0], requested[-1] + 1
     sources = DatasetSources(out_dir)

@@ -2,7 +2,8 @@
 
 A video file (VideoSource), a folder of frames (ImageFolderSource) or the image topic of a ROS bag
 (RosbagSource, `sources/rosbag.py`: imported, with its `rosbags` dependency, only when a bag is opened);
-`open_input` picks by the path.
+`open_input` picks by the path. A video is decoded by PyAV (VideoSource) or, with `decoder="torchcodec"`, by
+torchcodec (TorchCodecSource, `sources/torchcodec_video.py`: FFmpeg on the CPU, NVDEC on a CUDA device).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..errors import VideoError
 from .images import ImageFolderSource
 from .video import VideoSource
 
-__all__ = ["FramesSource", "ImageFolderSource", "VideoSource", "is_rosbag", "open_input"]
+__all__ = ["DECODERS", "FramesSource", "ImageFolderSource", "VideoSource", "is_rosbag", "open_input"]
 
 
 class FramesSource(Protocol):
@@ -67,11 +68,21 @@ def is_rosbag(path: str | Path) -> bool:
                               or any(p.suffix in (".mcap", ".db3") for p in path.iterdir()))
 
 
-def open_input(path: str | Path, topic: str | None = None, fps: float | None = None) -> FramesSource:
+DECODERS = ("pyav", "torchcodec")
+
+
+def open_input(path: str | Path, topic: str | None = None, fps: float | None = None, decoder: str = "pyav",
+               device: str = "cpu") -> FramesSource:
     """The source `vre-fast run` reads: a ROS bag's image topic (`topic`, or its only image topic), a folder of
     frames (at `fps`, 1 when not given) or a video file. `topic` is only for bags and `fps` only for folders:
-    the others carry their own."""
+    the others carry their own. `decoder` is for video files only; torchcodec decodes on `device` (NVDEC on
+    "cuda[:N]")."""
     path = Path(path)
+    if decoder not in DECODERS:
+        raise VideoError(f"--decoder {decoder}: unknown decoder; known: {', '.join(DECODERS)}")
+    if decoder != "pyav" and (is_rosbag(path) or path.is_dir()):
+        raise VideoError(f"--decoder {decoder}: {path} is a {'ROS bag' if is_rosbag(path) else 'folder of frames'}; "
+                         f"a decoder is chosen for video files only")
     if is_rosbag(path):
         if fps is not None:
             raise VideoError(f"--fps {fps:g}: {path} is a ROS bag, whose messages carry their own times; --fps is "
@@ -87,4 +98,8 @@ def open_input(path: str | Path, topic: str | None = None, fps: float | None = N
     if fps is not None:
         raise VideoError(f"--fps {fps:g}: {path} is a video, which has its own frame rate; --fps is for a folder "
                          f"of frames")
+    if decoder == "torchcodec":
+        from .torchcodec_video import TorchCodecSource
+
+        return TorchCodecSource(path, device)
     return VideoSource(path)
