@@ -79,6 +79,19 @@ def test_unit_image_numba_equals_the_numpy_reference_byte_for_byte():
     for values in (x, grey, grey.astype(np.float16)):
         assert np.array_equal(unit_image_numba(values), unit_image_numpy(values))
     assert unit_image_numba(grey).shape == (2, 30, 41, 3)
+    every_half = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).reshape(2, 128, 256)
+    assert np.array_equal(unit_image_numba(every_half), unit_image_numpy(every_half))  # the float16 lookup
+    assert np.array_equal(unit_image_numba(every_half.reshape(2, 128, 64, 4)[..., :3]),
+                          unit_image_numpy(every_half.reshape(2, 128, 64, 4)[..., :3]))  # not contiguous
+
+
+def test_hsv_pictures_of_stored_frames_equal_pictures_of_decoded_ones():
+    from vre_fast.representations.hsv import HSV
+
+    hsv = HSV("hsv", None, {}, type_name="hsv")
+    stored = hsv.encode(np.random.default_rng(5).random((2, 30, 41, 3), dtype=np.float32))
+    assert stored.dtype == np.float16
+    assert np.array_equal(hsv.make_image_of_stored(stored), hsv.make_image(hsv.decode(stored)))
 
 
 def test_hsv_reference_known_colours():

@@ -176,6 +176,12 @@ class Representation(ABC):
         """(B, H, W, 3) uint8 picture of a batch of decoded outputs."""
         return colormaps.auto_to_image(decoded)
 
+    def make_image_of_stored(self, stored: np.ndarray) -> np.ndarray:
+        """The same picture from the stored arrays, `make_image(decode(stored))`: what the writers draw when
+        nothing else needed the batch decoded. A representation that can draw its stored form directly
+        (HSV: float16 without widening it) overrides this, equal to that byte for byte."""
+        return self.make_image(self.decode(stored))
+
     # -- used by the runtime -----------------------------------------------------------------------
     @property
     def next_frame_delta(self) -> int:

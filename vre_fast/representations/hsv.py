@@ -26,3 +26,7 @@ class HSV(Representation):
 
     def make_image(self, decoded: np.ndarray) -> np.ndarray:
         return colormaps.unit_to_image(decoded)
+
+    def make_image_of_stored(self, stored: np.ndarray) -> np.ndarray:
+        """unit_to_image draws float16 directly (a lookup), equal to drawing its float32 widening."""
+        return colormaps.unit_to_image(stored)

@@ -55,10 +55,12 @@ class WriteOperator(Operator[WriteJob, None]):
     @staticmethod
     def _picture(item: WriteJob) -> np.ndarray:
         """The frame drawn from its decoded value: the batch's when a dependant needed it decoded anyway, else
-        decoded here from the stored frame (the same values: decode is what a read from disk applies)."""
+        drawn here from the stored frame (`make_image_of_stored`: the same picture, decode being what a read
+        from disk applies)."""
         rep = item.node.representation
-        decoded = item.decoded[None] if item.decoded is not None else rep.decode(item.stored[None])
-        return rep.make_image(decoded)[0]
+        if item.decoded is not None:
+            return rep.make_image(item.decoded[None])[0]
+        return rep.make_image_of_stored(item.stored[None])[0]
 
     def frames_of(self, item: WriteJob) -> int:
         return 1
