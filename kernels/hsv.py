@@ -14,7 +14,6 @@ from numba import njit, prange
 
 from ._cuda import as_device, cuda, cuda_kernel, grid_2d
 from ._dispatch import backend_of, get_kernel, register_kernel
-from ._half import half_bits
 
 __all__ = ["hsv_cuda", "hsv_numba", "hsv_numpy", "rgb_to_hsv"]
 
@@ -69,7 +68,7 @@ def hsv_numba(rgb: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
     frames = np.ascontiguousarray(rgb).reshape(-1, *rgb.shape[-2:])
     if np.dtype(dtype) == np.float16:
         bits = np.empty(frames.shape, np.uint16)
-        _hsv_numba_rows_half(frames, bits)
+        _hsv_numba_rows_lookup(frames, bits, *_half_tables())
         return bits.view(np.float16).reshape(rgb.shape)
     out = np.empty(frames.shape, np.float32)
     _hsv_numba_rows(frames, out)
@@ -84,19 +83,69 @@ def _hsv_numba_rows(rows: np.ndarray, out: np.ndarray) -> None:
             out[y, x, 0], out[y, x, 1], out[y, x, 2] = h, s, v
 
 
-@njit(parallel=True, nogil=True, fastmath=True, cache=True, error_model="numpy")
-def _hsv_numba_rows_half(rows: np.ndarray, out: np.ndarray) -> None:
-    """float16 bit patterns: each row in float32 into a small scratch (numba has no scalar bitcast, an
-    array view is one), then rounded to float16 while still in cache."""
+_HALF_TABLES: list[np.ndarray] = []
+
+
+def _half_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float16 bit patterns of every value the float32 kernel can produce, indexed by what it depends on:
+    hue by (branch, signed difference, delta) (3 x 511 x 256), saturation by (delta, max) (256 x 256), value
+    by max (256). Each is the float32 kernel's own result on an RGB triple with those properties, cast as
+    `astype(np.float16)` casts, so a lookup gives that bit pattern exactly (tested on all 2^24 colours).
+
+    Why: rounding each float32 result to float16 in software cost more than the whole float32 kernel; this
+    way the float16 kernel is integer compares and three lookups per pixel (1.7 MB of tables, in cache)."""
+    if not _HALF_TABLES:
+        delta = np.arange(256)
+        d = np.arange(-255, 256)
+        dd, de = np.meshgrid(d, delta, indexing="ij")  # (511, 256): every (difference, delta) pair
+        lo, hi = 255 - de, np.full_like(de, 255)
+        plus, minus = np.where(dd >= 0, dd, 0), np.where(dd < 0, -dd, 0)
+        # a triple of each branch with that difference and delta (unreachable pairs give unused entries)
+        red_max = np.stack([hi, lo + plus, lo + minus], -1)  # hi == r: d = g - b
+        green_max = np.stack([lo + minus, hi, lo + plus], -1)  # hi == g: d = b - r
+        blue_max = np.stack([lo + plus, lo + minus, hi], -1)  # hi == b: d = r - g
+        triples = np.clip(np.stack([red_max, green_max, blue_max]), 0, 255).astype(np.uint8)
+        hue = _float32_hsv(triples)[..., 0]
+        top, low = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")  # (max, delta)
+        grey = np.clip(np.stack([top, top - low, top - low], -1), 0, 255).astype(np.uint8)
+        sat = _float32_hsv(grey)[..., 1].T  # (delta, max)
+        val = _float32_hsv(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1))[..., 2]
+        _HALF_TABLES.extend(np.ascontiguousarray(t.astype(np.float16).view(np.uint16)).reshape(-1)
+                            for t in (hue, sat, val))
+    return _HALF_TABLES[0], _HALF_TABLES[1], _HALF_TABLES[2]
+
+
+def _float32_hsv(rgb: np.ndarray) -> np.ndarray:
+    flat = np.ascontiguousarray(rgb).reshape(1, -1, 3)
+    out = np.empty(flat.shape, np.float32)
+    _hsv_numba_rows(flat, out)
+    return out.reshape(rgb.shape)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _hsv_numba_rows_lookup(rows: np.ndarray, out: np.ndarray, hue: np.ndarray, sat: np.ndarray,
+                           val: np.ndarray) -> None:
+    """float16 bit patterns by lookup (`_half_tables`), the branches picked as `_hsv_pixel` picks them."""
     for y in prange(rows.shape[0]):
-        scratch = np.empty(rows.shape[1] * 3, np.float32)
         for x in range(rows.shape[1]):
-            h, s, v = _hsv_pixel(np.int32(rows[y, x, 0]), np.int32(rows[y, x, 1]), np.int32(rows[y, x, 2]))
-            scratch[3 * x], scratch[3 * x + 1], scratch[3 * x + 2] = h, s, v
-        bits = scratch.view(np.uint32)
-        for x in range(rows.shape[1]):
-            for c in range(3):
-                out[y, x, c] = half_bits(bits[3 * x + c])
+            r, g, b = np.int32(rows[y, x, 0]), np.int32(rows[y, x, 1]), np.int32(rows[y, x, 2])
+            hi = r if r > g else g
+            hi = hi if hi > b else b
+            lo = r if r < g else g
+            lo = lo if lo < b else b
+            delta = hi - lo
+            out[y, x, 2] = val[hi]
+            if delta == 0:
+                out[y, x, 0] = 0
+                out[y, x, 1] = 0
+                continue
+            out[y, x, 1] = sat[delta * 256 + hi]
+            if hi == r:
+                out[y, x, 0] = hue[(g - b + 255) * 256 + delta]
+            elif hi == g:
+                out[y, x, 0] = hue[(511 + b - r + 255) * 256 + delta]
+            else:
+                out[y, x, 0] = hue[(1022 + r - g + 255) * 256 + delta]
 
 
 @cuda_kernel(cache=True)
