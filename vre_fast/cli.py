@@ -90,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="default device, e.g. cpu or cuda:0")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first failing frame (default) or record it and go on")
-    p.add_argument("--write-workers", type=_positive_int, default=2, help="threads encoding and writing files")
+    p.add_argument("--write-workers", type=_positive_int, default=4,
+                   help="threads encoding and writing files (default 4: direct writes wait on the disk, not the CPU)")
     p.add_argument("--durability", choices=["kill", "power"], default="kill",
                    help="kill (default): every file is renamed into place whole, safe if the process is killed; "
                         "power: also fsync each file before it counts as done, safe against power loss (slower)")

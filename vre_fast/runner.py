@@ -48,7 +48,7 @@ class RunOptions:
     exists: Literal["skip", "overwrite", "raise"] = "skip"  # what to do with frames the output already holds
     fps: float | None = None  # the frame rate of a folder of frames (None: 1, VRE's default); a video has its own
     on_error: Literal["stop", "skip"] = "stop"
-    write_workers: int = 2
+    write_workers: int = 4  # direct writes spend most of their time waiting on the disk: 4 keep it busy
     prefetch_chunks: int = 2
     progress: bool = False  # a progress bar on stderr (`vre-fast run` shows one unless --no-progress)
     allow_other_source: bool = False  # add frames of a video other than the one the dataset was made from

@@ -67,7 +67,7 @@ class StageStats:
 
 class BatchExecutor:
     def __init__(self, bindings: list[NodeBinding], plan: Plan, source: FramesSource, on_error: str = "stop",
-                 write_workers: int = 2, prefetch: int = 2, on_chunk: Callable[[int], None] | None = None,
+                 write_workers: int = 4, prefetch: int = 2, on_chunk: Callable[[int], None] | None = None,
                  kernel_threads: int | None = None, residency: Residency | None = None,
                  unavailable: dict[str, frozenset[int]] | None = None,
                  streams: Callable[[Device], Streams] | None = None):
