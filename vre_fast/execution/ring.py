@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import VideoError
+from .shared import SharedUse
 
 if TYPE_CHECKING:
     from .streams import Event
@@ -25,14 +26,13 @@ if TYPE_CHECKING:
 __all__ = ["FrameRing", "FrameSlot"]
 
 
-class FrameSlot:
+class FrameSlot(SharedUse):
     def __init__(self, rows: int, frame_shape: tuple[int, int, int], pinned: bool,
                  give_back: Callable[[FrameSlot], None]):
+        super().__init__()
         self.array: np.ndarray | None = None  # (rows, H, W, 3) uint8, allocated by the first fill
         self._capacity, self._frame_shape, self._pinned, self._give_back = rows, frame_shape, pinned, give_back
         self._rows: dict[int, int] = {}
-        self._users = 0
-        self._lock = threading.Lock()
         self._on_free: Callable[[], None] | None = None  # set by each acquire: the admission to give back
         self._reads: list[Event] = []  # completion events of device copies reading this slot
 
@@ -85,20 +85,12 @@ class FrameSlot:
         for copied in reads:
             copied.synchronize()
 
-    def retain(self) -> None:
-        with self._lock:
-            self._users += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            free = self._users == 0
-        if free:
-            self.wait_for_reads()
-            on_free, self._on_free = self._on_free, None
-            self._give_back(self)
-            if on_free is not None:
-                on_free()
+    def _last_released(self) -> None:
+        self.wait_for_reads()
+        on_free, self._on_free = self._on_free, None
+        self._give_back(self)
+        if on_free is not None:
+            on_free()
 
 
 class FrameRing:

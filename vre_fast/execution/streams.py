@@ -48,6 +48,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .devices import HOST, CudaDevice, Device, is_device_array
+from .shared import SharedUse
 
 __all__ = ["CudaStreams", "DONE", "Event", "HostBuffer", "NullStreams", "Streams", "streams_for"]
 
@@ -117,29 +118,20 @@ class NullStreams:
         yield
 
 
-class HostBuffer:
+class HostBuffer(SharedUse):
     """One page-locked output buffer of a pool: in use from `to_host` until its last user lets go (the
     executor, then each write job holding a view of it), then back in the pool for the next batch of the
     same shape and dtype. The same retain / release / holds contract as a `FrameSlot`."""
 
     def __init__(self, array: np.ndarray, pool: _HostBufferPool):
+        super().__init__(users=1)
         self.array, self._pool = array, pool
-        self._users = 1
-        self._lock = threading.Lock()
 
     def holds(self, array: np.ndarray) -> bool:
         return np.may_share_memory(array, self.array)
 
-    def retain(self) -> None:
-        with self._lock:
-            self._users += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            free = self._users == 0
-        if free:
-            self._pool.give_back(self)
+    def _last_released(self) -> None:
+        self._pool.give_back(self)
 
 
 class _HostBufferPool:
